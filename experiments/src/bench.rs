@@ -1,0 +1,279 @@
+//! `whichgan bench metrics`: times the metrics here and the public reference implementations
+//! (POT, prdc, the playground's torch code, numpy, pytorch-fid) on the same inputs, in one run,
+//! and reports the ratios. The reference scripts are embedded in the binary.
+
+use crate::report::Report;
+use clap::{Args, Subcommand};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+use whichgan::io::load_points;
+use whichgan::metrics::frechet::{frechet_distance, GaussianStats};
+use whichgan::metrics::knn::prdc;
+use whichgan::metrics::w1::wasserstein1;
+use whichgan::{Error, Result};
+
+const MAKE_DATA: &str = include_str!("../bench/make_data.py");
+const REF_W1: &str = include_str!("../bench/ref_w1.py");
+const REF_PRDC: &str = include_str!("../bench/ref_prdc.py");
+const REF_FID: &str = include_str!("../bench/ref_fid.py");
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    what: BenchWhat,
+}
+
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// W1, precision/recall/density/coverage and FID against POT, prdc, torch and pytorch-fid.
+    #[command(after_help = "Set-up of the reference side (once):\n  \
+        python3 -m venv .bench-venv\n  \
+        .bench-venv/bin/pip install numpy scipy pot prdc pytorch-fid torch\n\n\
+        Example:\n  whichgan bench metrics --only w1 --json")]
+    Metrics {
+        /// Python interpreter that has numpy, scipy, POT, prdc, torch and pytorch-fid.
+        #[arg(long, default_value = ".bench-venv/bin/python")]
+        python: PathBuf,
+        /// Folder of the benchmark inputs (generated there by the reference generator if absent).
+        #[arg(long, default_value = ".bench-data")]
+        data: PathBuf,
+        /// Timed repetitions for the fast cases (the heavy ones run once after a warm-up).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Run only these benchmarks (w1, prdc, fid).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Skip prdc's own implementation (24 s a run) and time only the playground-style torch code.
+        #[arg(long)]
+        skip_prdc_package: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    let BenchWhat::Metrics {
+        python,
+        data,
+        runs,
+        only,
+        skip_prdc_package,
+        json,
+    } = args.what;
+    if !python.exists() {
+        return Err(Error::invalid(format!(
+            "no Python at {} (see `whichgan bench metrics --help` for the set-up)",
+            python.display()
+        )));
+    }
+    let scripts = std::env::temp_dir().join(format!("whichgan-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scripts).map_err(|e| Error::io(&scripts, e))?;
+    for (name, text) in [
+        ("make_data.py", MAKE_DATA),
+        ("ref_w1.py", REF_W1),
+        ("ref_prdc.py", REF_PRDC),
+        ("ref_fid.py", REF_FID),
+    ] {
+        let path = scripts.join(name);
+        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+    }
+    let bench = Bench {
+        python,
+        scripts,
+        runs: runs.max(1),
+    };
+    if !data.join("feats_10000x2048_b.npy").exists() {
+        eprintln!("generating benchmark inputs in {} …", data.display());
+        bench.python_json("make_data.py", &[data.as_os_str()], false)?;
+    }
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    if wanted("w1") {
+        for n in [2048, 4096] {
+            bench.w1(&data, n)?.print(json);
+        }
+    }
+    if wanted("prdc") {
+        bench.prdc(&data, skip_prdc_package)?.print(json);
+    }
+    if wanted("fid") {
+        bench.fid(&data)?.print(json);
+    }
+    std::fs::remove_dir_all(&bench.scripts).ok();
+    Ok(())
+}
+
+struct Bench {
+    python: PathBuf,
+    scripts: PathBuf,
+    runs: usize,
+}
+
+/// Median wall time of `runs` calls after one warm-up call, and the last result.
+fn time<T>(runs: usize, mut f: impl FnMut() -> Result<T>) -> Result<(f64, T)> {
+    let mut out = f()?;
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = Instant::now();
+        out = f()?;
+        times.push(start.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    Ok((times[times.len() / 2], out))
+}
+
+fn ratio(reference: f64, ours: f64) -> f64 {
+    reference / ours
+}
+
+impl Bench {
+    /// Runs a reference script and parses the JSON object it prints last.
+    fn python_json(&self, script: &str, args: &[&std::ffi::OsStr], parse: bool) -> Result<Value> {
+        let output = Command::new(&self.python)
+            .arg(self.scripts.join(script))
+            .args(args)
+            .output()
+            .map_err(|e| Error::io(&self.python, e))?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            return Err(Error::invalid(format!(
+                "reference script {script} failed: {}",
+                stderr.lines().last().unwrap_or("no output")
+            )));
+        }
+        if !parse {
+            return Ok(Value::Null);
+        }
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let line = stdout.lines().last().unwrap_or_default();
+        serde_json::from_str(line).map_err(|e| {
+            Error::invalid(format!(
+                "reference script {script} printed no JSON ({e}): {line}"
+            ))
+        })
+    }
+
+    fn w1(&self, data: &Path, n: usize) -> Result<Report> {
+        let (a, b) = (
+            data.join(format!("cloud_{n}_a.npy")),
+            data.join(format!("cloud_{n}_b.npy")),
+        );
+        let (pa, pb) = (load_points(&a)?, load_points(&b)?);
+        let (ours, w1) = time(self.runs, || {
+            Ok(wasserstein1(pa.as_slice(), pb.as_slice(), pa.dim()))
+        })?;
+        let runs = self.runs.to_string();
+        let reference = self.python_json(
+            "ref_w1.py",
+            &[
+                a.as_os_str(),
+                b.as_os_str(),
+                "--runs".as_ref(),
+                runs.as_ref(),
+            ],
+            true,
+        )?;
+        let ref_s = reference["median_s"].as_f64().unwrap_or(f64::NAN);
+        Ok(Report::new()
+            .with("bench", format!("w1 exact, {n} vs {n} 2-D points"))
+            .with("ours_s", ours)
+            .with("pot_s", ref_s)
+            .with("speedup_vs_pot", ratio(ref_s, ours))
+            .with("w1", w1)
+            .with("w1_pot", reference["w1"].clone()))
+    }
+
+    fn prdc(&self, data: &Path, skip_package: bool) -> Result<Report> {
+        let (a, b) = (
+            data.join("feats_10000x2048_a.npy"),
+            data.join("feats_10000x2048_b.npy"),
+        );
+        let (real, fake) = (load_points(&a)?, load_points(&b)?);
+        let (ours, m) = time(1, || prdc(&real, &fake, 5))?;
+        let mut args = vec![
+            a.as_os_str(),
+            b.as_os_str(),
+            "--runs".as_ref(),
+            "1".as_ref(),
+        ];
+        if skip_package {
+            args.push("--skip-prdc".as_ref());
+        }
+        let reference = self.python_json("ref_prdc.py", &args, true)?;
+        let torch_s = reference["torch_playground"]["median_s"]
+            .as_f64()
+            .unwrap_or(f64::NAN);
+        let mut report = Report::new()
+            .with(
+                "bench",
+                "precision/recall/density/coverage, 10000 x 2048-D, k = 5",
+            )
+            .with("ours_s", ours)
+            .with("torch_playground_s", torch_s)
+            .with("speedup_vs_torch_playground", ratio(torch_s, ours))
+            .with("precision", m.precision)
+            .with("recall", m.recall)
+            .with("density", m.density)
+            .with("coverage", m.coverage)
+            .with(
+                "torch_precision",
+                reference["torch_playground"]["precision"].clone(),
+            )
+            .with(
+                "torch_recall",
+                reference["torch_playground"]["recall"].clone(),
+            );
+        if let Some(p) = reference["prdc"].as_object() {
+            let prdc_s = p["median_s"].as_f64().unwrap_or(f64::NAN);
+            report = report
+                .with("prdc_s", prdc_s)
+                .with("speedup_vs_prdc", ratio(prdc_s, ours))
+                .with("prdc_density", p["density"].clone())
+                .with("prdc_coverage", p["coverage"].clone());
+        }
+        Ok(report)
+    }
+
+    fn fid(&self, data: &Path) -> Result<Report> {
+        let (a, b) = (
+            data.join("feats_10000x2048_a.npy"),
+            data.join("feats_10000x2048_b.npy"),
+        );
+        let (pa, pb) = (load_points(&a)?, load_points(&b)?);
+        let (stats_s, (sa, sb)) = time(self.runs.min(3), || {
+            Ok((
+                GaussianStats::from_points(&pa)?,
+                GaussianStats::from_points(&pb)?,
+            ))
+        })?;
+        let (distance_s, fid) = time(self.runs.min(3), || frechet_distance(&sa, &sb))?;
+        let reference = self.python_json(
+            "ref_fid.py",
+            &[
+                a.as_os_str(),
+                b.as_os_str(),
+                "--runs".as_ref(),
+                "1".as_ref(),
+            ],
+            true,
+        )?;
+        let ref_stats = reference["stats_median_s"].as_f64().unwrap_or(f64::NAN);
+        let ref_distance = reference["distance_median_s"].as_f64().unwrap_or(f64::NAN);
+        let fid_ref = reference["fid"].as_f64().unwrap_or(f64::NAN);
+        Ok(Report::new()
+            .with("bench", "FID, 2 x 10000 x 2048 features")
+            .with("ours_stats_s", stats_s)
+            .with("numpy_stats_s", ref_stats)
+            .with("speedup_stats_vs_numpy", ratio(ref_stats, stats_s))
+            .with("ours_distance_s", distance_s)
+            .with("pytorch_fid_distance_s", ref_distance)
+            .with(
+                "speedup_distance_vs_pytorch_fid",
+                ratio(ref_distance, distance_s),
+            )
+            .with("fid", fid)
+            .with("fid_pytorch_fid", fid_ref)
+            .with("relative_difference", (fid - fid_ref).abs() / fid_ref.abs()))
+    }
+}

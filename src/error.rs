@@ -1,0 +1,60 @@
+//! The one error type of the library: every message names what was wrong and where.
+
+use std::path::Path;
+
+/// Result alias used across the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A user-facing error. `Display` gives one line, ready for `error: …` on stderr.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Something wrong with the contents of a file, located as precisely as possible
+    /// (`path`, `path:line`, or `path:line:column`).
+    #[error("{location}: {message}")]
+    Input { location: String, message: String },
+    /// The operating system refused a file operation.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Inputs that are individually fine but cannot be used together (e.g. dimensions differ).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Error {
+    /// An error located in a file.
+    pub fn in_file(path: &Path, message: impl Into<String>) -> Self {
+        Error::Input {
+            location: path.display().to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// An error located at a line (1-based) and optionally a column (1-based) of a file.
+    pub fn at(path: &Path, line: u64, column: Option<usize>, message: impl Into<String>) -> Self {
+        let location = match column {
+            Some(c) => format!("{}:{line}:{c}", path.display()),
+            None => format!("{}:{line}", path.display()),
+        };
+        Error::Input {
+            location,
+            message: message.into(),
+        }
+    }
+
+    /// An operating-system error while accessing `path`.
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+
+    /// Inputs that cannot be used together.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Error::Invalid(message.into())
+    }
+}

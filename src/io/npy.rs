@@ -1,0 +1,277 @@
+//! NumPy `.npy` arrays (float32/float64, C or Fortran order) and `.npz` archives of them.
+//!
+//! Hand-written because the format is tiny and the project wants errors that say exactly what
+//! is wrong with a file (dtype, rank, truncation) rather than a generic parse failure.
+
+use super::Points;
+use crate::{Error, Result};
+use std::io::Read;
+use std::path::Path;
+
+const MAGIC: &[u8] = b"\x93NUMPY";
+
+/// An array read from a `.npy` file, converted to f64, in row-major (C) order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NpyArray {
+    pub shape: Vec<usize>,
+    pub data: Vec<f64>,
+}
+
+impl NpyArray {
+    /// Interprets a 2-D array `[N, D]` as N points; `path` is only used in error messages.
+    pub fn into_points(self, path: &Path) -> Result<Points> {
+        match self.shape[..] {
+            [n, d] => {
+                if n == 0 || d == 0 {
+                    return Err(Error::in_file(
+                        path,
+                        format!("array of shape ({n}, {d}) holds no points"),
+                    ));
+                }
+                check_finite(path, &self.data, d)?;
+                Points::new(n, d, self.data)
+            }
+            _ => Err(Error::in_file(
+                path,
+                format!(
+                    "expected a 2-D array [N, D], got shape {}",
+                    shape_text(&self.shape)
+                ),
+            )),
+        }
+    }
+}
+
+/// Reads a `.npy` file.
+pub fn read_npy(path: &Path) -> Result<NpyArray> {
+    super::check_readable_file(path)?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse_npy(&bytes).map_err(|m| Error::in_file(path, m))
+}
+
+/// Reads the `mu` (1-D, length D) and `sigma` (D × D) arrays of a pytorch-fid statistics file.
+pub fn read_npz_stats(path: &Path) -> Result<(NpyArray, NpyArray)> {
+    super::check_readable_file(path)?;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut archive = zip::ZipArchive::new(file)
+        .map_err(|e| Error::in_file(path, format!("not a readable .npz (zip) archive: {e}")))?;
+    let names: Vec<String> = archive
+        .file_names()
+        .filter_map(|n| n.ok().map(|n| n.into_owned()))
+        .collect();
+    let mut take = |key: &str| -> Result<NpyArray> {
+        let entry = format!("{key}.npy");
+        let mut file = archive.by_name(&entry).map_err(|_| {
+            Error::in_file(
+                path,
+                format!(
+                    "no '{key}' array in the .npz (it holds: {})",
+                    names.join(", ")
+                ),
+            )
+        })?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|e| Error::in_file(path, format!("cannot read '{entry}': {e}")))?;
+        let array =
+            parse_npy(&bytes).map_err(|m| Error::in_file(path, format!("'{entry}': {m}")))?;
+        check_finite(path, &array.data, 1)?;
+        Ok(array)
+    };
+    let mu = take("mu")?;
+    let sigma = take("sigma")?;
+    Ok((mu, sigma))
+}
+
+fn check_finite(path: &Path, data: &[f64], d: usize) -> Result<()> {
+    match data.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(Error::in_file(
+            path,
+            format!(
+                "value at row {}, column {} is not finite ({})",
+                i / d + 1,
+                i % d + 1,
+                data[i]
+            ),
+        )),
+    }
+}
+
+fn shape_text(shape: &[usize]) -> String {
+    match shape {
+        [n] => format!("({n},)"),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Parses the bytes of a `.npy` file; the error is a message without the file name.
+fn parse_npy(bytes: &[u8]) -> std::result::Result<NpyArray, String> {
+    if bytes.is_empty() {
+        return Err("empty file".into());
+    }
+    if bytes.len() < 10 || &bytes[..6] != MAGIC {
+        return Err("not a .npy file (bad magic bytes)".into());
+    }
+    let (header_len, header_start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+        v => return Err(format!("unsupported .npy format version {v}")),
+    };
+    let header = bytes
+        .get(header_start..header_start + header_len)
+        .ok_or("truncated header")?;
+    let header = std::str::from_utf8(header).map_err(|_| "header is not text")?;
+    let descr = dict_value(header, "descr").ok_or("header has no 'descr'")?;
+    let descr = descr.trim_matches(|c| c == '\'' || c == '"');
+    let fortran = dict_value(header, "fortran_order").ok_or("header has no 'fortran_order'")?;
+    let fortran = match fortran {
+        "True" => true,
+        "False" => false,
+        other => return Err(format!("bad fortran_order '{other}'")),
+    };
+    let shape = parse_shape(dict_value(header, "shape").ok_or("header has no 'shape'")?)?;
+
+    let width = match descr {
+        "<f4" | "=f4" => 4,
+        "<f8" | "=f8" => 8,
+        other => {
+            return Err(format!(
+                "dtype '{other}' is not supported (expected little-endian float32 '<f4' or float64 '<f8')"
+            ))
+        }
+    };
+    let count: usize = shape.iter().product();
+    let body = &bytes[header_start + header_len..];
+    if body.len() < count * width {
+        return Err(format!(
+            "truncated: shape {} needs {} bytes of data, the file has {}",
+            shape_text(&shape),
+            count * width,
+            body.len()
+        ));
+    }
+    let values: Vec<f64> = if width == 4 {
+        body[..count * 4]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+            .collect()
+    } else {
+        body[..count * 8]
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    };
+    let data = if fortran && shape.len() == 2 {
+        let (n, d) = (shape[0], shape[1]);
+        let mut c_order = vec![0.0; count];
+        for j in 0..d {
+            for i in 0..n {
+                c_order[i * d + j] = values[j * n + i];
+            }
+        }
+        c_order
+    } else if fortran && shape.len() > 2 {
+        return Err("Fortran-ordered arrays of more than 2 dimensions are not supported".into());
+    } else {
+        values
+    };
+    Ok(NpyArray { shape, data })
+}
+
+/// The raw text of `key`'s value in the header's Python dict literal.
+fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
+    let start = header.find(&format!("'{key}'"))? + key.len() + 2;
+    let rest = header[start..].trim_start().strip_prefix(':')?.trim_start();
+    let end = if rest.starts_with('(') {
+        rest.find(')')? + 1
+    } else {
+        rest.find([',', '}'])?
+    };
+    Some(rest[..end].trim())
+}
+
+fn parse_shape(text: &str) -> std::result::Result<Vec<usize>, String> {
+    let inner = text
+        .strip_prefix('(')
+        .and_then(|t| t.strip_suffix(')'))
+        .ok_or_else(|| format!("bad shape '{text}'"))?;
+    inner
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().map_err(|_| format!("bad shape '{text}'")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn npy_bytes(descr: &str, shape: &str, fortran: bool, body: &[u8]) -> Vec<u8> {
+        let mut header = format!(
+            "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
+            if fortran { "True" } else { "False" }
+        );
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&[1, 0]);
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn f32_body(v: &[f32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn reads_c_and_fortran_order() {
+        let c = parse_npy(&npy_bytes(
+            "<f4",
+            "(2, 3)",
+            false,
+            &f32_body(&[1., 2., 3., 4., 5., 6.]),
+        ))
+        .unwrap();
+        assert_eq!(c.shape, vec![2, 3]);
+        assert_eq!(c.data, vec![1., 2., 3., 4., 5., 6.]);
+        let f = parse_npy(&npy_bytes(
+            "<f4",
+            "(2, 3)",
+            true,
+            &f32_body(&[1., 4., 2., 5., 3., 6.]),
+        ))
+        .unwrap();
+        assert_eq!(f.data, c.data);
+    }
+
+    #[test]
+    fn one_dimensional_shape() {
+        let a = parse_npy(&npy_bytes("<f8", "(2,)", false, &[0u8; 16])).unwrap();
+        assert_eq!(a.shape, vec![2]);
+    }
+
+    #[test]
+    fn rejects_bad_dtype_and_truncation() {
+        let e = parse_npy(&npy_bytes("<i8", "(1, 1)", false, &[0u8; 8])).unwrap_err();
+        assert!(e.contains("'<i8' is not supported"), "{e}");
+        let e = parse_npy(&npy_bytes("<f8", "(2, 2)", false, &[0u8; 24])).unwrap_err();
+        assert!(e.contains("truncated"), "{e}");
+        assert!(parse_npy(b"hello world").unwrap_err().contains("magic"));
+    }
+}

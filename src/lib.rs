@@ -1,0 +1,12 @@
+//! whichgan core: exact evaluation metrics for GANs, the readers and writers they need, and
+//! (as the project grows) the shared GAN trainer and the StyleGAN2 networks.
+//!
+//! Every fallible function returns [`Result`], whose [`Error`] says what was wrong and where
+//! (file, row, column), in one line a user can act on.
+
+pub mod error;
+pub mod io;
+pub mod metrics;
+
+pub use error::{Error, Result};
+pub use io::Points;

@@ -1,0 +1,7 @@
+//! Evaluation metrics, one file per metric.
+
+pub mod coverage;
+pub mod frechet;
+pub mod knn;
+pub mod stats;
+pub mod w1;

@@ -1,0 +1,6 @@
+//! Toy 2-D GAN lab: the study's synthetic distributions, MLP generator and discriminator, and
+//! the synthetic experiments.
+
+pub mod distributions;
+
+pub use distributions::Distribution;
