@@ -22,6 +22,9 @@ pub enum Error {
     /// Inputs that are individually fine but cannot be used together (e.g. dimensions differ).
     #[error("{0}")]
     Invalid(String),
+    /// A tensor operation failed (shape or device mismatch inside a model).
+    #[error("tensor operation failed: {0}")]
+    Tensor(#[from] candle_core::Error),
 }
 
 impl Error {

@@ -7,6 +7,8 @@
 pub mod error;
 pub mod io;
 pub mod metrics;
+pub mod plot;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use io::Points;

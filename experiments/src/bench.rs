@@ -12,12 +12,15 @@ use whichgan::io::load_points;
 use whichgan::metrics::frechet::{frechet_distance, GaussianStats};
 use whichgan::metrics::knn::prdc;
 use whichgan::metrics::w1::wasserstein1;
+use whichgan::train::{LossName, PenaltyConfig};
 use whichgan::{Error, Result};
+use whichgan_toy::train::{new_trainer, playground_config, DistributionData};
 
 const MAKE_DATA: &str = include_str!("../bench/make_data.py");
 const REF_W1: &str = include_str!("../bench/ref_w1.py");
 const REF_PRDC: &str = include_str!("../bench/ref_prdc.py");
 const REF_FID: &str = include_str!("../bench/ref_fid.py");
+const TOY_TORCH: &str = include_str!("../bench/toy_torch.py");
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -51,57 +54,106 @@ enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// One toy training cycle (4 D steps + 1 G step + EMA, batch 64) against PyTorch, 1 thread.
+    #[command(after_help = "Example:\n  whichgan bench toy --cycles 500 --data circle")]
+    Toy {
+        /// Python interpreter that has torch and numpy.
+        #[arg(long, default_value = ".bench-venv/bin/python")]
+        python: PathBuf,
+        /// Timed cycles on each side.
+        #[arg(long, default_value_t = 500)]
+        cycles: usize,
+        /// fat-circle (Source-I) or circle (the target mixture).
+        #[arg(long, default_value = "fat-circle")]
+        data: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    let BenchWhat::Metrics {
-        python,
-        data,
-        runs,
-        only,
-        skip_prdc_package,
-        json,
-    } = args.what;
-    if !python.exists() {
-        return Err(Error::invalid(format!(
-            "no Python at {} (see `whichgan bench metrics --help` for the set-up)",
-            python.display()
-        )));
-    }
-    let scripts = std::env::temp_dir().join(format!("whichgan-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&scripts).map_err(|e| Error::io(&scripts, e))?;
-    for (name, text) in [
-        ("make_data.py", MAKE_DATA),
-        ("ref_w1.py", REF_W1),
-        ("ref_prdc.py", REF_PRDC),
-        ("ref_fid.py", REF_FID),
-    ] {
-        let path = scripts.join(name);
-        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
-    }
-    let bench = Bench {
-        python,
-        scripts,
-        runs: runs.max(1),
-    };
-    if !data.join("feats_10000x2048_b.npy").exists() {
-        eprintln!("generating benchmark inputs in {} …", data.display());
-        bench.python_json("make_data.py", &[data.as_os_str()], false)?;
-    }
-    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
-    if wanted("w1") {
-        for n in [2048, 4096] {
-            bench.w1(&data, n)?.print(json);
+    match args.what {
+        BenchWhat::Metrics {
+            python,
+            data,
+            runs,
+            only,
+            skip_prdc_package,
+            json,
+        } => {
+            let bench = Bench::new(python, runs)?;
+            let result = bench.metrics(&data, &only, skip_prdc_package, json);
+            std::fs::remove_dir_all(&bench.scripts).ok();
+            result
+        }
+        BenchWhat::Toy {
+            python,
+            cycles,
+            data,
+            json,
+        } => {
+            let bench = Bench::new(python, 1)?;
+            let result = bench.toy(cycles, &data).map(|r| r.print(json));
+            std::fs::remove_dir_all(&bench.scripts).ok();
+            result
         }
     }
-    if wanted("prdc") {
-        bench.prdc(&data, skip_prdc_package)?.print(json);
+}
+
+impl Bench {
+    /// Checks the interpreter and writes the embedded reference scripts to a temporary folder.
+    fn new(python: PathBuf, runs: usize) -> Result<Self> {
+        if !python.exists() {
+            return Err(Error::invalid(format!(
+                "no Python at {} (see `whichgan bench metrics --help` for the set-up)",
+                python.display()
+            )));
+        }
+        let scripts = std::env::temp_dir().join(format!("whichgan-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&scripts).map_err(|e| Error::io(&scripts, e))?;
+        for (name, text) in [
+            ("make_data.py", MAKE_DATA),
+            ("ref_w1.py", REF_W1),
+            ("ref_prdc.py", REF_PRDC),
+            ("ref_fid.py", REF_FID),
+            ("toy_torch.py", TOY_TORCH),
+        ] {
+            let path = scripts.join(name);
+            std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+        }
+        Ok(Bench {
+            python,
+            scripts,
+            runs: runs.max(1),
+        })
     }
-    if wanted("fid") {
-        bench.fid(&data)?.print(json);
+
+    fn metrics(
+        &self,
+        data: &Path,
+        only: &[String],
+        skip_prdc_package: bool,
+        json: bool,
+    ) -> Result<()> {
+        let bench = self;
+        if !data.join("feats_10000x2048_b.npy").exists() {
+            eprintln!("generating benchmark inputs in {} …", data.display());
+            bench.python_json("make_data.py", &[data.as_os_str()], false)?;
+        }
+        let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+        if wanted("w1") {
+            for n in [2048, 4096] {
+                bench.w1(data, n)?.print(json);
+            }
+        }
+        if wanted("prdc") {
+            bench.prdc(data, skip_prdc_package)?.print(json);
+        }
+        if wanted("fid") {
+            bench.fid(data)?.print(json);
+        }
+        Ok(())
     }
-    std::fs::remove_dir_all(&bench.scripts).ok();
-    Ok(())
 }
 
 struct Bench {
@@ -233,6 +285,52 @@ impl Bench {
                 .with("prdc_coverage", p["coverage"].clone());
         }
         Ok(report)
+    }
+
+    fn toy(&self, cycles: usize, data: &str) -> Result<Report> {
+        let spec = match data {
+            "fat-circle" => "fat-circle:r=20,sigma=4",
+            "circle" => "circle:size=20,sigma=0.25",
+            other => {
+                return Err(Error::invalid(format!(
+                    "--data must be fat-circle or circle, got '{other}'"
+                )))
+            }
+        };
+        crate::single_threaded_tensor_kernels();
+        let config = playground_config(LossName::Vanilla, PenaltyConfig::None, 4);
+        let mut trainer = new_trainer(config, 64, 0)?;
+        let mut source = DistributionData {
+            distribution: spec.parse()?,
+            device: trainer.device().clone(),
+        };
+        for _ in 0..20 {
+            trainer.cycle(&mut source)?;
+        }
+        let start = Instant::now();
+        for _ in 0..cycles {
+            trainer.cycle(&mut source)?;
+        }
+        let ours_ms = start.elapsed().as_secs_f64() * 1e3 / cycles as f64;
+        let cycles_arg = cycles.to_string();
+        let reference = self.python_json(
+            "toy_torch.py",
+            &[
+                "--threads".as_ref(),
+                "1".as_ref(),
+                "--cycles".as_ref(),
+                cycles_arg.as_ref(),
+                "--data".as_ref(),
+                data.as_ref(),
+            ],
+            true,
+        )?;
+        let torch_ms = reference["ms_per_cycle"].as_f64().unwrap_or(f64::NAN);
+        Ok(Report::new()
+            .with("bench", format!("toy training cycle ({data}), 1 thread"))
+            .with("ours_ms_per_cycle", ours_ms)
+            .with("torch_ms_per_cycle", torch_ms)
+            .with("speedup_vs_torch", ratio(torch_ms, ours_ms)))
     }
 
     fn fid(&self, data: &Path) -> Result<Report> {

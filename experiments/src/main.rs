@@ -3,6 +3,7 @@
 mod bench;
 mod metrics_cmd;
 mod report;
+mod toy_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +27,8 @@ struct Cli {
 enum Command {
     /// Evaluation metrics on point or feature files (.csv with a header row, .npy [N, D]).
     Metrics(metrics_cmd::MetricsArgs),
+    /// The toy 2-D GAN lab: train the playground's MLP GAN, inspect its gradient field.
+    Toy(toy_cmd::ToyArgs),
     /// Time the metrics side by side with the public reference implementations.
     Bench(bench::BenchArgs),
 }
@@ -34,10 +37,24 @@ fn main() {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Metrics(args) => metrics_cmd::run(args),
+        Command::Toy(args) => {
+            single_threaded_tensor_kernels();
+            toy_cmd::run(args)
+        }
         Command::Bench(args) => bench::run(args),
     };
     if let Err(e) = outcome {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
+}
+
+/// candle's CPU kernels split even tiny matrix products over every core, which at the toy
+/// networks' sizes costs more than it gains (one thread runs a training cycle about twice as
+/// fast); sweeps get their parallelism by running several models at once instead. candle reads
+/// its thread count from `RAYON_NUM_THREADS` at each product, so the variable is set here, once,
+/// before any work starts and after the global thread pool has taken its own size.
+pub(crate) fn single_threaded_tensor_kernels() {
+    rayon::current_num_threads();
+    std::env::set_var("RAYON_NUM_THREADS", "1");
 }

@@ -1,9 +1,11 @@
 //! Readers for the project's input files: point sets and features (`.csv`, `.npy`) and
-//! pytorch-fid statistics (`.npz` with `mu` and `sigma`).
+//! pytorch-fid statistics (`.npz` with `mu` and `sigma`); atomic writes for its outputs.
 
+mod atomic;
 mod npy;
 mod table;
 
+pub use atomic::{temporary_beside, write_atomic};
 pub use npy::{read_npy, read_npz_stats, NpyArray};
 pub use table::Table;
 

@@ -4,3 +4,6 @@
 pub mod distributions;
 
 pub use distributions::Distribution;
+pub mod field;
+pub mod nets;
+pub mod train;

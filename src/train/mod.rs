@@ -1,0 +1,72 @@
+//! The one GAN training loop shared by the toy 2-D lab and the image-scale networks.
+//!
+//! A model plugs in by implementing [`Generator`], [`Discriminator`] and [`RealData`]; the
+//! loop ([`Trainer`]) owns everything else: losses and penalties, Adam, D steps per G step,
+//! the generator's moving average, evaluation and snapshot hooks, checkpoints that resume
+//! exactly, a JSONL log and a progress bar.
+//!
+//! Determinism: every random draw of training (latents, real batches, interpolation weights)
+//! comes from one ChaCha8 stream whose position is saved in each checkpoint, so the same seed
+//! gives the same numbers and a resumed run equals an uninterrupted one.
+
+mod adam;
+mod checkpoint;
+mod ema;
+mod loss;
+mod trainer;
+
+pub use adam::{Adam, AdamConfig};
+pub use checkpoint::{Checkpoint, CheckpointMeta};
+pub use ema::Ema;
+pub use loss::{r1, wgan_gp, Loss, Penalty};
+pub use trainer::{
+    load_network, EvalHook, LossName, PenaltyConfig, StepReport, TrainConfig, Trainer,
+};
+
+use crate::Result;
+use candle_core::{Tensor, Var};
+
+/// Whether a network runs as in training (batch statistics, updated running statistics) or
+/// for evaluation (running statistics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Train,
+    Eval,
+}
+
+/// Parameters and buffers of a network, named as in the reference PyTorch state dict.
+pub trait Network {
+    /// Trainable parameters.
+    fn parameters(&self) -> Vec<(String, Var)>;
+    /// Non-trainable state that still belongs to the model (e.g. running statistics).
+    fn buffers(&self) -> Vec<(String, Tensor)>;
+    /// Replaces a buffer by name.
+    fn set_buffer(&mut self, name: &str, value: Tensor) -> Result<()>;
+}
+
+/// A generator: latents to samples.
+pub trait Generator: Network + Sized {
+    fn latent_dim(&self) -> usize;
+    /// An independent copy (new parameter storage), e.g. to start the moving average.
+    fn deep_copy(&self) -> Result<Self>;
+    /// Samples for latents `z` ([batch, latent_dim]).
+    fn forward(&mut self, z: &Tensor, mode: Mode) -> Result<Tensor>;
+}
+
+/// A discriminator: samples to logits ([batch]).
+pub trait Discriminator: Network {
+    fn forward(&self, x: &Tensor) -> Result<Tensor>;
+    /// Whether each sample is judged on its own (no batch statistics such as minibatch
+    /// standard deviation); then real and fake batches may share one pass.
+    fn judges_samples_independently(&self) -> bool {
+        false
+    }
+    /// Logits and their gradient with respect to `x`, the gradient built from differentiable
+    /// operations so that penalties on it can be back-propagated into the parameters.
+    fn forward_with_input_grad(&self, x: &Tensor) -> Result<(Tensor, Tensor)>;
+}
+
+/// The real data: batches drawn from the training stream.
+pub trait RealData {
+    fn sample(&mut self, rng: &mut rand_chacha::ChaCha8Rng, batch: usize) -> Result<Tensor>;
+}

@@ -1,0 +1,364 @@
+//! The training loop.
+
+use super::{
+    loss, Adam, AdamConfig, Checkpoint, CheckpointMeta, Discriminator, Ema, Generator, Loss, Mode,
+    Network, Penalty, RealData,
+};
+use crate::{Error, Result};
+use candle_core::{DType, Device, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Everything that shapes the updates (not the schedule of evaluations and snapshots).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub batch: usize,
+    /// D steps per G step.
+    pub d_steps: usize,
+    pub loss: LossName,
+    pub penalty: PenaltyConfig,
+    pub adam_g: AdamConfig,
+    pub adam_d: AdamConfig,
+    pub ema: Ema,
+}
+
+/// Serialisable names of [`Loss`] and [`Penalty`] (kept in checkpoints).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LossName {
+    Vanilla,
+    Js,
+    Wasserstein,
+    Hinge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PenaltyConfig {
+    None,
+    WganGp { weight: f64 },
+    R1 { gamma: f64, every: usize },
+}
+
+impl From<Loss> for LossName {
+    fn from(l: Loss) -> Self {
+        match l {
+            Loss::Vanilla => LossName::Vanilla,
+            Loss::Js => LossName::Js,
+            Loss::Wasserstein => LossName::Wasserstein,
+            Loss::Hinge => LossName::Hinge,
+        }
+    }
+}
+
+impl LossName {
+    fn loss(self) -> Loss {
+        match self {
+            LossName::Vanilla => Loss::Vanilla,
+            LossName::Js => Loss::Js,
+            LossName::Wasserstein => Loss::Wasserstein,
+            LossName::Hinge => Loss::Hinge,
+        }
+    }
+}
+
+impl From<Penalty> for PenaltyConfig {
+    fn from(p: Penalty) -> Self {
+        match p {
+            Penalty::None => PenaltyConfig::None,
+            Penalty::WganGp { weight } => PenaltyConfig::WganGp { weight },
+            Penalty::R1 { gamma, every } => PenaltyConfig::R1 { gamma, every },
+        }
+    }
+}
+
+/// Losses of the last cycle, for logs and progress bars.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StepReport {
+    pub g_steps: u64,
+    pub d_loss: f64,
+    pub g_loss: f64,
+}
+
+/// Called after G steps with the trainer; evaluation and snapshots live here.
+pub trait EvalHook<G: Generator, D: Discriminator> {
+    fn after_g_step(&mut self, trainer: &mut Trainer<G, D>, report: &StepReport) -> Result<()>;
+}
+
+/// G, D, the generator average, their optimisers, the counters and the random stream.
+pub struct Trainer<G: Generator, D: Discriminator> {
+    pub g: G,
+    pub d: D,
+    pub g_ema: G,
+    pub config: TrainConfig,
+    opt_g: Adam,
+    opt_d: Adam,
+    rng: ChaCha8Rng,
+    seed: u64,
+    /// G steps (updates of G) done.
+    pub g_steps: u64,
+    /// D steps done.
+    pub d_steps: u64,
+    /// Real images shown to D.
+    pub images_seen: u64,
+    device: Device,
+}
+
+impl<G: Generator, D: Discriminator> Trainer<G, D> {
+    /// A trainer starting at step 0; G-EMA starts as a copy of G.
+    pub fn new(g: G, d: D, config: TrainConfig, seed: u64, device: &Device) -> Result<Self> {
+        let g_ema = g.deep_copy()?;
+        let opt_g = Adam::new(g.parameters(), config.adam_g)?;
+        let opt_d = Adam::new(d.parameters(), config.adam_d)?;
+        Ok(Trainer {
+            g,
+            d,
+            g_ema,
+            config,
+            opt_g,
+            opt_d,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            seed,
+            g_steps: 0,
+            d_steps: 0,
+            images_seen: 0,
+            device: device.clone(),
+        })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Standard-normal latents [n, latent_dim] from the training stream.
+    fn latents(&mut self, n: usize) -> Result<Tensor> {
+        let dim = self.g.latent_dim();
+        let values: Vec<f32> = (0..n * dim)
+            .map(|_| self.rng.sample(StandardNormal))
+            .collect();
+        Ok(Tensor::from_vec(values, (n, dim), &self.device)?)
+    }
+
+    /// One D step: real and fake batches, the loss and its penalty, one Adam update.
+    fn d_step(&mut self, data: &mut impl RealData) -> Result<f64> {
+        let batch = self.config.batch;
+        let real = data.sample(&mut self.rng, batch)?;
+        let z = self.latents(batch)?;
+        // Train mode: the fake batch updates G's running statistics, as in the reference.
+        let fake = self.g.forward(&z, Mode::Train)?.detach();
+        let loss_kind = self.config.loss.loss();
+        let mut total = match self.config.penalty {
+            PenaltyConfig::None => {
+                let (r, f) = self.logits_pair(&real, &fake)?;
+                loss_kind.discriminator(&r, &f)?
+            }
+            PenaltyConfig::WganGp { weight } => {
+                let (r, f) = self.logits_pair(&real, &fake)?;
+                let adv = loss_kind.discriminator(&r, &f)?;
+                let t: Vec<f32> = (0..batch).map(|_| self.rng.random::<f32>()).collect();
+                let shape: Vec<usize> = std::iter::once(batch)
+                    .chain(std::iter::repeat_n(1, real.rank() - 1))
+                    .collect();
+                let t = Tensor::from_vec(t, shape, &self.device)?;
+                let mixed =
+                    (real.broadcast_mul(&t)? + fake.broadcast_mul(&t.affine(-1.0, 1.0)?)?)?;
+                let (logits, grad) = self.d.forward_with_input_grad(&mixed)?;
+                (adv + loss::wgan_gp(&logits, &grad, weight)?)?
+            }
+            PenaltyConfig::R1 { gamma, every } => {
+                let lazy_step = every > 0 && self.d_steps.is_multiple_of(every as u64);
+                if lazy_step {
+                    let (real_logits, grad) = self.d.forward_with_input_grad(&real)?;
+                    let adv = loss_kind.discriminator(&real_logits, &self.d.forward(&fake)?)?;
+                    (adv + loss::r1(&grad, gamma, every)?)?
+                } else {
+                    let (r, f) = self.logits_pair(&real, &fake)?;
+                    loss_kind.discriminator(&r, &f)?
+                }
+            }
+        };
+        total = total.to_dtype(DType::F32)?;
+        let grads = total.backward()?;
+        self.opt_d.step(&grads)?;
+        self.d_steps += 1;
+        self.images_seen += batch as u64;
+        Ok(total.to_scalar::<f32>()? as f64)
+    }
+
+    /// Logits of a real and a fake batch; one pass over both (fewer, larger operations) when
+    /// D judges samples independently, which then equals two passes.
+    fn logits_pair(&self, real: &Tensor, fake: &Tensor) -> Result<(Tensor, Tensor)> {
+        if !self.d.judges_samples_independently() {
+            return Ok((self.d.forward(real)?, self.d.forward(fake)?));
+        }
+        let n = real.dim(0)?;
+        let logits = self.d.forward(&Tensor::cat(&[real, fake], 0)?)?;
+        Ok((logits.narrow(0, 0, n)?, logits.narrow(0, n, fake.dim(0)?)?))
+    }
+
+    /// One G step and the moving-average update.
+    fn g_step(&mut self) -> Result<f64> {
+        let z = self.latents(self.config.batch)?;
+        let fake = self.g.forward(&z, Mode::Train)?;
+        let loss = self.config.loss.loss().generator(&self.d.forward(&fake)?)?;
+        let grads = loss.backward()?;
+        self.opt_g.step(&grads)?;
+        let beta = self.config.ema.beta(self.config.batch, self.images_seen);
+        blend(&mut self.g_ema, &self.g, beta)?;
+        self.g_steps += 1;
+        Ok(loss.to_scalar::<f32>()? as f64)
+    }
+
+    /// D steps until the next G step is due, then that G step (the reference loop's order:
+    /// a G step follows D steps number 1, 1 + n, 1 + 2n, …).
+    pub fn cycle(&mut self, data: &mut impl RealData) -> Result<StepReport> {
+        let per_g = self.config.d_steps.max(1) as u64;
+        loop {
+            let d_loss = self.d_step(data)?;
+            if (self.d_steps - 1).is_multiple_of(per_g) {
+                let g_loss = self.g_step()?;
+                return Ok(StepReport {
+                    g_steps: self.g_steps,
+                    d_loss,
+                    g_loss,
+                });
+            }
+        }
+    }
+
+    /// Trains until `g_steps` G steps are done, calling `hook` after each.
+    pub fn run(
+        &mut self,
+        data: &mut impl RealData,
+        g_steps: u64,
+        hook: &mut dyn EvalHook<G, D>,
+    ) -> Result<()> {
+        while self.g_steps < g_steps {
+            let report = self.cycle(data)?;
+            hook.after_g_step(self, &report)?;
+        }
+        Ok(())
+    }
+
+    /// The complete training state.
+    pub fn checkpoint(&self, model: &str) -> Result<Checkpoint> {
+        let mut tensors = HashMap::new();
+        for (prefix, net) in [("G", &self.g), ("G_ema", &self.g_ema)] {
+            insert_network(&mut tensors, prefix, net);
+        }
+        insert_network(&mut tensors, "D", &self.d);
+        for (prefix, opt) in [("opt_G", &self.opt_g), ("opt_D", &self.opt_d)] {
+            for (name, t) in opt.state() {
+                tensors.insert(format!("{prefix}.{name}"), t);
+            }
+        }
+        Ok(Checkpoint {
+            meta: CheckpointMeta {
+                model: model.to_owned(),
+                g_steps: self.g_steps,
+                d_steps: self.d_steps,
+                images_seen: self.images_seen,
+                adam_steps_g: self.opt_g.steps(),
+                adam_steps_d: self.opt_d.steps(),
+                seed: self.seed,
+                rng_word_pos: self.rng.get_word_pos(),
+                config: serde_json::to_value(&self.config).expect("config serialises"),
+                history: serde_json::Value::Null,
+            },
+            tensors,
+        })
+    }
+
+    /// Continues exactly where `ckpt` left off (same model, same configuration).
+    pub fn resume(&mut self, ckpt: &Checkpoint, model: &str) -> Result<()> {
+        check_model(ckpt, model)?;
+        let config: TrainConfig = serde_json::from_value(ckpt.meta.config.clone())
+            .map_err(|e| Error::invalid(format!("checkpoint configuration unreadable: {e}")))?;
+        if config != self.config {
+            return Err(Error::invalid(
+                "the checkpoint was trained with other settings (loss, penalty, batch, \
+                 optimiser or EMA); resume with the same ones",
+            ));
+        }
+        load_network(&mut self.g, ckpt, "G")?;
+        load_network(&mut self.g_ema, ckpt, "G_ema")?;
+        load_network(&mut self.d, ckpt, "D")?;
+        self.opt_g.load_state(
+            |n| ckpt.tensor(&format!("opt_G.{n}")),
+            ckpt.meta.adam_steps_g,
+        )?;
+        self.opt_d.load_state(
+            |n| ckpt.tensor(&format!("opt_D.{n}")),
+            ckpt.meta.adam_steps_d,
+        )?;
+        self.seed = ckpt.meta.seed;
+        self.rng = ChaCha8Rng::seed_from_u64(self.seed);
+        self.rng.set_word_pos(ckpt.meta.rng_word_pos);
+        self.g_steps = ckpt.meta.g_steps;
+        self.d_steps = ckpt.meta.d_steps;
+        self.images_seen = ckpt.meta.images_seen;
+        Ok(())
+    }
+}
+
+fn check_model(ckpt: &Checkpoint, model: &str) -> Result<()> {
+    if ckpt.meta.model != model {
+        return Err(Error::invalid(format!(
+            "the checkpoint holds a '{}' model, expected '{model}'",
+            ckpt.meta.model
+        )));
+    }
+    Ok(())
+}
+
+fn insert_network(tensors: &mut HashMap<String, Tensor>, prefix: &str, net: &impl Network) {
+    for (name, var) in net.parameters() {
+        tensors.insert(format!("{prefix}.{name}"), var.as_tensor().clone());
+    }
+    for (name, t) in net.buffers() {
+        tensors.insert(format!("{prefix}.{name}"), t);
+    }
+}
+
+/// Copies the tensors under `prefix` in `ckpt` into `net` (parameters and buffers); shapes must
+/// match.
+pub fn load_network(net: &mut impl Network, ckpt: &Checkpoint, prefix: &str) -> Result<()> {
+    for (name, var) in net.parameters() {
+        let t = ckpt.tensor(&format!("{prefix}.{name}"))?;
+        check_shape(&t, var.as_tensor(), prefix, &name)?;
+        var.set(&t.to_dtype(var.as_tensor().dtype())?)?;
+    }
+    for (name, old) in net.buffers() {
+        let t = ckpt.tensor(&format!("{prefix}.{name}"))?;
+        check_shape(&t, &old, prefix, &name)?;
+        net.set_buffer(&name, t.to_dtype(old.dtype())?)?;
+    }
+    Ok(())
+}
+
+fn check_shape(found: &Tensor, expected: &Tensor, prefix: &str, name: &str) -> Result<()> {
+    if found.dims() != expected.dims() {
+        return Err(Error::invalid(format!(
+            "tensor '{prefix}.{name}' has shape {:?} in the checkpoint, the model needs {:?}",
+            found.dims(),
+            expected.dims()
+        )));
+    }
+    Ok(())
+}
+
+/// avg ← β·avg + (1 − β)·net, for parameters and buffers alike (as the reference blends the
+/// whole state dict).
+fn blend<G: Generator>(avg: &mut G, net: &G, beta: f64) -> Result<()> {
+    for ((_, a), (_, n)) in avg.parameters().iter().zip(net.parameters()) {
+        a.set(&((a.as_tensor() * beta)? + (n.as_tensor() * (1.0 - beta))?)?)?;
+    }
+    let incoming = net.buffers();
+    for ((name, a), (_, n)) in avg.buffers().into_iter().zip(incoming) {
+        avg.set_buffer(&name, ((a * beta)? + (n * (1.0 - beta))?)?)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,314 @@
+//! The playground's MLP generator (with BatchNorm) and discriminator.
+//!
+//! Parameter names follow the reference `nn.Sequential` state dict (`module.<index>.<field>`),
+//! and parameters start from PyTorch's default initialisation: U(−1/√fan_in, 1/√fan_in) for
+//! linear weights and biases, BatchNorm scale 1, shift 0, running mean 0 and variance 1.
+
+use candle_core::{DType, Device, Tensor, Var};
+use rand::Rng;
+use whichgan::train::{Discriminator, Generator, Mode, Network};
+use whichgan::{Error, Result};
+
+/// Latent dimension of the playground's generator.
+pub const LATENT_DIM: usize = 64;
+/// BatchNorm1d defaults.
+const BN_MOMENTUM: f64 = 0.1;
+const BN_EPS: f64 = 1e-5;
+
+/// A linear layer y = x Wᵀ + b.
+#[derive(Clone)]
+struct Linear {
+    weight: Var,
+    bias: Var,
+}
+
+impl Linear {
+    fn new(rng: &mut impl Rng, input: usize, output: usize, device: &Device) -> Result<Self> {
+        let bound = 1.0 / (input as f32).sqrt();
+        let mut uniform =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-bound..bound)).collect() };
+        let weight = Tensor::from_vec(uniform(output * input), (output, input), device)?;
+        let bias = Tensor::from_vec(uniform(output), output, device)?;
+        Ok(Linear {
+            weight: Var::from_tensor(&weight)?,
+            bias: Var::from_tensor(&bias)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        // The bias enters as ones[batch, 1] · b[1, out]: its gradient is then a matrix product
+        // too, several times faster on CPU than candle's column sum for these small batches.
+        let ones = Tensor::ones((x.dim(0)?, 1), x.dtype(), x.device())?;
+        Ok((x.matmul(&self.weight.as_tensor().t()?)?
+            + ones.matmul(&self.bias.as_tensor().unsqueeze(0)?)?)?)
+    }
+
+    fn deep_copy(&self) -> Result<Self> {
+        Ok(Linear {
+            weight: Var::from_tensor(&self.weight.as_tensor().copy()?)?,
+            bias: Var::from_tensor(&self.bias.as_tensor().copy()?)?,
+        })
+    }
+
+    fn named(&self, index: usize, out: &mut Vec<(String, Var)>) {
+        out.push((format!("module.{index}.weight"), self.weight.clone()));
+        out.push((format!("module.{index}.bias"), self.bias.clone()));
+    }
+}
+
+/// BatchNorm1d with affine parameters and running statistics.
+struct BatchNorm {
+    weight: Var,
+    bias: Var,
+    running_mean: Tensor,
+    running_var: Tensor,
+}
+
+impl BatchNorm {
+    fn new(width: usize, device: &Device) -> Result<Self> {
+        Ok(BatchNorm {
+            weight: Var::ones(width, DType::F32, device)?,
+            bias: Var::zeros(width, DType::F32, device)?,
+            running_mean: Tensor::zeros(width, DType::F32, device)?,
+            running_var: Tensor::ones(width, DType::F32, device)?,
+        })
+    }
+
+    fn forward(&mut self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let batch = x.dim(0)?;
+        // Per-feature rows [1, C] are spread over the batch as ones[batch, 1] · row, and
+        // column means are (1/n)·ones[1, batch] · x: matrix products, whose backward passes
+        // are matrix products too, several times faster on CPU than candle's broadcasts and
+        // reductions over dimension 0 at these sizes.
+        let ones = Tensor::ones((batch, 1), x.dtype(), x.device())?;
+        let spread = |row: &Tensor| ones.matmul(row);
+        let (centred, var) = match mode {
+            Mode::Train => {
+                let n = batch as f64;
+                let average = Tensor::full(1.0 / n as f32, (1, batch), x.device())?;
+                let mean = average.matmul(x)?;
+                let centred = (x - spread(&mean)?)?;
+                let var = average.matmul(&centred.sqr()?)?;
+                // Running statistics use the unbiased variance, as PyTorch does.
+                let m = BN_MOMENTUM;
+                self.running_mean =
+                    ((&self.running_mean * (1.0 - m))? + (mean.squeeze(0)?.detach() * m)?)?;
+                self.running_var = ((&self.running_var * (1.0 - m))?
+                    + (var.squeeze(0)?.detach() * (m * n / (n - 1.0)))?)?;
+                (centred, var)
+            }
+            Mode::Eval => (
+                (x - spread(&self.running_mean.unsqueeze(0)?)?)?,
+                self.running_var.unsqueeze(0)?,
+            ),
+        };
+        let gain = (var + BN_EPS)?
+            .sqrt()?
+            .recip()?
+            .mul(&self.weight.as_tensor().unsqueeze(0)?)?;
+        Ok(((centred * spread(&gain)?)? + spread(&self.bias.as_tensor().unsqueeze(0)?)?)?)
+    }
+
+    fn deep_copy(&self) -> Result<Self> {
+        Ok(BatchNorm {
+            weight: Var::from_tensor(&self.weight.as_tensor().copy()?)?,
+            bias: Var::from_tensor(&self.bias.as_tensor().copy()?)?,
+            running_mean: self.running_mean.copy()?,
+            running_var: self.running_var.copy()?,
+        })
+    }
+}
+
+/// Hidden widths of the generator for width w: w, 2w, 2w, 2w, w.
+fn generator_widths(width: usize) -> Vec<usize> {
+    vec![width, 2 * width, 2 * width, 2 * width, width]
+}
+
+/// Hidden widths of the discriminator for width w: w, 2w, 2w, w.
+fn discriminator_widths(width: usize) -> Vec<usize> {
+    vec![width, 2 * width, 2 * width, width]
+}
+
+/// Linear → BatchNorm → ReLU blocks, then a linear layer to 2-D.
+pub struct MlpGenerator {
+    blocks: Vec<(Linear, BatchNorm)>,
+    output: Linear,
+}
+
+impl MlpGenerator {
+    pub fn new(rng: &mut impl Rng, width: usize, device: &Device) -> Result<Self> {
+        let mut blocks = Vec::new();
+        let mut input = LATENT_DIM;
+        for w in generator_widths(width) {
+            blocks.push((
+                Linear::new(rng, input, w, device)?,
+                BatchNorm::new(w, device)?,
+            ));
+            input = w;
+        }
+        let output = Linear::new(rng, input, 2, device)?;
+        Ok(MlpGenerator { blocks, output })
+    }
+}
+
+impl Network for MlpGenerator {
+    fn parameters(&self) -> Vec<(String, Var)> {
+        let mut out = Vec::new();
+        for (i, (linear, bn)) in self.blocks.iter().enumerate() {
+            linear.named(3 * i, &mut out);
+            out.push((format!("module.{}.weight", 3 * i + 1), bn.weight.clone()));
+            out.push((format!("module.{}.bias", 3 * i + 1), bn.bias.clone()));
+        }
+        self.output.named(3 * self.blocks.len(), &mut out);
+        out
+    }
+
+    fn buffers(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        for (i, (_, bn)) in self.blocks.iter().enumerate() {
+            out.push((
+                format!("module.{}.running_mean", 3 * i + 1),
+                bn.running_mean.clone(),
+            ));
+            out.push((
+                format!("module.{}.running_var", 3 * i + 1),
+                bn.running_var.clone(),
+            ));
+        }
+        out
+    }
+
+    fn set_buffer(&mut self, name: &str, value: Tensor) -> Result<()> {
+        for (i, (_, bn)) in self.blocks.iter_mut().enumerate() {
+            if name == format!("module.{}.running_mean", 3 * i + 1) {
+                bn.running_mean = value;
+                return Ok(());
+            }
+            if name == format!("module.{}.running_var", 3 * i + 1) {
+                bn.running_var = value;
+                return Ok(());
+            }
+        }
+        Err(Error::invalid(format!(
+            "the generator has no buffer '{name}'"
+        )))
+    }
+}
+
+impl Generator for MlpGenerator {
+    fn latent_dim(&self) -> usize {
+        LATENT_DIM
+    }
+
+    fn deep_copy(&self) -> Result<Self> {
+        let blocks = self
+            .blocks
+            .iter()
+            .map(|(l, bn)| Ok((l.deep_copy()?, bn.deep_copy()?)))
+            .collect::<Result<_>>()?;
+        Ok(MlpGenerator {
+            blocks,
+            output: self.output.deep_copy()?,
+        })
+    }
+
+    fn forward(&mut self, z: &Tensor, mode: Mode) -> Result<Tensor> {
+        let mut h = z.clone();
+        for (linear, bn) in &mut self.blocks {
+            h = bn.forward(&linear.forward(&h)?, mode)?.relu()?;
+        }
+        self.output.forward(&h)
+    }
+}
+
+/// Linear → ReLU layers, then a linear layer to one logit (the playground's sigmoid is folded
+/// into the losses).
+pub struct MlpDiscriminator {
+    hidden: Vec<Linear>,
+    output: Linear,
+}
+
+impl MlpDiscriminator {
+    pub fn new(rng: &mut impl Rng, width: usize, device: &Device) -> Result<Self> {
+        let mut hidden = Vec::new();
+        let mut input = 2;
+        for w in discriminator_widths(width) {
+            hidden.push(Linear::new(rng, input, w, device)?);
+            input = w;
+        }
+        let output = Linear::new(rng, input, 1, device)?;
+        Ok(MlpDiscriminator { hidden, output })
+    }
+}
+
+impl MlpDiscriminator {
+    /// A copy with parameters converted to `dtype` (f64 for finite-difference checks).
+    pub fn to_dtype(&self, dtype: DType) -> Result<Self> {
+        let convert = |l: &Linear| -> Result<Linear> {
+            Ok(Linear {
+                weight: Var::from_tensor(&l.weight.as_tensor().to_dtype(dtype)?)?,
+                bias: Var::from_tensor(&l.bias.as_tensor().to_dtype(dtype)?)?,
+            })
+        };
+        Ok(MlpDiscriminator {
+            hidden: self.hidden.iter().map(convert).collect::<Result<_>>()?,
+            output: convert(&self.output)?,
+        })
+    }
+}
+
+impl Network for MlpDiscriminator {
+    fn parameters(&self) -> Vec<(String, Var)> {
+        let mut out = Vec::new();
+        for (i, linear) in self.hidden.iter().enumerate() {
+            linear.named(2 * i, &mut out);
+        }
+        self.output.named(2 * self.hidden.len(), &mut out);
+        out
+    }
+
+    fn buffers(&self) -> Vec<(String, Tensor)> {
+        Vec::new()
+    }
+
+    fn set_buffer(&mut self, name: &str, _: Tensor) -> Result<()> {
+        Err(Error::invalid(format!(
+            "the discriminator has no buffer '{name}'"
+        )))
+    }
+}
+
+impl Discriminator for MlpDiscriminator {
+    fn judges_samples_independently(&self) -> bool {
+        true
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut h = x.clone();
+        for linear in &self.hidden {
+            h = linear.forward(&h)?.relu()?;
+        }
+        Ok(self.output.forward(&h)?.squeeze(1)?)
+    }
+
+    /// ∇ₓ logit = (w_out ⊙ 1[z_L > 0]) W_L ⊙ … ⊙ 1[z_1 > 0]) W_1, written with ordinary tensor
+    /// operations: back-propagating a penalty on it reaches every weight (candle detaches
+    /// gradients inside `backward`, so autograd's own input gradient would not).
+    fn forward_with_input_grad(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let mut h = x.clone();
+        let mut masks = Vec::with_capacity(self.hidden.len());
+        for linear in &self.hidden {
+            let z = linear.forward(&h)?;
+            masks.push(z.gt(0.0)?.to_dtype(z.dtype())?);
+            h = z.relu()?;
+        }
+        let logits = self.output.forward(&h)?.squeeze(1)?;
+        let batch = x.dim(0)?;
+        let w_out = self.output.weight.as_tensor();
+        let mut grad = w_out.broadcast_as((batch, w_out.dim(1)?))?;
+        for (linear, mask) in self.hidden.iter().zip(&masks).rev() {
+            grad = (grad * mask)?.matmul(linear.weight.as_tensor())?;
+        }
+        Ok((logits, grad))
+    }
+}

@@ -1,0 +1,469 @@
+//! Toy GAN runs: the playground's MLPs trained on a 2-D distribution with the shared trainer,
+//! evaluated by exact W1, with checkpoints that resume exactly.
+
+use crate::distributions::Distribution;
+use crate::nets::{MlpDiscriminator, MlpGenerator};
+use candle_core::{Device, Tensor};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use whichgan::metrics::w1::wasserstein1;
+use whichgan::plot::{self, Curve, Panel, Scatter, PALETTE};
+use whichgan::train::{
+    load_network, AdamConfig, Checkpoint, Ema, EvalHook, Generator, LossName, Mode, PenaltyConfig,
+    RealData, StepReport, TrainConfig, Trainer,
+};
+use whichgan::{Error, Result};
+
+/// Name of the model in checkpoints.
+pub const MODEL: &str = "toy-mlp";
+/// Samples on each side of every W1 evaluation (the playground's test size).
+pub const EVAL_SAMPLES: usize = 2048;
+
+pub type ToyTrainer = Trainer<MlpGenerator, MlpDiscriminator>;
+
+/// The target distribution as the trainer's real data.
+pub struct DistributionData {
+    pub distribution: Distribution,
+    pub device: Device,
+}
+
+impl RealData for DistributionData {
+    fn sample(&mut self, rng: &mut ChaCha8Rng, batch: usize) -> Result<Tensor> {
+        points_tensor(&self.distribution.sample(rng, batch), &self.device)
+    }
+}
+
+/// [n, 2] f32 tensor of points.
+pub fn points_tensor(points: &[[f64; 2]], device: &Device) -> Result<Tensor> {
+    let flat: Vec<f32> = points
+        .iter()
+        .flat_map(|p| [p[0] as f32, p[1] as f32])
+        .collect();
+    Ok(Tensor::from_vec(flat, (points.len(), 2), device)?)
+}
+
+/// Points of an [n, 2] tensor.
+pub fn tensor_points(t: &Tensor) -> Result<Vec<[f64; 2]>> {
+    Ok(t.to_vec2::<f32>()?
+        .into_iter()
+        .map(|r| [r[0] as f64, r[1] as f64])
+        .collect())
+}
+
+/// The playground's training settings, with the loss and penalty chosen.
+pub fn playground_config(loss: LossName, penalty: PenaltyConfig, d_steps: usize) -> TrainConfig {
+    TrainConfig {
+        batch: 64,
+        d_steps,
+        loss,
+        penalty,
+        adam_g: AdamConfig::playground(),
+        adam_d: AdamConfig::playground(),
+        ema: Ema::Decay(0.99),
+    }
+}
+
+/// A fresh toy trainer: networks of width `width` initialised from `seed`.
+pub fn new_trainer(config: TrainConfig, width: usize, seed: u64) -> Result<ToyTrainer> {
+    let device = Device::Cpu;
+    // The initialisation draws from its own stream, so it does not shift the training stream.
+    let mut init = ChaCha8Rng::seed_from_u64(seed);
+    init.set_stream(1);
+    let g = MlpGenerator::new(&mut init, width, &device)?;
+    let d = MlpDiscriminator::new(&mut init, width, &device)?;
+    Trainer::new(g, d, config, seed, &device)
+}
+
+/// Which parts of a pretrained checkpoint start a run.
+#[derive(Debug, Clone, Default)]
+pub struct Init {
+    pub g: Option<PathBuf>,
+    pub d: Option<PathBuf>,
+}
+
+impl Init {
+    /// Loads G (into G and G-EMA) and D from their checkpoints; optimiser state starts fresh.
+    pub fn apply(&self, trainer: &mut ToyTrainer) -> Result<()> {
+        if let Some(path) = &self.g {
+            let ckpt = load_toy_checkpoint(path)?;
+            load_network(&mut trainer.g, &ckpt, "G").map_err(|e| in_ckpt(path, e))?;
+            load_network(&mut trainer.g_ema, &ckpt, "G").map_err(|e| in_ckpt(path, e))?;
+        }
+        if let Some(path) = &self.d {
+            let ckpt = load_toy_checkpoint(path)?;
+            load_network(&mut trainer.d, &ckpt, "D").map_err(|e| in_ckpt(path, e))?;
+        }
+        Ok(())
+    }
+}
+
+fn in_ckpt(path: &Path, e: Error) -> Error {
+    Error::in_file(path, e.to_string())
+}
+
+/// Reads a checkpoint and checks it holds the toy model.
+pub fn load_toy_checkpoint(path: &Path) -> Result<Checkpoint> {
+    let ckpt = Checkpoint::load(path, &Device::Cpu)?;
+    if ckpt.meta.model != MODEL {
+        return Err(Error::in_file(
+            path,
+            format!("holds a '{}' model, not the toy MLPs", ckpt.meta.model),
+        ));
+    }
+    Ok(ckpt)
+}
+
+/// `n` samples of `g` in eval mode (running statistics), latents from `rng`.
+pub fn sample_generator(
+    g: &mut MlpGenerator,
+    rng: &mut ChaCha8Rng,
+    n: usize,
+) -> Result<Vec<[f64; 2]>> {
+    use rand::Rng;
+    let values: Vec<f32> = (0..n * g.latent_dim())
+        .map(|_| rng.sample(rand_distr::StandardNormal))
+        .collect();
+    let z = Tensor::from_vec(values, (n, g.latent_dim()), &Device::Cpu)?;
+    tensor_points(&g.forward(&z, Mode::Eval)?)
+}
+
+/// The run's JSONL log: one line per evaluation (G step, losses of that step, W1 of G and
+/// G-EMA).
+pub const LOG_FILE: &str = "log.jsonl";
+
+fn append_log(path: &Path, entry: &serde_json::Value) -> Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    writeln!(file, "{entry}").map_err(|e| Error::io(path, e))
+}
+
+/// Drops log lines written after `g_step` (by a run killed after its last checkpoint), so a
+/// resumed run's log equals an uninterrupted run's.
+fn truncate_log(path: &Path, g_step: u64) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: String = text
+        .lines()
+        .filter(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v["g_step"].as_u64())
+                .is_some_and(|s| s <= g_step)
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    whichgan::io::write_atomic(path, kept.as_bytes())
+}
+
+/// One W1 evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct W1Point {
+    pub g_step: u64,
+    pub w1_g: f64,
+    pub w1_g_ema: f64,
+}
+
+/// Exact W1 of G and G-EMA against the target at the trainer's current step. The samples come
+/// from a stream fixed by (seed, step), so evaluating never changes the training trajectory.
+pub fn evaluate(trainer: &mut ToyTrainer, target: &Distribution, seed: u64) -> Result<W1Point> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(2 + trainer.g_steps);
+    let real = target.sample(&mut rng, EVAL_SAMPLES);
+    let flat_real: Vec<f64> = real.concat();
+    let fake = sample_generator(&mut trainer.g, &mut rng, EVAL_SAMPLES)?;
+    let fake_ema = sample_generator(&mut trainer.g_ema, &mut rng, EVAL_SAMPLES)?;
+    Ok(W1Point {
+        g_step: trainer.g_steps,
+        w1_g: wasserstein1(&flat_real, &fake.concat(), 2),
+        w1_g_ema: wasserstein1(&flat_real, &fake_ema.concat(), 2),
+    })
+}
+
+/// Evaluation and snapshot schedule of a toy run, and what it has recorded.
+pub struct ToyHook<'a> {
+    pub target: &'a Distribution,
+    pub seed: u64,
+    /// Evaluate every this many G steps (0: never), and at the last step.
+    pub eval_every: u64,
+    /// Write a numbered checkpoint every this many G steps (0: never), and at the last step.
+    pub save_every: u64,
+    pub total_steps: u64,
+    pub out: &'a Path,
+    pub history: Vec<W1Point>,
+    pub progress: Option<indicatif::ProgressBar>,
+}
+
+impl ToyHook<'_> {
+    pub fn checkpoint_dir(out: &Path) -> PathBuf {
+        out.join("checkpoints")
+    }
+
+    /// The checkpoint `--resume` continues from.
+    pub fn last_checkpoint(out: &Path) -> PathBuf {
+        Self::checkpoint_dir(out).join("last.safetensors")
+    }
+
+    fn save(&self, trainer: &ToyTrainer, numbered: bool) -> Result<()> {
+        let mut ckpt = trainer.checkpoint(MODEL)?;
+        ckpt.meta.history = serde_json::to_value(&self.history).expect("history serialises");
+        let dir = Self::checkpoint_dir(self.out);
+        if numbered {
+            ckpt.save(&dir.join(format!("step-{:06}.safetensors", trainer.g_steps)))?;
+        }
+        ckpt.save(&Self::last_checkpoint(self.out))
+    }
+}
+
+impl EvalHook<MlpGenerator, MlpDiscriminator> for ToyHook<'_> {
+    fn after_g_step(&mut self, trainer: &mut ToyTrainer, report: &StepReport) -> Result<()> {
+        let step = trainer.g_steps;
+        let last = step == self.total_steps;
+        if last || (self.eval_every > 0 && step.is_multiple_of(self.eval_every)) {
+            let point = evaluate(trainer, self.target, self.seed)?;
+            self.history.push(point);
+            append_log(
+                &self.out.join(LOG_FILE),
+                &serde_json::json!({
+                    "g_step": step,
+                    "d_loss": report.d_loss,
+                    "g_loss": report.g_loss,
+                    "w1_g": point.w1_g,
+                    "w1_g_ema": point.w1_g_ema,
+                }),
+            )?;
+            if let Some(bar) = &self.progress {
+                bar.set_message(format!("W1 {:.3}", point.w1_g));
+            }
+        }
+        if let Some(bar) = &self.progress {
+            bar.set_position(step);
+            if step.is_multiple_of(50) {
+                bar.set_prefix(format!("D {:.3} G {:.3}", report.d_loss, report.g_loss));
+            }
+        }
+        if last || (self.save_every > 0 && step.is_multiple_of(self.save_every)) {
+            self.save(trainer, true)?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything `whichgan toy train` needs.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    pub data: Distribution,
+    pub steps: u64,
+    pub out: PathBuf,
+    pub init: Init,
+    pub config: TrainConfig,
+    pub width: usize,
+    pub seed: u64,
+    pub save_every: u64,
+    pub eval_every: u64,
+    pub resume: bool,
+    pub overwrite: bool,
+    pub progress: bool,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainSummary {
+    pub steps: u64,
+    pub final_w1: Option<f64>,
+    pub min_w1: Option<f64>,
+    pub checkpoint: PathBuf,
+    pub resumed_from: Option<u64>,
+}
+
+/// Prepares the output folder: an existing non-empty folder needs `resume` or `overwrite`, and
+/// the folder must be writable.
+fn prepare_out(out: &Path, resume: bool, overwrite: bool) -> Result<()> {
+    let non_empty = std::fs::read_dir(out)
+        .map(|mut entries| entries.next().is_some())
+        .unwrap_or(false);
+    if non_empty && !resume && !overwrite {
+        return Err(Error::in_file(
+            out,
+            "output folder is not empty; pass --resume to continue its run or --overwrite to \
+             replace it",
+        ));
+    }
+    if overwrite && !resume && non_empty {
+        let ckpts = ToyHook::checkpoint_dir(out);
+        if ckpts.exists() {
+            std::fs::remove_dir_all(&ckpts).map_err(|e| Error::io(&ckpts, e))?;
+        }
+    }
+    let ckpts = ToyHook::checkpoint_dir(out);
+    std::fs::create_dir_all(&ckpts).map_err(|e| Error::io(&ckpts, e))?;
+    let probe = ckpts.join(".write-test");
+    std::fs::write(&probe, b"").map_err(|e| Error::io(out, e))?;
+    std::fs::remove_file(&probe).map_err(|e| Error::io(&probe, e))?;
+    Ok(())
+}
+
+/// Trains (or resumes) a toy run and writes its checkpoints, W1 curve and log.
+pub fn train_run(opts: &TrainOptions) -> Result<TrainSummary> {
+    let mut trainer = new_trainer(opts.config.clone(), opts.width, opts.seed)?;
+    let last = ToyHook::last_checkpoint(&opts.out);
+    let mut history = Vec::new();
+    let mut resumed_from = None;
+    if opts.resume && last.exists() {
+        let ckpt = load_toy_checkpoint(&last)?;
+        trainer
+            .resume(&ckpt, MODEL)
+            .map_err(|e| in_ckpt(&last, e))?;
+        history = serde_json::from_value(ckpt.meta.history.clone())
+            .map_err(|e| Error::in_file(&last, format!("unreadable history: {e}")))?;
+        resumed_from = Some(trainer.g_steps);
+    } else {
+        // Validate inputs before touching the output folder.
+        opts.init.apply(&mut trainer)?;
+    }
+    prepare_out(&opts.out, opts.resume, opts.overwrite)?;
+    match resumed_from {
+        Some(step) => truncate_log(&opts.out.join(LOG_FILE), step)?,
+        None => {
+            let log = opts.out.join(LOG_FILE);
+            if log.exists() {
+                std::fs::remove_file(&log).map_err(|e| Error::io(&log, e))?;
+            }
+        }
+    }
+    let progress = opts.progress.then(|| {
+        let bar = indicatif::ProgressBar::new(opts.steps);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} G steps  {prefix}  {msg}  [{elapsed} < {eta}]",
+            )
+            .expect("valid template"),
+        );
+        bar.set_position(trainer.g_steps);
+        bar
+    });
+    let mut data = DistributionData {
+        distribution: opts.data.clone(),
+        device: trainer.device().clone(),
+    };
+    let mut hook = ToyHook {
+        target: &opts.data,
+        seed: opts.seed,
+        eval_every: opts.eval_every,
+        save_every: opts.save_every,
+        total_steps: opts.steps,
+        out: &opts.out,
+        history,
+        progress,
+    };
+    trainer.run(&mut data, opts.steps, &mut hook)?;
+    if let Some(bar) = &hook.progress {
+        bar.finish_and_clear();
+    }
+    write_w1_csv(&opts.out.join("w1.csv"), &hook.history)?;
+    plot_w1_curve(&opts.out.join("w1"), &hook.history)?;
+    plot_samples(
+        &opts.out.join("samples"),
+        &mut trainer,
+        &opts.data,
+        opts.seed,
+    )?;
+    Ok(TrainSummary {
+        steps: trainer.g_steps,
+        final_w1: hook.history.last().map(|p| p.w1_g),
+        min_w1: hook.history.iter().map(|p| p.w1_g).reduce(f64::min),
+        checkpoint: last,
+        resumed_from,
+    })
+}
+
+/// The W1 curve as CSV (`g_step,w1_g,w1_g_ema`), written atomically.
+pub fn write_w1_csv(path: &Path, history: &[W1Point]) -> Result<()> {
+    let mut text = String::from("g_step,w1_g,w1_g_ema\n");
+    for p in history {
+        text.push_str(&format!("{},{},{}\n", p.g_step, p.w1_g, p.w1_g_ema));
+    }
+    whichgan::io::write_atomic(path, text.as_bytes())
+}
+
+/// The W1 curves of G and G-EMA (`<stem>.png`, `<stem>.svg`).
+pub fn plot_w1_curve(stem: &Path, history: &[W1Point]) -> Result<()> {
+    let g: Vec<(f64, f64)> = history.iter().map(|p| (p.g_step as f64, p.w1_g)).collect();
+    let ema: Vec<(f64, f64)> = history
+        .iter()
+        .map(|p| (p.g_step as f64, p.w1_g_ema))
+        .collect();
+    let curves = [
+        Curve {
+            label: "G",
+            points: &g,
+            color: PALETTE[0],
+        },
+        Curve {
+            label: "G-EMA",
+            points: &ema,
+            color: PALETTE[1],
+        },
+    ];
+    plot::lines(
+        stem,
+        "Exact W1 to the target",
+        "G step",
+        "W1",
+        &curves,
+        false,
+    )
+    .map_err(|e| Error::in_file(stem, e.to_string()))
+}
+
+/// Samples of G and G-EMA over target samples, 2048 each (`<stem>.png`, `<stem>.svg`).
+pub fn plot_samples(
+    stem: &Path,
+    trainer: &mut ToyTrainer,
+    target: &Distribution,
+    seed: u64,
+) -> Result<()> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(u64::MAX);
+    let real = target.sample(&mut rng, EVAL_SAMPLES);
+    let fake = sample_generator(&mut trainer.g, &mut rng, EVAL_SAMPLES)?;
+    let fake_ema = sample_generator(&mut trainer.g_ema, &mut rng, EVAL_SAMPLES)?;
+    let step = trainer.g_steps;
+    let panels = [
+        samples_panel(format!("G, G step {step}"), &real, &fake),
+        samples_panel(format!("G-EMA, G step {step}"), &real, &fake_ema),
+    ];
+    plot::panels(stem, None, &panels, 2, 500).map_err(|e| Error::in_file(stem, e.to_string()))
+}
+
+fn samples_panel<'a>(title: String, real: &'a [[f64; 2]], fake: &'a [[f64; 2]]) -> Panel<'a> {
+    Panel {
+        title,
+        scatters: vec![
+            Scatter {
+                label: "target",
+                points: real,
+                color: PALETTE[0],
+                alpha: 0.25,
+                size: 2,
+            },
+            Scatter {
+                label: "generated",
+                points: fake,
+                color: PALETTE[1],
+                alpha: 0.4,
+                size: 2,
+            },
+        ],
+        arrows: Vec::new(),
+        limits: None,
+        x_label: None,
+        y_label: None,
+    }
+}
