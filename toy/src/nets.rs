@@ -15,6 +15,24 @@ pub const LATENT_DIM: usize = 64;
 const BN_MOMENTUM: f64 = 0.1;
 const BN_EPS: f64 = 1e-5;
 
+/// Constant helpers of one batch, made once per network pass: a ones column [batch, 1] that
+/// spreads per-feature rows over the batch, and the averaging row (1/batch)·ones[1, batch].
+struct BatchOnes {
+    column: Tensor,
+    average: Tensor,
+}
+
+impl BatchOnes {
+    fn new(x: &Tensor) -> Result<Self> {
+        let batch = x.dim(0)?;
+        Ok(BatchOnes {
+            column: Tensor::ones((batch, 1), x.dtype(), x.device())?,
+            average: Tensor::full(1.0 / batch as f32, (1, batch), x.device())?
+                .to_dtype(x.dtype())?,
+        })
+    }
+}
+
 /// A linear layer y = x Wᵀ + b.
 #[derive(Clone)]
 struct Linear {
@@ -35,10 +53,11 @@ impl Linear {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// `ones` is a [batch, 1] column of ones (see [`BatchOnes`]).
+    fn forward(&self, x: &Tensor, ones: &BatchOnes) -> Result<Tensor> {
         // The bias enters as ones[batch, 1] · b[1, out]: its gradient is then a matrix product
         // too, several times faster on CPU than candle's column sum for these small batches.
-        let ones = Tensor::ones((x.dim(0)?, 1), x.dtype(), x.device())?;
+        let ones = &ones.column;
         Ok((x.matmul(&self.weight.as_tensor().t()?)?
             + ones.matmul(&self.bias.as_tensor().unsqueeze(0)?)?)?)
     }
@@ -56,12 +75,14 @@ impl Linear {
     }
 }
 
-/// BatchNorm1d with affine parameters and running statistics.
+/// BatchNorm1d with affine parameters and running statistics. The running statistics are
+/// plain vectors: updating them is bookkeeping outside the graph, and tensor operations on
+/// such small vectors would cost more than the arithmetic.
 struct BatchNorm {
     weight: Var,
     bias: Var,
-    running_mean: Tensor,
-    running_var: Tensor,
+    running_mean: Vec<f32>,
+    running_var: Vec<f32>,
 }
 
 impl BatchNorm {
@@ -69,38 +90,45 @@ impl BatchNorm {
         Ok(BatchNorm {
             weight: Var::ones(width, DType::F32, device)?,
             bias: Var::zeros(width, DType::F32, device)?,
-            running_mean: Tensor::zeros(width, DType::F32, device)?,
-            running_var: Tensor::ones(width, DType::F32, device)?,
+            running_mean: vec![0.0; width],
+            running_var: vec![1.0; width],
         })
     }
 
-    fn forward(&mut self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+    fn forward(&mut self, x: &Tensor, mode: Mode, ones: &BatchOnes) -> Result<Tensor> {
         let batch = x.dim(0)?;
         // Per-feature rows [1, C] are spread over the batch as ones[batch, 1] · row, and
         // column means are (1/n)·ones[1, batch] · x: matrix products, whose backward passes
         // are matrix products too, several times faster on CPU than candle's broadcasts and
         // reductions over dimension 0 at these sizes.
-        let ones = Tensor::ones((batch, 1), x.dtype(), x.device())?;
-        let spread = |row: &Tensor| ones.matmul(row);
+        let spread = |row: &Tensor| ones.column.matmul(row);
         let (centred, var) = match mode {
             Mode::Train => {
                 let n = batch as f64;
-                let average = Tensor::full(1.0 / n as f32, (1, batch), x.device())?;
+                let average = &ones.average;
                 let mean = average.matmul(x)?;
                 let centred = (x - spread(&mean)?)?;
                 let var = average.matmul(&centred.sqr()?)?;
                 // Running statistics use the unbiased variance, as PyTorch does.
-                let m = BN_MOMENTUM;
-                self.running_mean =
-                    ((&self.running_mean * (1.0 - m))? + (mean.squeeze(0)?.detach() * m)?)?;
-                self.running_var = ((&self.running_var * (1.0 - m))?
-                    + (var.squeeze(0)?.detach() * (m * n / (n - 1.0)))?)?;
+                let m = BN_MOMENTUM as f32;
+                let unbiased = n as f32 / (n as f32 - 1.0);
+                let batch_mean = mean.flatten_all()?.to_vec1::<f32>()?;
+                let batch_var = var.flatten_all()?.to_vec1::<f32>()?;
+                for (r, b) in self.running_mean.iter_mut().zip(batch_mean) {
+                    *r = (1.0 - m) * *r + m * b;
+                }
+                for (r, b) in self.running_var.iter_mut().zip(batch_var) {
+                    *r = (1.0 - m) * *r + m * unbiased * b;
+                }
                 (centred, var)
             }
-            Mode::Eval => (
-                (x - spread(&self.running_mean.unsqueeze(0)?)?)?,
-                self.running_var.unsqueeze(0)?,
-            ),
+            Mode::Eval => {
+                let row = |v: &[f32]| Tensor::from_slice(v, (1, v.len()), x.device());
+                (
+                    (x - spread(&row(&self.running_mean)?)?)?,
+                    row(&self.running_var)?,
+                )
+            }
         };
         let gain = (var + BN_EPS)?
             .sqrt()?
@@ -113,8 +141,8 @@ impl BatchNorm {
         Ok(BatchNorm {
             weight: Var::from_tensor(&self.weight.as_tensor().copy()?)?,
             bias: Var::from_tensor(&self.bias.as_tensor().copy()?)?,
-            running_mean: self.running_mean.copy()?,
-            running_var: self.running_var.copy()?,
+            running_mean: self.running_mean.clone(),
+            running_var: self.running_var.clone(),
         })
     }
 }
@@ -166,13 +194,15 @@ impl Network for MlpGenerator {
     fn buffers(&self) -> Vec<(String, Tensor)> {
         let mut out = Vec::new();
         for (i, (_, bn)) in self.blocks.iter().enumerate() {
+            let device = bn.weight.device();
+            let tensor = |v: &[f32]| Tensor::from_slice(v, v.len(), device).expect("1-D tensor");
             out.push((
                 format!("module.{}.running_mean", 3 * i + 1),
-                bn.running_mean.clone(),
+                tensor(&bn.running_mean),
             ));
             out.push((
                 format!("module.{}.running_var", 3 * i + 1),
-                bn.running_var.clone(),
+                tensor(&bn.running_var),
             ));
         }
         out
@@ -180,14 +210,15 @@ impl Network for MlpGenerator {
 
     fn set_buffer(&mut self, name: &str, value: Tensor) -> Result<()> {
         for (i, (_, bn)) in self.blocks.iter_mut().enumerate() {
-            if name == format!("module.{}.running_mean", 3 * i + 1) {
-                bn.running_mean = value;
-                return Ok(());
-            }
-            if name == format!("module.{}.running_var", 3 * i + 1) {
-                bn.running_var = value;
-                return Ok(());
-            }
+            let slot = if name == format!("module.{}.running_mean", 3 * i + 1) {
+                &mut bn.running_mean
+            } else if name == format!("module.{}.running_var", 3 * i + 1) {
+                &mut bn.running_var
+            } else {
+                continue;
+            };
+            *slot = value.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
+            return Ok(());
         }
         Err(Error::invalid(format!(
             "the generator has no buffer '{name}'"
@@ -213,11 +244,14 @@ impl Generator for MlpGenerator {
     }
 
     fn forward(&mut self, z: &Tensor, mode: Mode) -> Result<Tensor> {
+        let ones = BatchOnes::new(z)?;
         let mut h = z.clone();
         for (linear, bn) in &mut self.blocks {
-            h = bn.forward(&linear.forward(&h)?, mode)?.relu()?;
+            h = bn
+                .forward(&linear.forward(&h, &ones)?, mode, &ones)?
+                .relu()?;
         }
-        self.output.forward(&h)
+        self.output.forward(&h, &ones)
     }
 }
 
@@ -284,25 +318,27 @@ impl Discriminator for MlpDiscriminator {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let ones = BatchOnes::new(x)?;
         let mut h = x.clone();
         for linear in &self.hidden {
-            h = linear.forward(&h)?.relu()?;
+            h = linear.forward(&h, &ones)?.relu()?;
         }
-        Ok(self.output.forward(&h)?.squeeze(1)?)
+        Ok(self.output.forward(&h, &ones)?.squeeze(1)?)
     }
 
     /// ∇ₓ logit = (w_out ⊙ 1[z_L > 0]) W_L ⊙ … ⊙ 1[z_1 > 0]) W_1, written with ordinary tensor
     /// operations: back-propagating a penalty on it reaches every weight (candle detaches
     /// gradients inside `backward`, so autograd's own input gradient would not).
     fn forward_with_input_grad(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let ones = BatchOnes::new(x)?;
         let mut h = x.clone();
         let mut masks = Vec::with_capacity(self.hidden.len());
         for linear in &self.hidden {
-            let z = linear.forward(&h)?;
+            let z = linear.forward(&h, &ones)?;
             masks.push(z.gt(0.0)?.to_dtype(z.dtype())?);
             h = z.relu()?;
         }
-        let logits = self.output.forward(&h)?.squeeze(1)?;
+        let logits = self.output.forward(&h, &ones)?.squeeze(1)?;
         let batch = x.dim(0)?;
         let w_out = self.output.weight.as_tensor();
         let mut grad = w_out.broadcast_as((batch, w_out.dim(1)?))?;
