@@ -19,7 +19,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
         whichgan metrics w1 target.csv samples.csv\n  \
         whichgan metrics prdc real.npy fake.npy --k 5 --json\n  \
         whichgan metrics fid real_feats.npy fake_feats.npy\n  \
-        whichgan metrics corr sweep.csv --x recall --y min_w1"
+        whichgan metrics corr sweep.csv --x recall --y min_w1\n  \
+        whichgan toy train --data fat-circle:r=20,sigma=4 --steps 5000 --out runs/source1\n  \
+        whichgan toy field --ckpt runs/source1/checkpoints/last.safetensors \\\n      \
+        --target circle:size=20,sigma=0.25 --out field.png"
 )]
 struct Cli {
     #[command(subcommand)]
