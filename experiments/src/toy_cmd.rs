@@ -146,6 +146,7 @@ fn train(args: TrainArgs, json: bool) -> Result<()> {
     };
     let options = TrainOptions {
         data,
+        data_spec: args.data.clone(),
         steps: args.steps,
         out: args.out,
         init,

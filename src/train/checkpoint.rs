@@ -29,9 +29,10 @@ pub struct CheckpointMeta {
     pub rng_word_pos: u128,
     /// The run's settings, for the record and for `--resume` checks.
     pub config: serde_json::Value,
-    /// State of the caller's hooks (e.g. the evaluation history), restored on resume.
+    /// The caller's own state (e.g. what the run trains on, its evaluation history), kept
+    /// for `--resume`.
     #[serde(default)]
-    pub history: serde_json::Value,
+    pub extra: serde_json::Value,
 }
 
 /// A checkpoint in memory.

@@ -266,7 +266,7 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
                 seed: self.seed,
                 rng_word_pos: self.rng.get_word_pos(),
                 config: serde_json::to_value(&self.config).expect("config serialises"),
-                history: serde_json::Value::Null,
+                extra: serde_json::Value::Null,
             },
             tensors,
         })

@@ -187,12 +187,45 @@ fn bad_input_is_refused_without_touching_outputs() {
     run(a, &["junk.safetensors", "not a safetensors checkpoint"]);
     assert!(!Path::new(&out).exists());
 
+    // A checkpoint of another architecture (width 8 into width 64) names the mismatch.
+    let narrow = path(&dir, "narrow");
+    ok(whichgan(&train_args(&narrow, "2", &["--width", "8"])));
+    let narrow_ckpt = last(Path::new(&narrow)).to_string_lossy().into_owned();
+    let mut a = with_out(args(TARGET), &out);
+    a.extend(["--init".to_owned(), narrow_ckpt]);
+    run(a, &["last.safetensors", "module.0.weight", "shape"]);
+    assert!(!Path::new(&out).exists());
+
     // A finished run is not overwritten without --resume or --overwrite.
     ok(whichgan(&train_args(&out, "5", &[])));
     let before = std::fs::read(last(Path::new(&out))).unwrap();
     run(
         with_out(args(TARGET), &out),
         &["not empty", "--resume", "--overwrite"],
+    );
+    assert_eq!(before, std::fs::read(last(Path::new(&out))).unwrap());
+
+    // Resuming with another target is refused.
+    let other = vec![
+        "toy",
+        "train",
+        "--data",
+        "circle:size=20,sigma=0.5,modes=3",
+        "--steps",
+        "9",
+        "--out",
+        &out,
+        "--seed",
+        "3",
+        "--resume",
+    ];
+    assert_error(
+        &other,
+        &[
+            "last.safetensors",
+            "circle:size=20,sigma=0.25",
+            "--overwrite",
+        ],
     );
     assert_eq!(before, std::fs::read(last(Path::new(&out))).unwrap());
 

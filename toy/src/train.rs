@@ -196,8 +196,25 @@ pub struct ToyHook<'a> {
     pub save_every: u64,
     pub total_steps: u64,
     pub out: &'a Path,
+    /// What the run trains on, kept in its checkpoints.
+    pub identity: RunIdentity,
     pub history: Vec<W1Point>,
     pub progress: Option<indicatif::ProgressBar>,
+}
+
+/// What a run trains on and how it was seeded: a resumed run must keep all of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunIdentity {
+    pub data: String,
+    pub width: usize,
+    pub seed: u64,
+}
+
+/// The toy's own part of a checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RunState {
+    run: RunIdentity,
+    w1: Vec<W1Point>,
 }
 
 impl ToyHook<'_> {
@@ -212,7 +229,11 @@ impl ToyHook<'_> {
 
     fn save(&self, trainer: &ToyTrainer, numbered: bool) -> Result<()> {
         let mut ckpt = trainer.checkpoint(MODEL)?;
-        ckpt.meta.history = serde_json::to_value(&self.history).expect("history serialises");
+        let state = RunState {
+            run: self.identity.clone(),
+            w1: self.history.clone(),
+        };
+        ckpt.meta.extra = serde_json::to_value(&state).expect("run state serialises");
         let dir = Self::checkpoint_dir(self.out);
         if numbered {
             ckpt.save(&dir.join(format!("step-{:06}.safetensors", trainer.g_steps)))?;
@@ -259,6 +280,8 @@ impl EvalHook<MlpGenerator, MlpDiscriminator> for ToyHook<'_> {
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
     pub data: Distribution,
+    /// The spec `data` was parsed from, kept in checkpoints.
+    pub data_spec: String,
     pub steps: u64,
     pub out: PathBuf,
     pub init: Init,
@@ -312,6 +335,11 @@ fn prepare_out(out: &Path, resume: bool, overwrite: bool) -> Result<()> {
 /// Trains (or resumes) a toy run and writes its checkpoints, W1 curve and log.
 pub fn train_run(opts: &TrainOptions) -> Result<TrainSummary> {
     let mut trainer = new_trainer(opts.config.clone(), opts.width, opts.seed)?;
+    let identity = RunIdentity {
+        data: opts.data_spec.clone(),
+        width: opts.width,
+        seed: opts.seed,
+    };
     let last = ToyHook::last_checkpoint(&opts.out);
     let mut history = Vec::new();
     let mut resumed_from = None;
@@ -320,8 +348,19 @@ pub fn train_run(opts: &TrainOptions) -> Result<TrainSummary> {
         trainer
             .resume(&ckpt, MODEL)
             .map_err(|e| in_ckpt(&last, e))?;
-        history = serde_json::from_value(ckpt.meta.history.clone())
-            .map_err(|e| Error::in_file(&last, format!("unreadable history: {e}")))?;
+        let state: RunState = serde_json::from_value(ckpt.meta.extra.clone())
+            .map_err(|e| Error::in_file(&last, format!("unreadable run state: {e}")))?;
+        if state.run != identity {
+            return Err(Error::in_file(
+                &last,
+                format!(
+                    "this run trains on '{}' (width {}, seed {}); resume with the same \
+                     --data, --width and --seed, or start over with --overwrite",
+                    state.run.data, state.run.width, state.run.seed
+                ),
+            ));
+        }
+        history = state.w1;
         resumed_from = Some(trainer.g_steps);
     } else {
         // Validate inputs before touching the output folder.
@@ -359,6 +398,7 @@ pub fn train_run(opts: &TrainOptions) -> Result<TrainSummary> {
         save_every: opts.save_every,
         total_steps: opts.steps,
         out: &opts.out,
+        identity,
         history,
         progress,
     };
