@@ -51,6 +51,11 @@ pub trait Generator: Network + Sized {
     fn deep_copy(&self) -> Result<Self>;
     /// Samples for latents `z` ([batch, latent_dim]).
     fn forward(&mut self, z: &Tensor, mode: Mode) -> Result<Tensor>;
+    /// The same samples without recording the computation for gradients (e.g. the fakes of a
+    /// D step); networks may override it with a cheaper pass.
+    fn forward_detached(&mut self, z: &Tensor, mode: Mode) -> Result<Tensor> {
+        Ok(self.forward(z, mode)?.detach())
+    }
 }
 
 /// A discriminator: samples to logits ([batch]).

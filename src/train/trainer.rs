@@ -148,7 +148,7 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
         let real = data.sample(&mut self.rng, batch)?;
         let z = self.latents(batch)?;
         // Train mode: the fake batch updates G's running statistics, as in the reference.
-        let fake = self.g.forward(&z, Mode::Train)?.detach();
+        let fake = self.g.forward_detached(&z, Mode::Train)?;
         let loss_kind = self.config.loss.loss();
         let mut total = match self.config.penalty {
             PenaltyConfig::None => {

@@ -15,21 +15,45 @@ pub const LATENT_DIM: usize = 64;
 const BN_MOMENTUM: f64 = 0.1;
 const BN_EPS: f64 = 1e-5;
 
-/// Constant helpers of one batch, made once per network pass: a ones column [batch, 1] that
-/// spreads per-feature rows over the batch, and the averaging row (1/batch)·ones[1, batch].
-struct BatchOnes {
+/// One pass of a network over a batch. With gradients (`tracked`), per-feature rows [1, C] are
+/// spread over the batch as ones[batch, 1] · row and column means are (1/n)·ones[1, batch] · x:
+/// matrix products, whose backward passes are matrix products too, several times faster on CPU
+/// than candle's broadcasts and reductions over dimension 0 at these sizes. Without gradients,
+/// rows are plain broadcasts of detached parameters, so nothing is recorded. Both give the
+/// same values: multiplying by ones is exact.
+struct Pass {
+    tracked: bool,
     column: Tensor,
     average: Tensor,
 }
 
-impl BatchOnes {
-    fn new(x: &Tensor) -> Result<Self> {
+impl Pass {
+    fn new(x: &Tensor, tracked: bool) -> Result<Self> {
         let batch = x.dim(0)?;
-        Ok(BatchOnes {
+        Ok(Pass {
+            tracked,
             column: Tensor::ones((batch, 1), x.dtype(), x.device())?,
             average: Tensor::full(1.0 / batch as f32, (1, batch), x.device())?
                 .to_dtype(x.dtype())?,
         })
+    }
+
+    /// A row [1, C] repeated over the batch rows of `like` [batch, C].
+    fn spread(&self, row: &Tensor, like: &Tensor) -> Result<Tensor> {
+        Ok(if self.tracked {
+            self.column.matmul(row)?
+        } else {
+            row.broadcast_as(like.shape())?
+        })
+    }
+
+    /// A parameter, recorded for gradients or not.
+    fn param(&self, v: &Var) -> Tensor {
+        if self.tracked {
+            v.as_tensor().clone()
+        } else {
+            v.as_tensor().detach()
+        }
     }
 }
 
@@ -53,13 +77,10 @@ impl Linear {
         })
     }
 
-    /// `ones` is a [batch, 1] column of ones (see [`BatchOnes`]).
-    fn forward(&self, x: &Tensor, ones: &BatchOnes) -> Result<Tensor> {
-        // The bias enters as ones[batch, 1] · b[1, out]: its gradient is then a matrix product
-        // too, several times faster on CPU than candle's column sum for these small batches.
-        let ones = &ones.column;
-        Ok((x.matmul(&self.weight.as_tensor().t()?)?
-            + ones.matmul(&self.bias.as_tensor().unsqueeze(0)?)?)?)
+    fn forward(&self, x: &Tensor, pass: &Pass) -> Result<Tensor> {
+        let product = x.matmul(&pass.param(&self.weight).t()?)?;
+        let bias = pass.param(&self.bias).unsqueeze(0)?;
+        Ok((&product + pass.spread(&bias, &product)?)?)
     }
 
     fn deep_copy(&self) -> Result<Self> {
@@ -95,46 +116,37 @@ impl BatchNorm {
         })
     }
 
-    fn forward(&mut self, x: &Tensor, mode: Mode, ones: &BatchOnes) -> Result<Tensor> {
-        let batch = x.dim(0)?;
-        // Per-feature rows [1, C] are spread over the batch as ones[batch, 1] · row, and
-        // column means are (1/n)·ones[1, batch] · x: matrix products, whose backward passes
-        // are matrix products too, several times faster on CPU than candle's broadcasts and
-        // reductions over dimension 0 at these sizes.
-        let spread = |row: &Tensor| ones.column.matmul(row);
+    fn forward(&mut self, x: &Tensor, mode: Mode, pass: &Pass) -> Result<Tensor> {
         let (centred, var) = match mode {
             Mode::Train => {
-                let n = batch as f64;
-                let average = &ones.average;
-                let mean = average.matmul(x)?;
-                let centred = (x - spread(&mean)?)?;
-                let var = average.matmul(&centred.sqr()?)?;
+                let n = x.dim(0)? as f32;
+                let mean = pass.average.matmul(x)?;
+                let centred = (x - pass.spread(&mean, x)?)?;
+                let var = pass.average.matmul(&centred.sqr()?)?;
                 // Running statistics use the unbiased variance, as PyTorch does.
                 let m = BN_MOMENTUM as f32;
-                let unbiased = n as f32 / (n as f32 - 1.0);
                 let batch_mean = mean.flatten_all()?.to_vec1::<f32>()?;
                 let batch_var = var.flatten_all()?.to_vec1::<f32>()?;
                 for (r, b) in self.running_mean.iter_mut().zip(batch_mean) {
                     *r = (1.0 - m) * *r + m * b;
                 }
                 for (r, b) in self.running_var.iter_mut().zip(batch_var) {
-                    *r = (1.0 - m) * *r + m * unbiased * b;
+                    *r = (1.0 - m) * *r + m * n / (n - 1.0) * b;
                 }
                 (centred, var)
             }
             Mode::Eval => {
                 let row = |v: &[f32]| Tensor::from_slice(v, (1, v.len()), x.device());
-                (
-                    (x - spread(&row(&self.running_mean)?)?)?,
-                    row(&self.running_var)?,
-                )
+                let mean = row(&self.running_mean)?;
+                ((x - pass.spread(&mean, x)?)?, row(&self.running_var)?)
             }
         };
         let gain = (var + BN_EPS)?
             .sqrt()?
             .recip()?
-            .mul(&self.weight.as_tensor().unsqueeze(0)?)?;
-        Ok(((centred * spread(&gain)?)? + spread(&self.bias.as_tensor().unsqueeze(0)?)?)?)
+            .mul(&pass.param(&self.weight).unsqueeze(0)?)?;
+        let shift = pass.param(&self.bias).unsqueeze(0)?;
+        Ok(((&centred * pass.spread(&gain, &centred)?)? + pass.spread(&shift, &centred)?)?)
     }
 
     fn deep_copy(&self) -> Result<Self> {
@@ -244,14 +256,24 @@ impl Generator for MlpGenerator {
     }
 
     fn forward(&mut self, z: &Tensor, mode: Mode) -> Result<Tensor> {
-        let ones = BatchOnes::new(z)?;
+        self.run(z, mode, true)
+    }
+
+    fn forward_detached(&mut self, z: &Tensor, mode: Mode) -> Result<Tensor> {
+        self.run(z, mode, false)
+    }
+}
+
+impl MlpGenerator {
+    fn run(&mut self, z: &Tensor, mode: Mode, tracked: bool) -> Result<Tensor> {
+        let pass = Pass::new(z, tracked)?;
         let mut h = z.clone();
         for (linear, bn) in &mut self.blocks {
             h = bn
-                .forward(&linear.forward(&h, &ones)?, mode, &ones)?
+                .forward(&linear.forward(&h, &pass)?, mode, &pass)?
                 .relu()?;
         }
-        self.output.forward(&h, &ones)
+        self.output.forward(&h, &pass)
     }
 }
 
@@ -318,27 +340,27 @@ impl Discriminator for MlpDiscriminator {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let ones = BatchOnes::new(x)?;
+        let pass = Pass::new(x, true)?;
         let mut h = x.clone();
         for linear in &self.hidden {
-            h = linear.forward(&h, &ones)?.relu()?;
+            h = linear.forward(&h, &pass)?.relu()?;
         }
-        Ok(self.output.forward(&h, &ones)?.squeeze(1)?)
+        Ok(self.output.forward(&h, &pass)?.squeeze(1)?)
     }
 
     /// ∇ₓ logit = (w_out ⊙ 1[z_L > 0]) W_L ⊙ … ⊙ 1[z_1 > 0]) W_1, written with ordinary tensor
     /// operations: back-propagating a penalty on it reaches every weight (candle detaches
     /// gradients inside `backward`, so autograd's own input gradient would not).
     fn forward_with_input_grad(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        let ones = BatchOnes::new(x)?;
+        let pass = Pass::new(x, true)?;
         let mut h = x.clone();
         let mut masks = Vec::with_capacity(self.hidden.len());
         for linear in &self.hidden {
-            let z = linear.forward(&h, &ones)?;
+            let z = linear.forward(&h, &pass)?;
             masks.push(z.gt(0.0)?.to_dtype(z.dtype())?);
             h = z.relu()?;
         }
-        let logits = self.output.forward(&h, &ones)?.squeeze(1)?;
+        let logits = self.output.forward(&h, &pass)?.squeeze(1)?;
         let batch = x.dim(0)?;
         let w_out = self.output.weight.as_tensor();
         let mut grad = w_out.broadcast_as((batch, w_out.dim(1)?))?;

@@ -126,7 +126,7 @@ pub fn sample_generator(
         .map(|_| rng.sample(rand_distr::StandardNormal))
         .collect();
     let z = Tensor::from_vec(values, (n, g.latent_dim()), &Device::Cpu)?;
-    tensor_points(&g.forward(&z, Mode::Eval)?)
+    tensor_points(&g.forward_detached(&z, Mode::Eval)?)
 }
 
 /// The run's JSONL log: one line per evaluation (G step, losses of that step, W1 of G and
