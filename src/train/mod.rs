@@ -61,6 +61,12 @@ pub trait Generator: Network + Sized {
 /// A discriminator: samples to logits ([batch]).
 pub trait Discriminator: Network {
     fn forward(&self, x: &Tensor) -> Result<Tensor>;
+    /// The same logits with D's parameters held fixed: gradients reach `x` (the generator)
+    /// but no work is spent on D's own, which the G step does not use. Networks may override
+    /// it with a cheaper pass.
+    fn forward_frozen(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward(x)
+    }
     /// Whether each sample is judged on its own (no batch statistics such as minibatch
     /// standard deviation); then real and fake batches may share one pass.
     fn judges_samples_independently(&self) -> bool {

@@ -203,7 +203,11 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
     fn g_step(&mut self) -> Result<f64> {
         let z = self.latents(self.config.batch)?;
         let fake = self.g.forward(&z, Mode::Train)?;
-        let loss = self.config.loss.loss().generator(&self.d.forward(&fake)?)?;
+        let loss = self
+            .config
+            .loss
+            .loss()
+            .generator(&self.d.forward_frozen(&fake)?)?;
         let grads = loss.backward()?;
         self.opt_g.step(&grads)?;
         let beta = self.config.ema.beta(self.config.batch, self.images_seen);

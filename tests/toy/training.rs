@@ -90,3 +90,50 @@ fn detached_generator_pass_equals_the_recorded_one() {
         assert_eq!(x, y, "{name}");
     }
 }
+
+#[test]
+fn frozen_discriminator_gives_the_generator_the_same_gradients() {
+    use candle_core::{Device, Tensor};
+    use rand::SeedableRng;
+    use whichgan::train::{Discriminator, Generator, Loss, Mode, Network};
+    use whichgan_toy::nets::{MlpDiscriminator, MlpGenerator};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
+    let mut g = MlpGenerator::new(&mut rng, 16, &Device::Cpu).unwrap();
+    let d = MlpDiscriminator::new(&mut rng, 16, &Device::Cpu).unwrap();
+    let z = Tensor::randn(0f32, 1.0, (32, 64), &Device::Cpu).unwrap();
+    let grads = |frozen: bool, g: &mut MlpGenerator| {
+        let fake = g.forward(&z, Mode::Eval).unwrap();
+        let logits = if frozen {
+            d.forward_frozen(&fake).unwrap()
+        } else {
+            d.forward(&fake).unwrap()
+        };
+        assert_eq!(
+            logits.to_vec1::<f32>().unwrap(),
+            d.forward(&fake).unwrap().to_vec1::<f32>().unwrap()
+        );
+        let store = Loss::Vanilla
+            .generator(&logits)
+            .unwrap()
+            .backward()
+            .unwrap();
+        let frozen_d_has_grads = d
+            .parameters()
+            .iter()
+            .any(|(_, v)| store.get(v.as_tensor()).is_some());
+        assert_eq!(frozen_d_has_grads, !frozen);
+        g.parameters()
+            .iter()
+            .map(|(_, v)| {
+                store
+                    .get(v.as_tensor())
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(grads(true, &mut g), grads(false, &mut g));
+}

@@ -334,18 +334,29 @@ impl Network for MlpDiscriminator {
     }
 }
 
+impl MlpDiscriminator {
+    /// Logits; `tracked` records the parameters for gradients (see [`Pass`]).
+    fn run(&self, x: &Tensor, tracked: bool) -> Result<Tensor> {
+        let pass = Pass::new(x, tracked)?;
+        let mut h = x.clone();
+        for linear in &self.hidden {
+            h = linear.forward(&h, &pass)?.relu()?;
+        }
+        Ok(self.output.forward(&h, &pass)?.squeeze(1)?)
+    }
+}
+
 impl Discriminator for MlpDiscriminator {
     fn judges_samples_independently(&self) -> bool {
         true
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let pass = Pass::new(x, true)?;
-        let mut h = x.clone();
-        for linear in &self.hidden {
-            h = linear.forward(&h, &pass)?.relu()?;
-        }
-        Ok(self.output.forward(&h, &pass)?.squeeze(1)?)
+        self.run(x, true)
+    }
+
+    fn forward_frozen(&self, x: &Tensor) -> Result<Tensor> {
+        self.run(x, false)
     }
 
     /// ∇ₓ logit = (w_out ⊙ 1[z_L > 0]) W_L ⊙ … ⊙ 1[z_1 > 0]) W_1, written with ordinary tensor
