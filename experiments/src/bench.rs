@@ -12,7 +12,7 @@ use whichgan::io::load_points;
 use whichgan::metrics::frechet::{frechet_distance, GaussianStats};
 use whichgan::metrics::knn::prdc;
 use whichgan::metrics::w1::wasserstein1;
-use whichgan::train::{LossName, PenaltyConfig};
+use whichgan::train::{Loss, Penalty};
 use whichgan::{Error, Result};
 use whichgan_toy::train::{new_trainer, playground_config, DistributionData};
 
@@ -298,7 +298,7 @@ impl Bench {
             }
         };
         crate::single_threaded_tensor_kernels();
-        let config = playground_config(LossName::Vanilla, PenaltyConfig::None, 4);
+        let config = playground_config(Loss::Vanilla, Penalty::None, 4);
         let mut trainer = new_trainer(config, 64, 0)?;
         let mut source = DistributionData {
             distribution: spec.parse()?,

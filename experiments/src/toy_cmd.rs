@@ -3,7 +3,7 @@
 use crate::report::Report;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
-use whichgan::train::{Loss, LossName, PenaltyConfig};
+use whichgan::train::{Loss, Penalty};
 use whichgan::{Error, Result};
 use whichgan_toy::field::plot_field;
 use whichgan_toy::train::{playground_config, train_run, Init, TrainOptions};
@@ -136,9 +136,9 @@ fn train(args: TrainArgs, json: bool) -> Result<()> {
         ));
     }
     let penalty = if args.gp > 0.0 {
-        PenaltyConfig::WganGp { weight: args.gp }
+        Penalty::WganGp { weight: args.gp }
     } else {
-        PenaltyConfig::None
+        Penalty::None
     };
     let init = Init {
         g: args.init.clone().or(args.init_g),
@@ -150,7 +150,7 @@ fn train(args: TrainArgs, json: bool) -> Result<()> {
         steps: args.steps,
         out: args.out,
         init,
-        config: playground_config(LossName::from(loss), penalty, args.d_steps),
+        config: playground_config(loss, penalty, args.d_steps),
         width: args.width,
         seed: args.seed,
         save_every: args.save_every,

@@ -8,7 +8,8 @@ use crate::{Error, Result};
 use candle_core::Tensor;
 
 /// Adversarial loss.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Loss {
     /// Non-saturating: D −log σ(r) − log(1 − σ(f)), G −log σ(f).
     Vanilla,
@@ -74,7 +75,8 @@ impl Loss {
 }
 
 /// A gradient penalty added to the discriminator loss.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Penalty {
     None,
     /// WGAN-GP: λ·E[(‖∇ₓ p(x̂)‖ − 1)²] at x̂ = t·real + (1 − t)·fake, t ~ U(0, 1) per sample,

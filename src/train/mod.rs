@@ -19,9 +19,7 @@ pub use adam::{Adam, AdamConfig};
 pub use checkpoint::{Checkpoint, CheckpointMeta};
 pub use ema::Ema;
 pub use loss::{r1, wgan_gp, Loss, Penalty};
-pub use trainer::{
-    load_network, EvalHook, LossName, PenaltyConfig, StepReport, TrainConfig, Trainer,
-};
+pub use trainer::{load_network, EvalHook, StepReport, TrainConfig, Trainer};
 
 use crate::Result;
 use candle_core::{Tensor, Var};

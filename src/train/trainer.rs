@@ -18,61 +18,11 @@ pub struct TrainConfig {
     pub batch: usize,
     /// D steps per G step.
     pub d_steps: usize,
-    pub loss: LossName,
-    pub penalty: PenaltyConfig,
+    pub loss: Loss,
+    pub penalty: Penalty,
     pub adam_g: AdamConfig,
     pub adam_d: AdamConfig,
     pub ema: Ema,
-}
-
-/// Serialisable names of [`Loss`] and [`Penalty`] (kept in checkpoints).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LossName {
-    Vanilla,
-    Js,
-    Wasserstein,
-    Hinge,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PenaltyConfig {
-    None,
-    WganGp { weight: f64 },
-    R1 { gamma: f64, every: usize },
-}
-
-impl From<Loss> for LossName {
-    fn from(l: Loss) -> Self {
-        match l {
-            Loss::Vanilla => LossName::Vanilla,
-            Loss::Js => LossName::Js,
-            Loss::Wasserstein => LossName::Wasserstein,
-            Loss::Hinge => LossName::Hinge,
-        }
-    }
-}
-
-impl LossName {
-    fn loss(self) -> Loss {
-        match self {
-            LossName::Vanilla => Loss::Vanilla,
-            LossName::Js => Loss::Js,
-            LossName::Wasserstein => Loss::Wasserstein,
-            LossName::Hinge => Loss::Hinge,
-        }
-    }
-}
-
-impl From<Penalty> for PenaltyConfig {
-    fn from(p: Penalty) -> Self {
-        match p {
-            Penalty::None => PenaltyConfig::None,
-            Penalty::WganGp { weight } => PenaltyConfig::WganGp { weight },
-            Penalty::R1 { gamma, every } => PenaltyConfig::R1 { gamma, every },
-        }
-    }
 }
 
 /// Losses of the last cycle, for logs and progress bars.
@@ -149,37 +99,40 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
         let z = self.latents(batch)?;
         // Train mode: the fake batch updates G's running statistics, as in the reference.
         let fake = self.g.forward_detached(&z, Mode::Train)?;
-        let loss_kind = self.config.loss.loss();
-        let mut total = match self.config.penalty {
-            PenaltyConfig::None => {
-                let (r, f) = self.logits_pair(&real, &fake)?;
-                loss_kind.discriminator(&r, &f)?
+        // A lazy R1 step needs D's input gradient at the reals, so their logits come from
+        // that pass; otherwise real and fake logits may share one.
+        let r1_now = match self.config.penalty {
+            Penalty::R1 { gamma, every }
+                if every > 0 && self.d_steps.is_multiple_of(every as u64) =>
+            {
+                Some((gamma, every))
             }
-            PenaltyConfig::WganGp { weight } => {
-                let (r, f) = self.logits_pair(&real, &fake)?;
-                let adv = loss_kind.discriminator(&r, &f)?;
-                let t: Vec<f32> = (0..batch).map(|_| self.rng.random::<f32>()).collect();
-                let shape: Vec<usize> = std::iter::once(batch)
-                    .chain(std::iter::repeat_n(1, real.rank() - 1))
-                    .collect();
-                let t = Tensor::from_vec(t, shape, &self.device)?;
-                let mixed =
-                    (real.broadcast_mul(&t)? + fake.broadcast_mul(&t.affine(-1.0, 1.0)?)?)?;
-                let (logits, grad) = self.d.forward_with_input_grad(&mixed)?;
-                (adv + loss::wgan_gp(&logits, &grad, weight)?)?
+            _ => None,
+        };
+        let (real_logits, fake_logits, real_grad) = match r1_now {
+            Some(_) => {
+                let (logits, grad) = self.d.forward_with_input_grad(&real)?;
+                (logits, self.d.forward(&fake)?, Some(grad))
             }
-            PenaltyConfig::R1 { gamma, every } => {
-                let lazy_step = every > 0 && self.d_steps.is_multiple_of(every as u64);
-                if lazy_step {
-                    let (real_logits, grad) = self.d.forward_with_input_grad(&real)?;
-                    let adv = loss_kind.discriminator(&real_logits, &self.d.forward(&fake)?)?;
-                    (adv + loss::r1(&grad, gamma, every)?)?
-                } else {
-                    let (r, f) = self.logits_pair(&real, &fake)?;
-                    loss_kind.discriminator(&r, &f)?
-                }
+            None => {
+                let (r, f) = self.logits_pair(&real, &fake)?;
+                (r, f, None)
             }
         };
+        let mut total = self.config.loss.discriminator(&real_logits, &fake_logits)?;
+        if let (Some((gamma, every)), Some(grad)) = (r1_now, &real_grad) {
+            total = (total + loss::r1(grad, gamma, every)?)?;
+        }
+        if let Penalty::WganGp { weight } = self.config.penalty {
+            let t: Vec<f32> = (0..batch).map(|_| self.rng.random::<f32>()).collect();
+            let shape: Vec<usize> = std::iter::once(batch)
+                .chain(std::iter::repeat_n(1, real.rank() - 1))
+                .collect();
+            let t = Tensor::from_vec(t, shape, &self.device)?;
+            let mixed = (real.broadcast_mul(&t)? + fake.broadcast_mul(&t.affine(-1.0, 1.0)?)?)?;
+            let (logits, grad) = self.d.forward_with_input_grad(&mixed)?;
+            total = (total + loss::wgan_gp(&logits, &grad, weight)?)?;
+        }
         total = total.to_dtype(DType::F32)?;
         let grads = total.backward()?;
         self.opt_d.step(&grads)?;
@@ -203,11 +156,7 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
     fn g_step(&mut self) -> Result<f64> {
         let z = self.latents(self.config.batch)?;
         let fake = self.g.forward(&z, Mode::Train)?;
-        let loss = self
-            .config
-            .loss
-            .loss()
-            .generator(&self.d.forward_frozen(&fake)?)?;
+        let loss = self.config.loss.generator(&self.d.forward_frozen(&fake)?)?;
         let grads = loss.backward()?;
         self.opt_g.step(&grads)?;
         let beta = self.config.ema.beta(self.config.batch, self.images_seen);

@@ -1,7 +1,7 @@
 //! Every loss and the WGAN-GP penalty train the toy GAN without numerical trouble, and a start
 //! from a checkpoint loads every tensor.
 
-use whichgan::train::{LossName, PenaltyConfig, Trainer};
+use whichgan::train::{Loss, Penalty, Trainer};
 use whichgan_toy::train::{new_trainer, playground_config, DistributionData, MODEL};
 
 fn data() -> DistributionData {
@@ -13,13 +13,8 @@ fn data() -> DistributionData {
 
 #[test]
 fn every_loss_and_penalty_trains_finitely() {
-    for loss in [
-        LossName::Vanilla,
-        LossName::Js,
-        LossName::Wasserstein,
-        LossName::Hinge,
-    ] {
-        for penalty in [PenaltyConfig::None, PenaltyConfig::WganGp { weight: 10.0 }] {
+    for loss in [Loss::Vanilla, Loss::Js, Loss::Wasserstein, Loss::Hinge] {
+        for penalty in [Penalty::None, Penalty::WganGp { weight: 10.0 }] {
             let mut trainer = new_trainer(playground_config(loss, penalty, 2), 16, 1).unwrap();
             let mut source = data();
             for _ in 0..15 {
@@ -38,7 +33,7 @@ fn every_loss_and_penalty_trains_finitely() {
 
 #[test]
 fn checkpoint_round_trip_restores_every_tensor() {
-    let config = playground_config(LossName::Vanilla, PenaltyConfig::None, 4);
+    let config = playground_config(Loss::Vanilla, Penalty::None, 4);
     let mut trainer = new_trainer(config.clone(), 16, 2).unwrap();
     let mut source = data();
     for _ in 0..5 {

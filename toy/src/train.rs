@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use whichgan::metrics::w1::wasserstein1;
 use whichgan::plot::{self, Curve, Panel, Scatter, PALETTE};
 use whichgan::train::{
-    load_network, AdamConfig, Checkpoint, Ema, EvalHook, Generator, LossName, Mode, PenaltyConfig,
-    RealData, StepReport, TrainConfig, Trainer,
+    load_network, AdamConfig, Checkpoint, Ema, EvalHook, Generator, Loss, Mode, Penalty, RealData,
+    StepReport, TrainConfig, Trainer,
 };
 use whichgan::{Error, Result};
 
@@ -53,7 +53,7 @@ pub fn tensor_points(t: &Tensor) -> Result<Vec<[f64; 2]>> {
 }
 
 /// The playground's training settings, with the loss and penalty chosen.
-pub fn playground_config(loss: LossName, penalty: PenaltyConfig, d_steps: usize) -> TrainConfig {
+pub fn playground_config(loss: Loss, penalty: Penalty, d_steps: usize) -> TrainConfig {
     TrainConfig {
         batch: 64,
         d_steps,
