@@ -2,10 +2,15 @@
 
 use crate::report::Report;
 use clap::{Args, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use whichgan::io::create_writable_dir;
 use whichgan::train::{Loss, Penalty};
 use whichgan::{Error, Result};
 use whichgan_toy::field::plot_field;
+use whichgan_toy::study::figure3::{self, Shard, SweepPlan};
+use whichgan_toy::study::reproduce::reproduce;
+use whichgan_toy::study::runs::TargetStudy;
+use whichgan_toy::study::{ablation, coverage, figure2, Preset, StudyOptions};
 use whichgan_toy::train::{playground_config, train_run, Init, TrainOptions};
 use whichgan_toy::Distribution;
 
@@ -53,6 +58,105 @@ enum ToyCommand {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Figure 2: train on the target from Source-I, from Source-II and from scratch.
+    #[command(
+        after_help = "Pretrains G and D on Source-I (fat circle) and Source-II (3 of the 10 \
+        target modes), then trains on the target from each and from scratch, for every seed.\n\
+        Writes figure2.csv and figure2.png/.svg.\n\n\
+        Example:\n  whichgan toy figure2 --seeds 3 --out plots/"
+    )]
+    Figure2(StudyArgs),
+    /// Figure 3: recall and ∇D similarity of 101 checkpoints vs their fine-tuned W1.
+    #[command(
+        after_help = "Measures every checkpoint of a Source-I run (recall against the \
+        target, ∇D similarity in both signs), fine-tunes each on the target and correlates the \
+        measurements with the minimum W1. Writes figure3.csv, figure3-correlations.csv and \
+        figure3.png/.svg.\n\n\
+        Spread a sweep over machines with --shard i/N (each job writes \
+        figure3-shard-i-of-N.csv/.json) and join the shards with `whichgan toy merge`.\n\n\
+        Examples:\n  whichgan toy figure3 --out plots/\n  \
+        for i in 0 1 2 3; do whichgan toy figure3 --shard $i/4 --out sweep/; done\n  \
+        whichgan toy merge sweep/ --out plots/"
+    )]
+    Figure3 {
+        #[command(flatten)]
+        study: StudyArgs,
+        /// Run only every N-th fine-tune, starting at the i-th (i/N, 0 ≤ i < N).
+        #[arg(long)]
+        shard: Option<String>,
+    },
+    /// Join the shards of a `figure3 --shard` sweep into the single-run outputs.
+    #[command(after_help = "Example:\n  whichgan toy merge sweep/ --out plots/")]
+    Merge {
+        /// Folders holding figure3-shard-*-of-*.csv/.json files.
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// Output folder.
+        #[arg(long, default_value = "plots")]
+        out: PathBuf,
+    },
+    /// The G/D ablation: pretrained or random G × pretrained or random D, for each source.
+    #[command(
+        after_help = "Writes ablation.csv, ablation-ranking.csv and ablation.png/.svg.\n\n\
+        Example:\n  whichgan toy ablation --seeds 3 --out plots/"
+    )]
+    Ablation(StudyArgs),
+    /// Modes covered, precision and recall over fine-tuning from Source-I, Source-II, scratch.
+    #[command(
+        after_help = "A mode is covered with at least 10 samples within 3σ of its centre.\n\
+        Writes coverage.csv and coverage.png/.svg.\n\n\
+        Example:\n  whichgan toy coverage --out plots/"
+    )]
+    Coverage(StudyArgs),
+    /// All four experiments, their figures and CSV files, and a README with the headline numbers.
+    #[command(
+        after_help = "Presets: paper (the study's budgets; ~10 min on 2 cores), fast (a \
+        smoke test in under 2 min).\n\n\
+        Examples:\n  whichgan toy reproduce\n  whichgan toy reproduce --preset fast --out /tmp/quick"
+    )]
+    Reproduce(StudyArgs),
+}
+
+/// What every experiment takes.
+#[derive(Args)]
+struct StudyArgs {
+    /// Budgets: paper (the study's) or fast (a quick check).
+    #[arg(long, default_value = "paper")]
+    preset: String,
+    /// The first seed; repeats use the next ones.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Seeds to run, for the target runs and the Figure 3 sweep alike (default: the preset's —
+    /// paper: 3 for target runs, 1 for the sweep).
+    #[arg(long)]
+    seeds: Option<u64>,
+    /// Output folder (created if missing; the experiment's files in it are replaced).
+    #[arg(long, default_value = "plots")]
+    out: PathBuf,
+    /// Runs trained at once (default: one per core).
+    #[arg(long)]
+    jobs: Option<usize>,
+}
+
+impl StudyArgs {
+    fn options(&self, json: bool) -> Result<StudyOptions> {
+        if self.seeds == Some(0) {
+            return Err(Error::invalid("--seeds must be at least 1"));
+        }
+        let preset = Preset::by_name(&self.preset)?;
+        let seeds = self.seeds.unwrap_or(preset.seeds.max(preset.sweep_seeds));
+        if self.seed.checked_add(seeds).is_none() {
+            return Err(Error::invalid(
+                "--seed is too large for the number of seeds",
+            ));
+        }
+        Ok(StudyOptions {
+            preset,
+            seed: self.seed,
+            seeds: self.seeds,
+            progress: !json,
+        })
+    }
 }
 
 #[derive(Args)]
@@ -121,6 +225,101 @@ pub fn run(args: ToyArgs) -> Result<()> {
                 .print(args.json);
             Ok(())
         }
+        ToyCommand::Figure2(study) => in_pool(study.jobs, || {
+            let opts = study.options(args.json)?;
+            create_writable_dir(&study.out)?;
+            let summary =
+                figure2::write(&study.out, &TargetStudy::run(&figure2::starts(), &opts)?)?;
+            print_summary(&summary, args.json, &study.out);
+            Ok(())
+        }),
+        ToyCommand::Figure3 { study, shard } => in_pool(study.jobs, || {
+            let opts = study.options(args.json)?;
+            let shard: Option<Shard> = shard.as_deref().map(str::parse).transpose()?;
+            create_writable_dir(&study.out)?;
+            let plan = SweepPlan::new(&opts);
+            if let Some(s) = shard {
+                let tasks = plan.tasks_of(None).len();
+                if s.count > tasks {
+                    return Err(Error::invalid(format!(
+                        "--shard {}/{}: the sweep has only {tasks} fine-tunes",
+                        s.index, s.count
+                    )));
+                }
+            }
+            let rows = figure3::sweep(&opts, &plan, shard)?;
+            match shard {
+                Some(shard) => {
+                    figure3::write_shard(&study.out, &plan, shard, &rows)?;
+                    Report::new()
+                        .with("shard", format!("{}/{}", shard.index, shard.count))
+                        .with("fine_tunes", rows.len())
+                        .with("out", study.out.display().to_string())
+                        .print(args.json);
+                }
+                None => {
+                    let summary = figure3::write_results(&study.out, &plan, &rows)?;
+                    print_summary(&summary, args.json, &study.out);
+                }
+            }
+            Ok(())
+        }),
+        ToyCommand::Merge { shards, out } => {
+            let (plan, rows) = figure3::merge(&shards)?;
+            create_writable_dir(&out)?;
+            let summary = figure3::write_results(&out, &plan, &rows)?;
+            print_summary(&summary, args.json, &out);
+            Ok(())
+        }
+        ToyCommand::Ablation(study) => in_pool(study.jobs, || {
+            let opts = study.options(args.json)?;
+            create_writable_dir(&study.out)?;
+            let ranking =
+                ablation::write(&study.out, &TargetStudy::run(&ablation::starts(), &opts)?)?;
+            print_summary(&ranking, args.json, &study.out);
+            Ok(())
+        }),
+        ToyCommand::Coverage(study) => in_pool(study.jobs, || {
+            let opts = study.options(args.json)?;
+            create_writable_dir(&study.out)?;
+            let runs = TargetStudy::run(&coverage::starts(), &opts)?;
+            let summary = coverage::write(&study.out, &runs, opts.preset.coverage_samples)?;
+            print_summary(&summary, args.json, &study.out);
+            Ok(())
+        }),
+        ToyCommand::Reproduce(study) => in_pool(study.jobs, || {
+            let opts = study.options(args.json)?;
+            let summary = reproduce(&study.out, &opts)?;
+            print_summary(&summary, args.json, &study.out);
+            Ok(())
+        }),
+    }
+}
+
+/// Runs `work` on a pool of `jobs` threads (default: the global pool, one per core).
+fn in_pool(jobs: Option<usize>, work: impl FnOnce() -> Result<()> + Send) -> Result<()> {
+    match jobs {
+        None => work(),
+        Some(0) => Err(Error::invalid("--jobs must be at least 1")),
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .map_err(|e| Error::invalid(format!("cannot start {n} threads: {e}")))?
+            .install(work),
+    }
+}
+
+/// An experiment's summary: one JSON object with `--json`, else indented JSON for people.
+fn print_summary(summary: &impl serde::Serialize, json: bool, out: &Path) {
+    let value = serde_json::to_value(summary).expect("summaries serialise");
+    if json {
+        println!("{value}");
+    } else {
+        println!(
+            "{}\nwritten to {}",
+            serde_json::to_string_pretty(&value).expect("summaries serialise"),
+            out.display()
+        );
     }
 }
 

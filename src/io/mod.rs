@@ -5,7 +5,7 @@ mod atomic;
 mod npy;
 mod table;
 
-pub use atomic::{temporary_beside, write_atomic};
+pub use atomic::{create_writable_dir, temporary_beside, write_atomic};
 pub use npy::{read_npy, read_npz_stats, NpyArray};
 pub use table::Table;
 

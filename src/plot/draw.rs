@@ -353,12 +353,44 @@ fn arrow_paths(
 }
 
 /// A line chart of named curves with markers.
-pub(super) struct LineChart<'a> {
+pub struct LineChart<'a> {
+    /// Text above the chart.
     pub title: &'a str,
+    /// Text under the x axis.
     pub x_label: &'a str,
+    /// Text beside the y axis.
     pub y_label: &'a str,
     pub curves: &'a [Curve<'a>],
+    /// Logarithmic y axis (every y must be positive).
     pub log_y: bool,
+}
+
+/// Line charts side by side, `columns` per row, each on a canvas of the single chart's size.
+pub(super) struct LineGrid<'a> {
+    pub charts: &'a [LineChart<'a>],
+    pub columns: usize,
+}
+
+impl Figure for LineGrid<'_> {
+    fn size(&self) -> (u32, u32) {
+        let rows = self.charts.len().div_ceil(self.columns);
+        (
+            self.columns as u32 * LINE_CHART_PX.0,
+            rows as u32 * LINE_CHART_PX.1,
+        )
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
+        let rows = self.charts.len().div_ceil(self.columns);
+        for (area, chart) in root
+            .split_evenly((rows, self.columns))
+            .iter()
+            .zip(self.charts)
+        {
+            chart.draw(area)?;
+        }
+        Ok(())
+    }
 }
 
 impl Figure for LineChart<'_> {

@@ -17,7 +17,8 @@ mod output;
 use std::fmt;
 use std::path::Path;
 
-use draw::{ColoredGrid, LineChart, PanelGrid};
+pub use draw::LineChart;
+use draw::{ColoredGrid, LineGrid, PanelGrid};
 use output::{register_embedded_font, write_figure};
 
 /// An RGB colour.
@@ -155,17 +156,6 @@ pub fn lines(
     curves: &[Curve],
     log_y: bool,
 ) -> Result<(), PlotError> {
-    for curve in curves {
-        let what = || format!("curve \"{}\"", curve.label);
-        check_finite(curve.points.iter().map(|&(x, y)| [x, y]), "point", what)?;
-        if log_y && curve.points.iter().any(|&(_, y)| y <= 0.0) {
-            return Err(PlotError(format!(
-                "{} has y <= 0, which a log axis cannot show",
-                what()
-            )));
-        }
-    }
-    register_embedded_font()?;
     let chart = LineChart {
         title,
         x_label,
@@ -173,7 +163,38 @@ pub fn lines(
         curves,
         log_y,
     };
-    write_figure(stem, &chart)
+    line_grid(stem, &[chart], 1)
+}
+
+/// Several line charts (as [`lines`] draws them) in a grid of `columns` columns, written as
+/// `<stem>.png` and `<stem>.svg` atomically. Errors as [`lines`] does, and on no charts or
+/// `columns == 0`.
+pub fn line_grid(stem: &Path, charts: &[LineChart], columns: usize) -> Result<(), PlotError> {
+    if charts.is_empty() || columns == 0 {
+        return Err(PlotError(
+            "a line grid needs at least one chart and one column".into(),
+        ));
+    }
+    for chart in charts {
+        for curve in chart.curves {
+            let what = || format!("curve \"{}\"", curve.label);
+            check_finite(curve.points.iter().map(|&(x, y)| [x, y]), "point", what)?;
+            if chart.log_y && curve.points.iter().any(|&(_, y)| y <= 0.0) {
+                return Err(PlotError(format!(
+                    "{} has y <= 0, which a log axis cannot show",
+                    what()
+                )));
+            }
+        }
+    }
+    register_embedded_font()?;
+    write_figure(
+        stem,
+        &LineGrid {
+            charts,
+            columns: columns.min(charts.len()),
+        },
+    )
 }
 
 /// Scatter panels coloured by a value with a shared colour bar (for correlation figures): each panel has its own x/y data and labels; colour = `values` through the viridis colour map between min and max, with a vertical colour bar on the right labelled `value_label`.

@@ -196,16 +196,17 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
         Ok(())
     }
 
-    /// The complete training state.
+    /// The complete training state, copied: parameters are updated in place, so a checkpoint
+    /// kept in memory must not share their storage.
     pub fn checkpoint(&self, model: &str) -> Result<Checkpoint> {
         let mut tensors = HashMap::new();
         for (prefix, net) in [("G", &self.g), ("G_ema", &self.g_ema)] {
-            insert_network(&mut tensors, prefix, net);
+            insert_network(&mut tensors, prefix, net)?;
         }
-        insert_network(&mut tensors, "D", &self.d);
+        insert_network(&mut tensors, "D", &self.d)?;
         for (prefix, opt) in [("opt_G", &self.opt_g), ("opt_D", &self.opt_d)] {
             for (name, t) in opt.state() {
-                tensors.insert(format!("{prefix}.{name}"), t);
+                tensors.insert(format!("{prefix}.{name}"), t.copy()?);
             }
         }
         Ok(Checkpoint {
@@ -267,13 +268,18 @@ fn check_model(ckpt: &Checkpoint, model: &str) -> Result<()> {
     Ok(())
 }
 
-fn insert_network(tensors: &mut HashMap<String, Tensor>, prefix: &str, net: &impl Network) {
+fn insert_network(
+    tensors: &mut HashMap<String, Tensor>,
+    prefix: &str,
+    net: &impl Network,
+) -> Result<()> {
     for (name, var) in net.parameters() {
-        tensors.insert(format!("{prefix}.{name}"), var.as_tensor().clone());
+        tensors.insert(format!("{prefix}.{name}"), var.as_tensor().copy()?);
     }
     for (name, t) in net.buffers() {
-        tensors.insert(format!("{prefix}.{name}"), t);
+        tensors.insert(format!("{prefix}.{name}"), t.copy()?);
     }
+    Ok(())
 }
 
 /// Copies the tensors under `prefix` in `ckpt` into `net` (parameters and buffers); shapes must

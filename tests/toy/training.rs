@@ -132,3 +132,27 @@ fn frozen_discriminator_gives_the_generator_the_same_gradients() {
     };
     assert_eq!(grads(true, &mut g), grads(false, &mut g));
 }
+
+#[test]
+fn a_checkpoint_in_memory_does_not_follow_further_training() {
+    let mut trainer =
+        new_trainer(playground_config(Loss::Vanilla, Penalty::None, 1), 16, 3).unwrap();
+    let mut source = data();
+    trainer.cycle(&mut source).unwrap();
+    let kept = trainer.checkpoint(MODEL).unwrap();
+    let values = |ckpt: &whichgan::train::Checkpoint| -> Vec<(String, Vec<f32>)> {
+        let mut v: Vec<(String, Vec<f32>)> = ckpt
+            .tensors
+            .iter()
+            .map(|(n, t)| (n.clone(), t.flatten_all().unwrap().to_vec1().unwrap()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    let before = values(&kept);
+    for _ in 0..3 {
+        trainer.cycle(&mut source).unwrap();
+    }
+    assert_eq!(before, values(&kept), "parameters are updated in place");
+    assert_ne!(before, values(&trainer.checkpoint(MODEL).unwrap()));
+}

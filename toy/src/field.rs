@@ -6,14 +6,14 @@
 //! a sample at x. (The study's public notebook measured +∇ₓ L_G, the opposite direction.)
 
 use crate::distributions::Distribution;
-use crate::nets::{MlpDiscriminator, MlpGenerator};
-use crate::train::{load_toy_checkpoint, points_tensor, sample_generator};
+use crate::nets::MlpDiscriminator;
+use crate::train::{load_toy_checkpoint, networks, points_tensor, sample_generator};
 use candle_core::Device;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
 use whichgan::plot::{self, Arrows, Panel, Scatter, PALETTE};
-use whichgan::train::{load_network, Discriminator};
+use whichgan::train::Discriminator;
 use whichgan::{Error, Result};
 
 /// ∇ₓ log D(x) at each point (see the module docs for the sign).
@@ -51,16 +51,7 @@ fn directions(v: &[[f64; 2]]) -> Vec<[f64; 2]> {
 /// `<stem>.png` and `<stem>.svg`.
 pub fn plot_field(ckpt_path: &Path, target: &Distribution, stem: &Path, seed: u64) -> Result<()> {
     let ckpt = load_toy_checkpoint(ckpt_path)?;
-    let width = ckpt
-        .tensor("G.module.0.weight")
-        .and_then(|t| Ok(t.dim(0)?))
-        .map_err(|e| Error::in_file(ckpt_path, e.to_string()))?;
-    let mut init = ChaCha8Rng::seed_from_u64(0);
-    let mut g = MlpGenerator::new(&mut init, width, &Device::Cpu)?;
-    let mut d = MlpDiscriminator::new(&mut init, width, &Device::Cpu)?;
-    let in_ckpt = |e: Error| Error::in_file(ckpt_path, e.to_string());
-    load_network(&mut g, &ckpt, "G").map_err(in_ckpt)?;
-    load_network(&mut d, &ckpt, "D").map_err(in_ckpt)?;
+    let (mut g, d) = networks(&ckpt).map_err(|e| Error::in_file(ckpt_path, e.to_string()))?;
 
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let real = target.sample(&mut rng, 2048);

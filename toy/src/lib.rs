@@ -6,4 +6,5 @@ pub mod distributions;
 pub use distributions::Distribution;
 pub mod field;
 pub mod nets;
+pub mod study;
 pub mod train;

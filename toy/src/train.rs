@@ -88,15 +88,31 @@ impl Init {
     pub fn apply(&self, trainer: &mut ToyTrainer) -> Result<()> {
         if let Some(path) = &self.g {
             let ckpt = load_toy_checkpoint(path)?;
-            load_network(&mut trainer.g, &ckpt, "G").map_err(|e| in_ckpt(path, e))?;
-            load_network(&mut trainer.g_ema, &ckpt, "G").map_err(|e| in_ckpt(path, e))?;
+            start_from(trainer, Some(&ckpt), None).map_err(|e| in_ckpt(path, e))?;
         }
         if let Some(path) = &self.d {
             let ckpt = load_toy_checkpoint(path)?;
-            load_network(&mut trainer.d, &ckpt, "D").map_err(|e| in_ckpt(path, e))?;
+            start_from(trainer, None, Some(&ckpt)).map_err(|e| in_ckpt(path, e))?;
         }
         Ok(())
     }
+}
+
+/// Starts a run from pretrained halves: G (into G and G-EMA) from `g`, D from `d`; a half
+/// without a checkpoint keeps its fresh initialisation, the optimisers start fresh.
+pub fn start_from(
+    trainer: &mut ToyTrainer,
+    g: Option<&Checkpoint>,
+    d: Option<&Checkpoint>,
+) -> Result<()> {
+    if let Some(ckpt) = g {
+        load_network(&mut trainer.g, ckpt, "G")?;
+        load_network(&mut trainer.g_ema, ckpt, "G")?;
+    }
+    if let Some(ckpt) = d {
+        load_network(&mut trainer.d, ckpt, "D")?;
+    }
+    Ok(())
 }
 
 fn in_ckpt(path: &Path, e: Error) -> Error {
@@ -113,6 +129,18 @@ pub fn load_toy_checkpoint(path: &Path) -> Result<Checkpoint> {
         ));
     }
     Ok(ckpt)
+}
+
+/// G and D of a checkpoint (its width read from the first layer).
+pub fn networks(ckpt: &Checkpoint) -> Result<(MlpGenerator, MlpDiscriminator)> {
+    let width = ckpt.tensor("G.module.0.weight")?.dim(0)?;
+    // The fresh initialisation is overwritten by the checkpoint.
+    let mut init = ChaCha8Rng::seed_from_u64(0);
+    let mut g = MlpGenerator::new(&mut init, width, &Device::Cpu)?;
+    let mut d = MlpDiscriminator::new(&mut init, width, &Device::Cpu)?;
+    load_network(&mut g, ckpt, "G")?;
+    load_network(&mut d, ckpt, "D")?;
+    Ok((g, d))
 }
 
 /// `n` samples of `g` in eval mode (running statistics), latents from `rng`.
@@ -324,12 +352,7 @@ fn prepare_out(out: &Path, resume: bool, overwrite: bool) -> Result<()> {
             std::fs::remove_dir_all(&ckpts).map_err(|e| Error::io(&ckpts, e))?;
         }
     }
-    let ckpts = ToyHook::checkpoint_dir(out);
-    std::fs::create_dir_all(&ckpts).map_err(|e| Error::io(&ckpts, e))?;
-    let probe = ckpts.join(".write-test");
-    std::fs::write(&probe, b"").map_err(|e| Error::io(out, e))?;
-    std::fs::remove_file(&probe).map_err(|e| Error::io(&probe, e))?;
-    Ok(())
+    whichgan::io::create_writable_dir(&ToyHook::checkpoint_dir(out))
 }
 
 /// Trains (or resumes) a toy run and writes its checkpoints, W1 curve and log.

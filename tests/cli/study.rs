@@ -1,0 +1,279 @@
+//! `whichgan toy reproduce|figure3|merge`: the fast preset end to end, the correlations
+//! recomputed from the CSV, shard + merge equal to a single run, and bad input.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn whichgan(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_whichgan"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn ok(out: Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+fn fails_with(out: Output, needle: &str) {
+    assert!(!out.status.success(), "should fail");
+    assert!(out.stdout.is_empty(), "nothing on stdout");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.starts_with("error: ") && err.contains(needle), "{err}");
+}
+
+/// A CSV file as (header, rows of cells).
+fn csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let mut lines = text
+        .lines()
+        .map(|l| l.split(',').map(String::from).collect());
+    (lines.next().expect("a header"), lines.collect())
+}
+
+fn column(header: &[String], rows: &[Vec<String>], name: &str) -> Vec<f64> {
+    let i = header.iter().position(|h| h == name).expect(name);
+    rows.iter().map(|r| r[i].parse().unwrap()).collect()
+}
+
+fn close(a: f64, b: f64, rel: f64) -> bool {
+    (a - b).abs() <= rel * a.abs().max(b.abs()).max(1e-300)
+}
+
+#[test]
+fn fast_preset_end_to_end_and_shards_equal_a_single_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("plots");
+    let out_s = out.to_str().unwrap();
+    let summary = ok(whichgan(&[
+        "toy",
+        "reproduce",
+        "--preset",
+        "fast",
+        "--out",
+        out_s,
+        "--json",
+    ]));
+    assert_eq!(summary["preset"], "fast");
+    assert_eq!(summary["timings"].as_array().unwrap().len(), 4);
+
+    for stem in ["figure2", "figure3", "ablation", "coverage"] {
+        for ext in ["png", "svg"] {
+            let f = out.join(format!("{stem}.{ext}"));
+            assert!(
+                f.metadata().map(|m| m.len() > 1000).unwrap_or(false),
+                "{f:?}"
+            );
+        }
+    }
+    let readme = std::fs::read_to_string(out.join("README.md")).unwrap();
+    for needle in [
+        "figure2.png",
+        "figure3.png",
+        "ablation.png",
+        "coverage.png",
+        "r(recall, min W1)",
+    ] {
+        assert!(readme.contains(needle), "README lacks {needle}");
+    }
+
+    // The fast preset: 500 pretraining steps, a checkpoint every 50 → 11; fine-tunes of 200
+    // steps evaluated every 100; target runs of 200 steps evaluated every 50; 3 seeds.
+    let (h3, rows3) = csv(&out.join("figure3.csv"));
+    assert_eq!(
+        h3,
+        [
+            "seed",
+            "checkpoint",
+            "recall",
+            "precision",
+            "grad_sim_notebook",
+            "grad_sim_descent",
+            "grad_sim_samples",
+            "w1_step_0",
+            "w1_step_100",
+            "w1_step_200",
+            "min_w1"
+        ]
+    );
+    assert_eq!(rows3.len(), 11);
+    let steps = column(&h3, &rows3, "checkpoint");
+    assert_eq!(steps, (0..=10).map(|i| 50.0 * i as f64).collect::<Vec<_>>());
+    let notebook = column(&h3, &rows3, "grad_sim_notebook");
+    let descent = column(&h3, &rows3, "grad_sim_descent");
+    for (n, d) in notebook.iter().zip(&descent) {
+        assert_eq!(*n, -*d, "the two signs are exact negatives");
+        assert!(n.abs() <= 1.0);
+    }
+    let min_w1 = column(&h3, &rows3, "min_w1");
+    for (i, m) in min_w1.iter().enumerate() {
+        let w: Vec<f64> = ["w1_step_0", "w1_step_100", "w1_step_200"]
+            .iter()
+            .map(|c| column(&h3, &rows3, c)[i])
+            .collect();
+        assert_eq!(*m, w.iter().copied().fold(f64::INFINITY, f64::min));
+    }
+
+    let (hc, rowsc) = csv(&out.join("figure3-correlations.csv"));
+    assert_eq!(
+        rowsc.len(),
+        4,
+        "recall, ∇D similarity in two signs, precision"
+    );
+    let corr: HashMap<(String, String), Vec<f64>> = rowsc
+        .iter()
+        .map(|r| {
+            let key = (r[1].clone(), r[2].clone());
+            let values = ["n", "pearson_r", "pearson_p", "spearman_rho", "spearman_p"]
+                .iter()
+                .map(|c| r[hc.iter().position(|h| h == c).unwrap()].parse().unwrap())
+                .collect();
+            (key, values)
+        })
+        .collect();
+    // r and p recomputed from the CSV by the metrics command agree with the correlations file.
+    let figure3_csv = out.join("figure3.csv");
+    for (x, key) in [
+        ("recall", ("recall", "")),
+        ("grad_sim_notebook", ("grad_sim", "notebook")),
+        ("grad_sim_descent", ("grad_sim", "descent")),
+        ("precision", ("precision", "")),
+    ] {
+        let got = ok(whichgan(&[
+            "metrics",
+            "corr",
+            figure3_csv.to_str().unwrap(),
+            "--x",
+            x,
+            "--y",
+            "min_w1",
+            "--json",
+        ]));
+        let want = &corr[&(key.0.to_string(), key.1.to_string())];
+        assert_eq!(got["n"].as_f64().unwrap(), want[0]);
+        for (field, i) in [
+            ("pearson_r", 1),
+            ("pearson_p", 2),
+            ("spearman_rho", 3),
+            ("spearman_p", 4),
+        ] {
+            let g = got[field].as_f64().unwrap();
+            assert!(close(g, want[i], 1e-12), "{x} {field}: {g} vs {}", want[i]);
+        }
+    }
+    let r_notebook = corr[&("grad_sim".into(), "notebook".into())][1];
+    let r_descent = corr[&("grad_sim".into(), "descent".into())][1];
+    assert!(close(r_notebook, -r_descent, 1e-12));
+
+    let (h2, rows2) = csv(&out.join("figure2.csv"));
+    assert_eq!(
+        h2,
+        [
+            "seed",
+            "start",
+            "final_w1",
+            "min_w1",
+            "modes_covered",
+            "recall",
+            "precision"
+        ]
+    );
+    assert_eq!(rows2.len(), 3 * 3, "3 seeds × 3 starts");
+    let (ha, rowsa) = csv(&out.join("ablation.csv"));
+    assert_eq!(ha.len(), 8);
+    assert_eq!(
+        rowsa.len(),
+        2 * 4 * 3 * 5,
+        "2 sources × 4 starts × 3 seeds × 5 evaluations"
+    );
+    let (_, ranking) = csv(&out.join("ablation-ranking.csv"));
+    assert_eq!(ranking.len(), 8);
+    let (hv, rowsv) = csv(&out.join("coverage.csv"));
+    assert_eq!(rowsv.len(), 3 * 3 * 5, "3 starts × 3 seeds × 5 evaluations");
+    for m in column(&hv, &rowsv, "modes_covered") {
+        assert!((0.0..=10.0).contains(&m));
+    }
+
+    // Two shards, run separately, merged: byte-identical to the single run's files.
+    let shard_dir = dir.path().join("shards");
+    let shard_s = shard_dir.to_str().unwrap();
+    for shard in ["0/2", "1/2"] {
+        let report = ok(whichgan(&[
+            "toy", "figure3", "--preset", "fast", "--shard", shard, "--out", shard_s, "--json",
+        ]));
+        assert_eq!(report["shard"], shard);
+    }
+    let merged = dir.path().join("merged");
+    let merged_s = merged.to_str().unwrap();
+    ok(whichgan(&[
+        "toy", "merge", shard_s, "--out", merged_s, "--json",
+    ]));
+    for name in ["figure3.csv", "figure3-correlations.csv"] {
+        assert_eq!(
+            std::fs::read(out.join(name)).unwrap(),
+            std::fs::read(merged.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+
+    // A missing shard, a shard twice, a shard of another sweep.
+    let lone = dir.path().join("lone");
+    std::fs::create_dir(&lone).unwrap();
+    for ext in ["csv", "json"] {
+        let name = format!("figure3-shard-0-of-2.{ext}");
+        std::fs::copy(shard_dir.join(&name), lone.join(&name)).unwrap();
+    }
+    let lone_s = lone.to_str().unwrap();
+    let elsewhere = dir.path().join("m2");
+    let elsewhere_s = elsewhere.to_str().unwrap();
+    fails_with(
+        whichgan(&["toy", "merge", lone_s, "--out", elsewhere_s]),
+        "missing shards: 1/2",
+    );
+    fails_with(
+        whichgan(&["toy", "merge", shard_s, lone_s, "--out", elsewhere_s]),
+        "shard 0/2 is also in",
+    );
+    let json_path = lone.join("figure3-shard-0-of-2.json");
+    let edited = std::fs::read_to_string(&json_path)
+        .unwrap()
+        .replace("\"fast\"", "\"paper\"");
+    std::fs::write(&json_path, edited).unwrap();
+    fails_with(
+        whichgan(&["toy", "merge", shard_s, lone_s, "--out", elsewhere_s]),
+        "another sweep",
+    );
+    assert!(!elsewhere.exists(), "failed merges write nothing");
+}
+
+#[test]
+fn bad_study_arguments_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x");
+    let out_s = out.to_str().unwrap();
+    fails_with(
+        whichgan(&["toy", "reproduce", "--preset", "huge", "--out", out_s]),
+        "unknown preset 'huge'",
+    );
+    fails_with(
+        whichgan(&["toy", "figure3", "--shard", "2/2", "--out", out_s]),
+        "--shard '2/2'",
+    );
+    fails_with(
+        whichgan(&["toy", "figure3", "--shard", "one/two", "--out", out_s]),
+        "expected i/N",
+    );
+    fails_with(
+        whichgan(&["toy", "figure2", "--seeds", "0", "--out", out_s]),
+        "--seeds must be at least 1",
+    );
+    fails_with(whichgan(&["toy", "merge", out_s, "--out", out_s]), out_s);
+    assert!(!out.exists(), "nothing written on bad input");
+}
