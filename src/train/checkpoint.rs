@@ -29,6 +29,12 @@ pub struct CheckpointMeta {
     pub rng_word_pos: u128,
     /// The run's settings, for the record and for `--resume` checks.
     pub config: serde_json::Value,
+    /// State of the augmentation (e.g. ADA's probability), when the run has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub augment: Option<serde_json::Value>,
+    /// State of the lazy generator regulariser (e.g. the mean path length), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub g_penalty: Option<serde_json::Value>,
     /// The caller's own state (e.g. what the run trains on, its evaluation history), kept
     /// for `--resume`.
     #[serde(default)]

@@ -3,7 +3,8 @@
 //! A model plugs in by implementing [`Generator`], [`Discriminator`] and [`RealData`]; the
 //! loop ([`Trainer`]) owns everything else: losses and penalties, Adam, D steps per G step,
 //! the generator's moving average, evaluation and snapshot hooks, checkpoints that resume
-//! exactly, a JSONL log and a progress bar.
+//! exactly, a JSONL log and a progress bar. Image-scale training adds an augmentation of D's
+//! inputs and a lazy G regulariser through [`Augment`] and [`GeneratorPenalty`].
 //!
 //! Determinism: every random draw of training (latents, real batches, interpolation weights)
 //! comes from one ChaCha8 stream whose position is saved in each checkpoint, so the same seed
@@ -12,12 +13,14 @@
 mod adam;
 mod checkpoint;
 mod ema;
+mod hooks;
 mod loss;
 mod trainer;
 
 pub use adam::{Adam, AdamConfig};
 pub use checkpoint::{Checkpoint, CheckpointMeta};
 pub use ema::Ema;
+pub use hooks::{Augment, GeneratorPenalty};
 pub use loss::{r1, wgan_gp, Loss, Penalty};
 pub use trainer::{load_network, EvalHook, StepReport, TrainConfig, Trainer};
 

@@ -1,8 +1,8 @@
 //! The training loop.
 
 use super::{
-    loss, Adam, AdamConfig, Checkpoint, CheckpointMeta, Discriminator, Ema, Generator, Loss, Mode,
-    Network, Penalty, RealData,
+    loss, Adam, AdamConfig, Augment, Checkpoint, CheckpointMeta, Discriminator, Ema, Generator,
+    GeneratorPenalty, Loss, Mode, Network, Penalty, RealData,
 };
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
@@ -55,6 +55,8 @@ pub struct Trainer<G: Generator, D: Discriminator> {
     /// Real images shown to D.
     pub images_seen: u64,
     device: Device,
+    augment: Option<Box<dyn Augment>>,
+    g_penalty: Option<Box<dyn GeneratorPenalty<G>>>,
 }
 
 impl<G: Generator, D: Discriminator> Trainer<G, D> {
@@ -76,11 +78,31 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
             d_steps: 0,
             images_seen: 0,
             device: device.clone(),
+            augment: None,
+            g_penalty: None,
         })
     }
 
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// Augments everything D sees from now on (e.g. ADA).
+    pub fn set_augment(&mut self, augment: Box<dyn Augment>) {
+        self.augment = Some(augment);
+    }
+
+    /// Adds a lazy regulariser to the G loss from now on (e.g. path-length regularisation).
+    pub fn set_generator_penalty(&mut self, penalty: Box<dyn GeneratorPenalty<G>>) {
+        self.g_penalty = Some(penalty);
+    }
+
+    /// `x` as D sees it: augmented when an augmentation is set.
+    fn for_d(&mut self, x: Tensor) -> Result<Tensor> {
+        match &self.augment {
+            Some(augment) => augment.apply(&x, &mut self.rng),
+            None => Ok(x),
+        }
     }
 
     /// Standard-normal latents [n, latent_dim] from the training stream.
@@ -96,9 +118,11 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
     fn d_step(&mut self, data: &mut impl RealData) -> Result<f64> {
         let batch = self.config.batch;
         let real = data.sample(&mut self.rng, batch)?;
+        let real = self.for_d(real)?;
         let z = self.latents(batch)?;
         // Train mode: the fake batch updates G's running statistics, as in the reference.
         let fake = self.g.forward_detached(&z, Mode::Train)?;
+        let fake = self.for_d(fake)?;
         // A lazy R1 step needs D's input gradient at the reals, so their logits come from
         // that pass; otherwise real and fake logits may share one.
         let r1_now = match self.config.penalty {
@@ -119,6 +143,9 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
                 (r, f, None)
             }
         };
+        if let Some(augment) = &mut self.augment {
+            augment.observe_real_logits(&real_logits.detach(), self.images_seen + batch as u64)?;
+        }
         let mut total = self.config.loss.discriminator(&real_logits, &fake_logits)?;
         if let (Some((gamma, every)), Some(grad)) = (r1_now, &real_grad) {
             total = (total + loss::r1(grad, gamma, every)?)?;
@@ -156,7 +183,15 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
     fn g_step(&mut self) -> Result<f64> {
         let z = self.latents(self.config.batch)?;
         let fake = self.g.forward(&z, Mode::Train)?;
-        let loss = self.config.loss.generator(&self.d.forward_frozen(&fake)?)?;
+        let fake = self.for_d(fake)?;
+        let mut loss = self.config.loss.generator(&self.d.forward_frozen(&fake)?)?;
+        if let Some(penalty) = &mut self.g_penalty {
+            if self.g_steps.is_multiple_of(penalty.every().max(1)) {
+                let extra = penalty.penalty(&mut self.g, &mut self.rng, self.config.batch)?;
+                let extra = extra.to_dtype(loss.dtype())?;
+                loss = (loss + extra)?;
+            }
+        }
         let grads = loss.backward()?;
         self.opt_g.step(&grads)?;
         let beta = self.config.ema.beta(self.config.batch, self.images_seen);
@@ -220,6 +255,8 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
                 seed: self.seed,
                 rng_word_pos: self.rng.get_word_pos(),
                 config: serde_json::to_value(&self.config).expect("config serialises"),
+                augment: self.augment.as_ref().map(|a| a.state()),
+                g_penalty: self.g_penalty.as_ref().map(|p| p.state()),
                 extra: serde_json::Value::Null,
             },
             tensors,
@@ -254,6 +291,26 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
         self.g_steps = ckpt.meta.g_steps;
         self.d_steps = ckpt.meta.d_steps;
         self.images_seen = ckpt.meta.images_seen;
+        match (&mut self.augment, &ckpt.meta.augment) {
+            (Some(augment), Some(state)) => augment.load_state(state)?,
+            (None, None) => {}
+            _ => {
+                return Err(Error::invalid(
+                    "the checkpoint was trained with an augmentation and this run without, or \
+                     the other way round",
+                ))
+            }
+        }
+        match (&mut self.g_penalty, &ckpt.meta.g_penalty) {
+            (Some(penalty), Some(state)) => penalty.load_state(state)?,
+            (None, None) => {}
+            _ => {
+                return Err(Error::invalid(
+                    "the checkpoint was trained with a generator penalty and this run without, \
+                     or the other way round",
+                ))
+            }
+        }
         Ok(())
     }
 }

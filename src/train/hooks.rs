@@ -1,0 +1,37 @@
+//! Where image-scale training plugs into the one loop: an augmentation of everything D sees
+//! (ADA) and a lazy regulariser of G (path-length regularisation). The toy runs use neither;
+//! with none set, the loop's numbers and random draws are exactly those of a plain run.
+
+use crate::Result;
+use candle_core::Tensor;
+use rand_chacha::ChaCha8Rng;
+
+/// An augmentation applied to every batch D sees — reals and fakes, in D steps and G steps —
+/// built from differentiable tensor operations so that the G loss back-propagates through it.
+///
+/// Penalties on D's input gradient (R1, WGAN-GP) are taken at D's input, i.e. at the augmented
+/// batch. (The official StyleGAN2-ADA code differentiates R1 with respect to the reals before
+/// augmentation; the two agree only for augmentations that preserve distances.)
+pub trait Augment: Send {
+    /// The augmented batch; random choices come from the training stream `rng`.
+    fn apply(&self, x: &Tensor, rng: &mut ChaCha8Rng) -> Result<Tensor>;
+    /// Called after each D step with D's logits on the augmented reals and the number of real
+    /// images shown so far (ADA moves its probability from the sign of these logits).
+    fn observe_real_logits(&mut self, logits: &Tensor, images_seen: u64) -> Result<()>;
+    /// What a checkpoint keeps (e.g. the augmentation probability).
+    fn state(&self) -> serde_json::Value;
+    /// Restores [`Augment::state`] on resume.
+    fn load_state(&mut self, state: &serde_json::Value) -> Result<()>;
+}
+
+/// A regulariser of G added to the G loss every `every()` G steps (lazy regularisation).
+pub trait GeneratorPenalty<G>: Send {
+    /// The interval in G steps; the penalty runs when the G-step count is a multiple of it.
+    fn every(&self) -> u64;
+    /// The penalty for this G step, already scaled for the interval; random draws from `rng`.
+    fn penalty(&mut self, g: &mut G, rng: &mut ChaCha8Rng, batch: usize) -> Result<Tensor>;
+    /// What a checkpoint keeps (e.g. the running mean path length).
+    fn state(&self) -> serde_json::Value;
+    /// Restores [`GeneratorPenalty::state`] on resume.
+    fn load_state(&mut self, state: &serde_json::Value) -> Result<()>;
+}

@@ -1,0 +1,220 @@
+//! The trainer's extension points for image-scale training, exercised on the toy GAN: an
+//! augmentation of D's inputs (ADA's place) and a lazy generator penalty (path length's place).
+
+use candle_core::{Device, Tensor};
+use rand_chacha::ChaCha8Rng;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use whichgan::train::{Augment, Discriminator, GeneratorPenalty, Loss, Network, Penalty};
+use whichgan::Result;
+use whichgan_toy::nets::MlpGenerator;
+use whichgan_toy::train::{new_trainer, playground_config, DistributionData, ToyTrainer, MODEL};
+
+fn data() -> DistributionData {
+    DistributionData {
+        distribution: "circle:size=20,sigma=0.25".parse().unwrap(),
+        device: Device::Cpu,
+    }
+}
+
+fn trainer(d_steps: usize) -> ToyTrainer {
+    new_trainer(
+        playground_config(Loss::Vanilla, Penalty::None, d_steps),
+        16,
+        4,
+    )
+    .unwrap()
+}
+
+/// An augmentation that scales its input and keeps an ADA-like probability that moves with the
+/// sign of D's real logits; it counts its calls.
+struct Scale {
+    factor: f64,
+    p: f64,
+    observed: Arc<AtomicUsize>,
+    rows_seen: Arc<AtomicUsize>,
+}
+
+impl Scale {
+    fn new(factor: f64) -> Self {
+        Scale {
+            factor,
+            p: 0.0,
+            observed: Arc::default(),
+            rows_seen: Arc::default(),
+        }
+    }
+}
+
+impl Augment for Scale {
+    fn apply(&self, x: &Tensor, _rng: &mut ChaCha8Rng) -> Result<Tensor> {
+        Ok((x * self.factor)?)
+    }
+
+    fn observe_real_logits(&mut self, logits: &Tensor, _images_seen: u64) -> Result<()> {
+        let signs: Vec<f32> = logits.sign()?.to_vec1()?;
+        self.p += 0.01 * signs.iter().sum::<f32>() as f64 / signs.len() as f64;
+        self.observed.fetch_add(1, Ordering::SeqCst);
+        self.rows_seen.fetch_add(signs.len(), Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::json!({ "p": self.p })
+    }
+
+    fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
+        self.p = state["p"].as_f64().unwrap();
+        Ok(())
+    }
+}
+
+fn tensors(t: &ToyTrainer) -> Vec<(String, Vec<f32>)> {
+    let ckpt = t.checkpoint(MODEL).unwrap();
+    let mut v: Vec<(String, Vec<f32>)> = ckpt
+        .tensors
+        .iter()
+        .map(|(n, t)| (n.clone(), t.flatten_all().unwrap().to_vec1().unwrap()))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[test]
+fn identity_augmentation_changes_nothing_and_sees_every_d_step() {
+    let mut plain = trainer(2);
+    let mut hooked = trainer(2);
+    let augment = Scale::new(1.0);
+    let (observed, rows) = (augment.observed.clone(), augment.rows_seen.clone());
+    hooked.set_augment(Box::new(augment));
+    for _ in 0..4 {
+        assert_eq!(
+            plain.cycle(&mut data()).unwrap(),
+            hooked.cycle(&mut data()).unwrap()
+        );
+    }
+    assert_eq!(tensors(&plain), tensors(&hooked));
+    assert_eq!(observed.load(Ordering::SeqCst) as u64, hooked.d_steps);
+    assert_eq!(rows.load(Ordering::SeqCst) as u64, hooked.d_steps * 64);
+}
+
+#[test]
+fn discriminator_sees_the_augmented_batches() {
+    // Everything mapped (next) to the origin: D's real and fake logits are both D(0), so the
+    // first D loss is softplus(−l) + softplus(l) with l = D(0) before the update.
+    let mut t = trainer(1);
+    let l =
+        t.d.forward(&Tensor::zeros((1, 2), candle_core::DType::F32, &Device::Cpu).unwrap())
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()[0] as f64;
+    t.set_augment(Box::new(Scale::new(1e-9)));
+    let report = t.cycle(&mut data()).unwrap();
+    let softplus = |v: f64| v.exp().ln_1p();
+    let expected = softplus(-l) + softplus(l);
+    assert!(
+        (report.d_loss - expected).abs() < 1e-5,
+        "{} vs {expected}",
+        report.d_loss
+    );
+}
+
+#[test]
+fn augmentation_state_resumes_exactly() {
+    let mut straight = trainer(2);
+    straight.set_augment(Box::new(Scale::new(0.9)));
+    for _ in 0..6 {
+        straight.cycle(&mut data()).unwrap();
+    }
+    let mut first = trainer(2);
+    first.set_augment(Box::new(Scale::new(0.9)));
+    for _ in 0..3 {
+        first.cycle(&mut data()).unwrap();
+    }
+    let ckpt = first.checkpoint(MODEL).unwrap();
+    assert!(ckpt.meta.augment.as_ref().unwrap()["p"].as_f64().unwrap() != 0.0);
+
+    let mut resumed = trainer(2);
+    resumed.set_augment(Box::new(Scale::new(0.9)));
+    resumed.resume(&ckpt, MODEL).unwrap();
+    for _ in 0..3 {
+        resumed.cycle(&mut data()).unwrap();
+    }
+    assert_eq!(tensors(&straight), tensors(&resumed));
+    assert_eq!(
+        straight.checkpoint(MODEL).unwrap().meta,
+        resumed.checkpoint(MODEL).unwrap().meta
+    );
+    // Resuming an augmented run without its augmentation is refused.
+    let err = trainer(2).resume(&ckpt, MODEL).unwrap_err().to_string();
+    assert!(err.contains("augmentation"), "{err}");
+}
+
+/// weight · Σ (G's output bias), counting its calls: its gradient on that bias is `weight`
+/// everywhere, so when it dominates, Adam's first step moves every entry by −lr.
+struct BiasSum {
+    weight: f64,
+    every: u64,
+    calls: Arc<AtomicUsize>,
+}
+
+const OUTPUT_BIAS: &str = "module.15.bias";
+
+fn output_bias(g: &MlpGenerator) -> Tensor {
+    let params = g.parameters();
+    let (_, var) = params.iter().find(|(n, _)| n == OUTPUT_BIAS).unwrap();
+    var.as_tensor().clone()
+}
+
+impl GeneratorPenalty<MlpGenerator> for BiasSum {
+    fn every(&self) -> u64 {
+        self.every
+    }
+
+    fn penalty(
+        &mut self,
+        g: &mut MlpGenerator,
+        _rng: &mut ChaCha8Rng,
+        _batch: usize,
+    ) -> Result<Tensor> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok((output_bias(g).sum_all()? * self.weight)?)
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::json!({ "calls": self.calls.load(Ordering::SeqCst) })
+    }
+
+    fn load_state(&mut self, _state: &serde_json::Value) -> Result<()> {
+        Ok(())
+    }
+}
+
+fn bias_values(t: &ToyTrainer) -> Vec<f32> {
+    output_bias(&t.g).to_vec1().unwrap()
+}
+
+#[test]
+fn lazy_generator_penalty_runs_every_k_steps_inside_the_g_loss() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut t = trainer(1);
+    t.set_generator_penalty(Box::new(BiasSum {
+        weight: 1e6,
+        every: 2,
+        calls: calls.clone(),
+    }));
+    let before = bias_values(&t);
+    t.cycle(&mut data()).unwrap();
+    let after = bias_values(&t);
+    // Adam's first step is lr · g / (|g| + ε): −lr per entry for a dominating positive g.
+    for (b, a) in before.iter().zip(&after) {
+        assert!(((a - b) + 2e-4).abs() < 1e-7, "{b} → {a}");
+    }
+    for _ in 0..5 {
+        t.cycle(&mut data()).unwrap();
+    }
+    // At G steps 0, 2 and 4.
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    let meta = t.checkpoint(MODEL).unwrap().meta;
+    assert_eq!(meta.g_penalty.unwrap()["calls"], 3);
+}
