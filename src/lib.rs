@@ -1,5 +1,5 @@
-//! whichgan core: exact evaluation metrics for GANs, the readers and writers they need, and
-//! (as the project grows) the shared GAN trainer and the StyleGAN2 networks.
+//! whichgan core: exact evaluation metrics for GANs, the readers and writers they need, the
+//! shared GAN trainer and the StyleGAN2 networks.
 //!
 //! Every fallible function returns [`Result`], whose [`Error`] says what was wrong and where
 //! (file, row, column), in one line a user can act on.
@@ -8,6 +8,7 @@ pub mod error;
 pub mod io;
 pub mod metrics;
 pub mod plot;
+pub mod stylegan2;
 pub mod train;
 
 pub use error::{Error, Result};

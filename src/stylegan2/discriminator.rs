@@ -1,0 +1,181 @@
+//! The StyleGAN2 discriminator (`resnet` architecture, unconditional), with the architecture
+//! read from the stored tensors.
+
+use super::layers::{Conv2dLayer, FullyConnected};
+use super::ops::Activation;
+use super::weights::Weights;
+use crate::{Error, Result};
+use candle_core::Tensor;
+
+/// Both paths of a resnet block are scaled by √0.5.
+const RESNET_GAIN: f64 = std::f64::consts::FRAC_1_SQRT_2;
+
+/// One resolution: (fromrgb,) conv0, conv1 with 2× down-sampling, and a 1 × 1 skip.
+struct Block {
+    fromrgb: Option<Conv2dLayer>,
+    conv0: Conv2dLayer,
+    conv1: Conv2dLayer,
+    skip: Conv2dLayer,
+}
+
+impl Block {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = match &self.fromrgb {
+            Some(layer) => layer.forward(x, 1.0)?,
+            None => x.clone(),
+        };
+        let y = self.skip.forward(&x, RESNET_GAIN)?;
+        let x = self.conv0.forward(&x, 1.0)?;
+        let x = self.conv1.forward(&x, RESNET_GAIN)?;
+        Ok((y + x)?)
+    }
+}
+
+/// The 4 × 4 epilogue: minibatch standard deviation, a 3 × 3 convolution, two fully connected
+/// layers to one logit.
+struct Epilogue {
+    conv: Conv2dLayer,
+    fc: FullyConnected,
+    out: FullyConnected,
+}
+
+pub struct Discriminator {
+    blocks: Vec<Block>,
+    epilogue: Epilogue,
+    /// Samples per minibatch-standard-deviation group (what the weights cannot tell).
+    pub mbstd_group: usize,
+    pub resolution: usize,
+    pub img_channels: usize,
+}
+
+impl Discriminator {
+    /// The discriminator the tensors describe; `mbstd_group` is the official default 4 unless
+    /// the checkpoint was trained otherwise.
+    pub fn load(w: &Weights, mbstd_group: usize) -> Result<Self> {
+        let mut resolutions: Vec<usize> = w
+            .names()
+            .filter_map(|k| k.strip_prefix('b')?.split('.').next()?.parse().ok())
+            .filter(|&r| r > 4)
+            .collect();
+        resolutions.sort_unstable_by(|a, b| b.cmp(a));
+        resolutions.dedup();
+        let Some(&resolution) = resolutions.first() else {
+            return Err(Error::invalid(
+                "missing discriminator blocks (tensors 'b<res>.…')",
+            ));
+        };
+        let mut blocks = Vec::new();
+        let mut img_channels = 0;
+        for &res in &resolutions {
+            let name = format!("b{res}");
+            let conv0 = w.shape(&format!("{name}.conv0.weight"))?;
+            let tmp = conv0[1];
+            let out = w.shape(&format!("{name}.conv1.weight"))?[0];
+            let fromrgb = if res == resolution {
+                img_channels = w.shape(&format!("{name}.fromrgb.weight"))?[1];
+                Some(Conv2dLayer::load(
+                    w,
+                    &format!("{name}.fromrgb"),
+                    tmp,
+                    img_channels,
+                    1,
+                    true,
+                    Activation::LeakyRelu,
+                    false,
+                )?)
+            } else {
+                None
+            };
+            blocks.push(Block {
+                fromrgb,
+                conv0: Conv2dLayer::load(
+                    w,
+                    &format!("{name}.conv0"),
+                    tmp,
+                    tmp,
+                    3,
+                    true,
+                    Activation::LeakyRelu,
+                    false,
+                )?,
+                conv1: Conv2dLayer::load(
+                    w,
+                    &format!("{name}.conv1"),
+                    out,
+                    tmp,
+                    3,
+                    true,
+                    Activation::LeakyRelu,
+                    true,
+                )?,
+                skip: Conv2dLayer::load(
+                    w,
+                    &format!("{name}.skip"),
+                    out,
+                    tmp,
+                    1,
+                    false,
+                    Activation::Linear,
+                    true,
+                )?,
+            });
+        }
+        let conv = w.shape("b4.conv.weight")?;
+        let (c, c_mbstd) = (conv[0], conv[1]);
+        let epilogue = Epilogue {
+            conv: Conv2dLayer::load(
+                w,
+                "b4.conv",
+                c,
+                c_mbstd,
+                3,
+                true,
+                Activation::LeakyRelu,
+                false,
+            )?,
+            fc: FullyConnected::load(w, "b4.fc", c, c * 16, 1.0, Activation::LeakyRelu)?,
+            out: FullyConnected::load(w, "b4.out", 1, c, 1.0, Activation::Linear)?,
+        };
+        Ok(Discriminator {
+            blocks,
+            epilogue,
+            mbstd_group,
+            resolution,
+            img_channels,
+        })
+    }
+
+    /// Logits [N, 1] for images [N, C, R, R] in [−1, 1].
+    pub fn forward(&self, img: &Tensor) -> Result<Tensor> {
+        let mut x = img.clone();
+        for block in &self.blocks {
+            x = block.forward(&x)?;
+        }
+        let x = minibatch_std(&x, self.mbstd_group)?;
+        let x = self.epilogue.conv.forward(&x, 1.0)?;
+        let x = self.epilogue.fc.forward(&x.flatten_from(1)?)?;
+        self.epilogue.out.forward(&x)
+    }
+}
+
+/// Appends one channel: the mean over features of the standard deviation within groups of
+/// `group` samples (`min(group, N)`); groups interleave — sample s is in group s mod (N / G).
+pub fn minibatch_std(x: &Tensor, group: usize) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let g = group.min(n);
+    if n % g != 0 {
+        return Err(Error::invalid(format!(
+            "a batch of {n} does not split into minibatch-std groups of {g}"
+        )));
+    }
+    let groups = n / g;
+    let y = x.reshape((g, groups, c, h, w))?;
+    let centred = y.broadcast_sub(&y.mean_keepdim(0)?)?;
+    let std = (centred.sqr()?.mean_keepdim(0)? + 1e-8)?.sqrt()?; // [1, groups, c, h, w]
+    let stat = std.flatten_from(2)?.mean_keepdim(2)?; // [1, groups, 1]
+    let stat = stat
+        .reshape((1, groups, 1, 1, 1))?
+        .broadcast_as((g, groups, 1, h, w))?
+        .reshape((n, 1, h, w))?;
+    Ok(Tensor::cat(&[x, &stat], 1)?)
+}

@@ -1,0 +1,311 @@
+//! The StyleGAN2 generator: the mapping network (z → w) and the synthesis network (`skip`
+//! architecture: w → image), with the architecture read from the stored tensors.
+
+use super::layers::{gain32, modulated_conv2d, FullyConnected, NoiseMode};
+use super::ops::{bias_act, upsample2d, Activation};
+use super::weights::Weights;
+use crate::{Error, Result};
+use candle_core::{Tensor, Var};
+
+/// Learning-rate multiplier of the mapping network (the official default).
+const MAPPING_LR: f64 = 0.01;
+
+/// z → w: 2nd-moment normalisation, fully connected layers, broadcast to every layer's w,
+/// truncation towards the tracked average `w_avg`.
+pub struct Mapping {
+    layers: Vec<FullyConnected>,
+    pub w_avg: Tensor,
+    pub z_dim: usize,
+    pub w_dim: usize,
+}
+
+impl Mapping {
+    pub fn load(w: &Weights) -> Result<Self> {
+        let mut layers = Vec::new();
+        while w.contains(&format!("mapping.fc{}.weight", layers.len())) {
+            let name = format!("mapping.fc{}", layers.len());
+            let shape = w.shape(&format!("{name}.weight"))?;
+            layers.push(FullyConnected::load(
+                w,
+                &name,
+                shape[0],
+                shape[1],
+                MAPPING_LR,
+                Activation::LeakyRelu,
+            )?);
+        }
+        let (Some(first), Some(last)) = (layers.first(), layers.last()) else {
+            return Err(Error::invalid("missing tensor 'mapping.fc0.weight'"));
+        };
+        let z_dim = first.weight.dim(1)?;
+        let w_dim = last.weight.dim(0)?;
+        Ok(Mapping {
+            w_avg: w.get("mapping.w_avg", &[w_dim])?,
+            layers,
+            z_dim,
+            w_dim,
+        })
+    }
+
+    /// ws [N, num_ws, w_dim] for latents z [N, z_dim], truncated with ψ (1: none).
+    pub fn forward(&self, z: &Tensor, num_ws: usize, psi: f64) -> Result<Tensor> {
+        let norm = (z.sqr()?.mean_keepdim(1)? + 1e-8)?.sqrt()?.recip()?;
+        let mut x = z.broadcast_mul(&norm)?;
+        for layer in &self.layers {
+            x = layer.forward(&x)?;
+        }
+        let (n, d) = x.dims2()?;
+        let ws = x.unsqueeze(1)?.broadcast_as((n, num_ws, d))?.contiguous()?;
+        if psi == 1.0 {
+            return Ok(ws);
+        }
+        truncate(&ws, &self.w_avg, psi)
+    }
+}
+
+/// `w_avg.lerp(ws, ψ)` as torch computes it (two branches by the weight, ψ in f32).
+pub fn truncate(ws: &Tensor, w_avg: &Tensor, psi: f64) -> Result<Tensor> {
+    let psi = gain32(psi);
+    let start = w_avg
+        .reshape((1, 1, w_avg.dim(0)?))?
+        .broadcast_as(ws.shape())?;
+    let diff = (ws - &start)?;
+    Ok(if psi.abs() < 0.5 {
+        (start + (diff * psi)?)?
+    } else {
+        (ws - (diff * gain32(1.0 - psi))?)?
+    })
+}
+
+/// A 3 × 3 modulated convolution with noise, bias and leaky ReLU (`SynthesisLayer`).
+struct SynthesisLayer {
+    affine: FullyConnected,
+    weight: Var,
+    bias: Var,
+    noise_strength: Var,
+    noise_const: Tensor,
+    up: bool,
+}
+
+impl SynthesisLayer {
+    fn load(
+        w: &Weights,
+        name: &str,
+        input: usize,
+        out: usize,
+        w_dim: usize,
+        res: usize,
+        up: bool,
+    ) -> Result<Self> {
+        Ok(SynthesisLayer {
+            affine: FullyConnected::load(
+                w,
+                &format!("{name}.affine"),
+                input,
+                w_dim,
+                1.0,
+                Activation::Linear,
+            )?,
+            weight: w.param(&format!("{name}.weight"), &[out, input, 3, 3])?,
+            bias: w.param(&format!("{name}.bias"), &[out])?,
+            noise_strength: w.param(&format!("{name}.noise_strength"), &[])?,
+            noise_const: w.get(&format!("{name}.noise_const"), &[res, res])?,
+            up,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, w: &Tensor, noise: NoiseMode) -> Result<Tensor> {
+        let styles = self.affine.forward(w)?;
+        let mut y = modulated_conv2d(x, self.weight.as_tensor(), &styles, true, self.up)?;
+        if noise == NoiseMode::Const {
+            let n = self
+                .noise_const
+                .broadcast_mul(self.noise_strength.as_tensor())?;
+            y = y.broadcast_add(&n)?;
+        }
+        bias_act(
+            &y,
+            Some(self.bias.as_tensor()),
+            Activation::LeakyRelu,
+            Activation::LeakyRelu.default_gain(),
+            None,
+        )
+    }
+}
+
+/// A 1 × 1 modulated convolution to the image channels, without demodulation (`ToRGBLayer`).
+struct ToRgb {
+    affine: FullyConnected,
+    weight: Var,
+    bias: Var,
+}
+
+impl ToRgb {
+    fn load(w: &Weights, name: &str, input: usize, channels: usize, w_dim: usize) -> Result<Self> {
+        Ok(ToRgb {
+            affine: FullyConnected::load(
+                w,
+                &format!("{name}.affine"),
+                input,
+                w_dim,
+                1.0,
+                Activation::Linear,
+            )?,
+            weight: w.param(&format!("{name}.weight"), &[channels, input, 1, 1])?,
+            bias: w.param(&format!("{name}.bias"), &[channels])?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, w: &Tensor) -> Result<Tensor> {
+        let input = self.weight.dim(1)?;
+        let styles = (self.affine.forward(w)? * gain32(1.0 / (input as f64).sqrt()))?;
+        let y = modulated_conv2d(x, self.weight.as_tensor(), &styles, false, false)?;
+        bias_act(
+            &y,
+            Some(self.bias.as_tensor()),
+            Activation::Linear,
+            1.0,
+            None,
+        )
+    }
+}
+
+/// One resolution of the synthesis network (`SynthesisBlock`, `skip` architecture).
+struct Block {
+    resolution: usize,
+    constant: Option<Var>,
+    conv0: Option<SynthesisLayer>,
+    conv1: SynthesisLayer,
+    torgb: ToRgb,
+}
+
+impl Block {
+    /// w's this block consumes before its ToRGB (which shares the next block's first w).
+    fn num_conv(&self) -> usize {
+        if self.conv0.is_some() {
+            2
+        } else {
+            1
+        }
+    }
+}
+
+/// ws → image, resolutions 4, 8, …, with a skip connection of up-sampled images.
+pub struct Synthesis {
+    blocks: Vec<Block>,
+    pub num_ws: usize,
+    pub img_channels: usize,
+}
+
+impl Synthesis {
+    pub fn load(w: &Weights, w_dim: usize) -> Result<Self> {
+        let mut blocks = Vec::new();
+        let mut res = 4;
+        let mut input = 0;
+        while w.contains(&format!("synthesis.b{res}.conv1.weight")) {
+            let name = format!("synthesis.b{res}");
+            let out = w.shape(&format!("{name}.conv1.weight"))?[0];
+            let channels = w.shape(&format!("{name}.torgb.weight"))?[0];
+            let (constant, conv0) = if res == 4 {
+                (Some(w.param(&format!("{name}.const"), &[out, 4, 4])?), None)
+            } else {
+                let layer = SynthesisLayer::load(
+                    w,
+                    &format!("{name}.conv0"),
+                    input,
+                    out,
+                    w_dim,
+                    res,
+                    true,
+                )?;
+                (None, Some(layer))
+            };
+            blocks.push(Block {
+                resolution: res,
+                constant,
+                conv0,
+                conv1: SynthesisLayer::load(
+                    w,
+                    &format!("{name}.conv1"),
+                    out,
+                    out,
+                    w_dim,
+                    res,
+                    false,
+                )?,
+                torgb: ToRgb::load(w, &format!("{name}.torgb"), out, channels, w_dim)?,
+            });
+            input = out;
+            res *= 2;
+        }
+        let Some(last) = blocks.last() else {
+            return Err(Error::invalid("missing tensor 'synthesis.b4.conv1.weight'"));
+        };
+        let img_channels = last.torgb.weight.dim(0)?;
+        let num_ws = blocks.iter().map(Block::num_conv).sum::<usize>() + 1;
+        Ok(Synthesis {
+            blocks,
+            num_ws,
+            img_channels,
+        })
+    }
+
+    pub fn resolution(&self) -> usize {
+        self.blocks.last().map_or(0, |b| b.resolution)
+    }
+
+    /// Images [N, C, R, R] for ws [N, num_ws, w_dim] (not clamped).
+    pub fn forward(&self, ws: &Tensor, noise: NoiseMode) -> Result<Tensor> {
+        let n = ws.dim(0)?;
+        let mut w_idx = 0;
+        let mut x: Option<Tensor> = None;
+        let mut img: Option<Tensor> = None;
+        for block in &self.blocks {
+            let w_at = |i: usize| -> Result<Tensor> { Ok(ws.narrow(1, i, 1)?.squeeze(1)?) };
+            let features = match (&block.constant, &block.conv0, &x) {
+                (Some(c), _, _) => {
+                    let c = c.as_tensor().unsqueeze(0)?;
+                    let (_, ch, h, wd) = c.dims4()?;
+                    let start = c.broadcast_as((n, ch, h, wd))?.contiguous()?;
+                    block.conv1.forward(&start, &w_at(w_idx)?, noise)?
+                }
+                (None, Some(conv0), Some(prev)) => {
+                    let y = conv0.forward(prev, &w_at(w_idx)?, noise)?;
+                    block.conv1.forward(&y, &w_at(w_idx + 1)?, noise)?
+                }
+                _ => return Err(Error::invalid("a synthesis block after b4 needs its conv0")),
+            };
+            let rgb = block
+                .torgb
+                .forward(&features, &w_at(w_idx + block.num_conv())?)?;
+            img = Some(match img {
+                Some(prev) => (upsample2d(&prev)? + rgb)?,
+                None => rgb,
+            });
+            x = Some(features);
+            w_idx += block.num_conv();
+        }
+        img.ok_or_else(|| Error::invalid("the synthesis network has no blocks"))
+    }
+}
+
+/// Mapping and synthesis together.
+pub struct Generator {
+    pub mapping: Mapping,
+    pub synthesis: Synthesis,
+}
+
+impl Generator {
+    /// The generator whose architecture the tensors describe (official key names).
+    pub fn load(w: &Weights) -> Result<Self> {
+        let mapping = Mapping::load(w)?;
+        let synthesis = Synthesis::load(w, mapping.w_dim)?;
+        Ok(Generator { mapping, synthesis })
+    }
+
+    /// Images for latents z [N, z_dim], truncation ψ.
+    pub fn forward(&self, z: &Tensor, psi: f64, noise: NoiseMode) -> Result<Tensor> {
+        let ws = self.mapping.forward(z, self.synthesis.num_ws, psi)?;
+        self.synthesis.forward(&ws, noise)
+    }
+}

@@ -1,0 +1,279 @@
+//! The low-level operations of StyleGAN2(-ADA): bias + activation + gain, FIR up/down-sampling
+//! with the [1, 3, 3, 1] filter, and the resampling convolutions built from them.
+//!
+//! Every operation is written with ordinary candle tensor operations (slices, padding, sums,
+//! convolutions), so it runs on any device and is differentiable. The FIR filter is applied per
+//! axis (the reference's 4 × 4 filter is the outer product of a 1-D filter with itself); the
+//! order of filtering and convolving follows the reference, since the two orders round
+//! differently.
+
+use crate::Result;
+use candle_core::{Tensor, D};
+
+/// Slope of the leaky ReLU for negative inputs.
+pub const LRELU_ALPHA: f64 = 0.2;
+
+/// The activation after a layer's bias.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    Linear,
+    LeakyRelu,
+}
+
+impl Activation {
+    /// The reference's default gain: √2 for the leaky ReLU, 1 for linear.
+    pub fn default_gain(self) -> f64 {
+        match self {
+            Activation::Linear => 1.0,
+            Activation::LeakyRelu => std::f64::consts::SQRT_2,
+        }
+    }
+}
+
+/// `x + bias` (bias along dimension 1), then the activation, then `· gain`, then a clamp to
+/// ±`clamp` when given — the reference's order.
+pub fn bias_act(
+    x: &Tensor,
+    bias: Option<&Tensor>,
+    act: Activation,
+    gain: f64,
+    clamp: Option<f64>,
+) -> Result<Tensor> {
+    let mut y = match bias {
+        Some(b) => {
+            let mut shape = vec![1; x.rank()];
+            shape[1] = b.dim(0)?;
+            x.broadcast_add(&b.reshape(shape)?)?
+        }
+        None => x.clone(),
+    };
+    if act == Activation::LeakyRelu {
+        y = y.maximum(&(&y * LRELU_ALPHA)?)?;
+    }
+    // The reference multiplies by the gain rounded to f32, and skips a gain of exactly 1.
+    if gain != 1.0 {
+        y = (y * gain as f32 as f64)?;
+    }
+    if let Some(c) = clamp {
+        y = y.clamp(-c, c)?;
+    }
+    Ok(y)
+}
+
+/// The 1-D resampling filter [1, 3, 3, 1] / 8; the reference's 2-D filter is its outer product
+/// with itself.
+pub const FILTER_TAPS: [f64; 4] = [0.125, 0.375, 0.375, 0.125];
+
+/// Up-sample (zero insertion), pad, filter and down-sample one axis of `x`, as the reference's
+/// `upfirdn2d` does along each axis. `gain` multiplies this axis's taps (a 2-D gain g is √g
+/// per axis). Taps are flipped first (a true convolution), as the reference does by default.
+fn upfirdn_axis(
+    x: &Tensor,
+    dim: usize,
+    up: usize,
+    down: usize,
+    pad: (usize, usize),
+    gain: f64,
+) -> Result<Tensor> {
+    let mut y = x.clone();
+    if up > 1 {
+        // Each sample lands at index i·up, zeros follow it.
+        let len = y.dim(dim)?;
+        y = y.unsqueeze(dim + 1)?.pad_with_zeros(dim + 1, 0, up - 1)?;
+        let mut shape = x.dims().to_vec();
+        shape[dim] = len * up;
+        y = y.reshape(shape)?;
+    }
+    y = y.pad_with_zeros(dim, pad.0, pad.1)?;
+    let taps = FILTER_TAPS.len();
+    let out_len = y.dim(dim)? + 1 - taps;
+    let mut acc: Option<Tensor> = None;
+    for (k, &tap) in FILTER_TAPS.iter().rev().enumerate() {
+        let term = (y.narrow(dim, k, out_len)? * (tap * gain))?;
+        acc = Some(match acc {
+            None => term,
+            Some(a) => (a + term)?,
+        });
+    }
+    let mut y = acc.expect("the filter has taps");
+    if down > 1 {
+        // Keep indices 0, down, 2·down, …
+        let keep = out_len.div_ceil(down);
+        y = y.pad_with_zeros(dim, 0, keep * down - out_len)?;
+        let mut shape = y.dims().to_vec();
+        shape[dim] = keep;
+        shape.insert(dim + 1, down);
+        y = y.reshape(shape)?.narrow(dim + 1, 0, 1)?.squeeze(dim + 1)?;
+    }
+    Ok(y)
+}
+
+/// `upfirdn2d` with the [1, 3, 3, 1] filter on the last two axes of an NCHW tensor: the same
+/// up-sampling, padding (`pad` = before, after on both axes), 2-D `gain` and down-sampling.
+pub fn upfirdn2d(
+    x: &Tensor,
+    up: usize,
+    down: usize,
+    pad: (usize, usize),
+    gain: f64,
+) -> Result<Tensor> {
+    let per_axis = gain.sqrt();
+    let y = upfirdn_axis(x, 3, up, down, pad, per_axis)?;
+    upfirdn_axis(&y, 2, up, down, pad, per_axis)
+}
+
+/// 2× up-sampling of an image (`upsample2d`): padding (2, 1), gain 4.
+pub fn upsample2d(x: &Tensor) -> Result<Tensor> {
+    upfirdn2d(x, 2, 1, (2, 1), 4.0)
+}
+
+/// The kernel flipped in both spatial axes.
+fn flip_kernel(w: &Tensor) -> Result<Tensor> {
+    let k = w.dim(D::Minus1)?;
+    let reversed: Vec<u32> = (0..k as u32).rev().collect();
+    let index = Tensor::new(reversed.as_slice(), w.device())?;
+    Ok(w.index_select(&index, 2)?.index_select(&index, 3)?)
+}
+
+/// A k × k convolution followed by 2× up-sampling, as the reference's `conv2d_resample` with
+/// `up = 2`: a stride-2 transposed convolution (output 2H + 1), then the FIR filter with padding
+/// 1 and gain 4 (output 2H). The transposed convolution is written as a convolution of the
+/// zero-inserted input with the flipped kernel, which allows groups. `w` is [O·g, I, k, k].
+pub fn conv2d_up2(x: &Tensor, w: &Tensor, groups: usize) -> Result<Tensor> {
+    let k = w.dim(D::Minus1)?;
+    // Zero insertion to 2H (a trailing zero), padded to (k − 1) zeros before the first sample
+    // and after the last one.
+    let mut y = x.clone();
+    for dim in [3, 2] {
+        let len = y.dim(dim)?;
+        y = y.unsqueeze(dim + 1)?.pad_with_zeros(dim + 1, 0, 1)?;
+        let mut shape = y.dims().to_vec();
+        shape.remove(dim + 1);
+        shape[dim] = 2 * len;
+        y = y.reshape(shape)?.pad_with_zeros(dim, k - 1, k - 2)?;
+    }
+    let y = y.conv2d(&flip_kernel(w)?, 0, 1, 1, groups)?;
+    upfirdn2d(&y, 1, 1, (1, 1), 4.0)
+}
+
+/// A 3 × 3 convolution with 2× down-sampling (`down = 2`): the FIR filter with padding 2 first
+/// (H + 1), then a stride-2 convolution without padding (H / 2).
+pub fn conv2d_down2(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let y = upfirdn2d(x, 1, 1, (2, 2), 1.0)?;
+    Ok(y.conv2d(w, 0, 2, 1, 1)?)
+}
+
+/// A 1 × 1 convolution with 2× down-sampling: the FIR filter with padding 1 keeping every
+/// second sample (H / 2), then the 1 × 1 convolution.
+pub fn conv1x1_down2(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let y = upfirdn2d(x, 1, 2, (1, 1), 1.0)?;
+    Ok(y.conv2d(w, 0, 1, 1, 1)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    fn ramp(shape: (usize, usize, usize, usize)) -> Tensor {
+        let n = shape.0 * shape.1 * shape.2 * shape.3;
+        let v: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919) % 23) as f32 / 7.0 - 1.5)
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    /// Direct 2-D evaluation of upfirdn2d with the 4 × 4 filter, for comparison.
+    fn reference_upfirdn(
+        x: &[f32],
+        h: usize,
+        w: usize,
+        up: usize,
+        down: usize,
+        pad: (usize, usize),
+        gain: f64,
+    ) -> Vec<f64> {
+        let (hu, wu) = (h * up, w * up);
+        let (hp, wp) = (hu + pad.0 + pad.1, wu + pad.0 + pad.1);
+        let mut xp = vec![0.0f64; hp * wp];
+        for i in 0..h {
+            for j in 0..w {
+                xp[(i * up + pad.0) * wp + j * up + pad.0] = x[i * w + j] as f64;
+            }
+        }
+        let (ho, wo) = (hp - 3, wp - 3);
+        let mut out = Vec::new();
+        for i in (0..ho).step_by(down) {
+            for j in (0..wo).step_by(down) {
+                let mut s = 0.0;
+                for a in 0..4 {
+                    for b in 0..4 {
+                        s += xp[(i + a) * wp + j + b]
+                            * FILTER_TAPS[3 - a]
+                            * FILTER_TAPS[3 - b]
+                            * gain;
+                    }
+                }
+                out.push(s);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn separable_fir_equals_the_2d_filter() {
+        let x = ramp((1, 1, 5, 6));
+        let flat: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
+        for (up, down, pad, gain) in [
+            (2, 1, (2, 1), 4.0),
+            (1, 2, (1, 1), 1.0),
+            (1, 1, (2, 2), 1.0),
+            (1, 1, (1, 1), 4.0),
+        ] {
+            let got: Vec<f32> = upfirdn2d(&x, up, down, pad, gain)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let want = reference_upfirdn(&flat, 5, 6, up, down, pad, gain);
+            assert_eq!(got.len(), want.len(), "{up} {down} {pad:?}");
+            for (g, w) in got.iter().zip(&want) {
+                assert!(
+                    (*g as f64 - w).abs() < 1e-5,
+                    "{up} {down} {pad:?}: {g} vs {w}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn up_convolution_equals_a_transposed_convolution() {
+        let x = ramp((1, 2, 3, 3));
+        let w = ramp((3, 2, 3, 3)); // [O, I, k, k]
+        let got = conv2d_up2(&x, &w, 1).unwrap();
+        // Transposed convolution (stride 2) with weight [I, O, k, k], then the FIR step.
+        let t = x
+            .conv_transpose2d(
+                &w.transpose(0, 1).unwrap().contiguous().unwrap(),
+                0,
+                0,
+                2,
+                1,
+            )
+            .unwrap();
+        let want = upfirdn2d(&t, 1, 1, (1, 1), 4.0).unwrap();
+        assert_eq!(got.dims(), &[1, 3, 6, 6]);
+        let diff = (got - want)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        assert!(diff < 1e-5, "{diff}");
+    }
+}
