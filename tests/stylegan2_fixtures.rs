@@ -111,3 +111,34 @@ fn discriminator_logits_match_the_reference() {
         &io["probe_d_real_x1000"],
     );
 }
+
+#[test]
+fn input_gradient_and_r1_match_the_reference() {
+    let io = io();
+    let d = discriminator();
+    let (logits, grad) = d.forward_with_input_grad(&io["real"]).unwrap();
+    check("d_real (with gradient)", &logits, &io["d_real"]);
+    check("grad_real", &grad, &io["grad_real"]);
+    let r1 = whichgan::stylegan2::discriminator::r1_penalty(&grad).unwrap();
+    check("r1_penalty", &r1, &io["r1_penalty"]);
+    let gamma = 10.0;
+    let loss_r1 = (r1 * (gamma / 2.0)).unwrap().mean_all().unwrap();
+    check("loss_r1", &loss_r1, &io["loss_r1"]);
+}
+
+#[test]
+fn generator_loss_matches_the_reference() {
+    let io = io();
+    let (g, d) = (generator(), discriminator());
+    let logits = d
+        .forward(&g.forward(&io["z"], 1.0, NoiseMode::Const).unwrap())
+        .unwrap();
+    // Non-saturating loss: softplus(−logit) = log(1 + e^{−logit}).
+    let loss = (logits.neg().unwrap().exp().unwrap() + 1.0)
+        .unwrap()
+        .log()
+        .unwrap()
+        .mean_all()
+        .unwrap();
+    check("loss_G", &loss, &io["loss_G"]);
+}

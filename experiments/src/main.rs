@@ -3,6 +3,7 @@
 mod bench;
 mod metrics_cmd;
 mod report;
+mod stylegan2_cmd;
 mod toy_cmd;
 
 use clap::{Parser, Subcommand};
@@ -22,7 +23,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
         whichgan metrics corr sweep.csv --x recall --y min_w1\n  \
         whichgan toy train --data fat-circle:r=20,sigma=4 --steps 5000 --out runs/source1\n  \
         whichgan toy field --ckpt runs/source1/checkpoints/last.safetensors \\\n      \
-        --target circle:size=20,sigma=0.25 --out field.png"
+        --target circle:size=20,sigma=0.25 --out field.png\n  \
+        whichgan toy reproduce\n  \
+        whichgan generate --ckpt ckpt.safetensors --seeds 0-15 --out grid.png"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -35,6 +38,10 @@ enum Command {
     Metrics(metrics_cmd::MetricsArgs),
     /// The toy 2-D GAN lab: train the playground's MLP GAN, inspect its gradient field.
     Toy(toy_cmd::ToyArgs),
+    /// Images from a StyleGAN2 checkpoint's generator (PNG grid or .npy).
+    Generate(stylegan2_cmd::GenerateArgs),
+    /// Logits (and input gradients) of a StyleGAN2 checkpoint's discriminator.
+    Discriminate(stylegan2_cmd::DiscriminateArgs),
     /// Time the metrics side by side with the public reference implementations.
     Bench(bench::BenchArgs),
 }
@@ -47,6 +54,8 @@ fn main() {
             single_threaded_tensor_kernels();
             toy_cmd::run(args)
         }
+        Command::Generate(args) => stylegan2_cmd::generate(args),
+        Command::Discriminate(args) => stylegan2_cmd::discriminate(args),
         Command::Bench(args) => bench::run(args),
     };
     if let Err(e) = outcome {

@@ -2,11 +2,13 @@
 //! pytorch-fid statistics (`.npz` with `mu` and `sigma`); atomic writes for its outputs.
 
 mod atomic;
+mod image;
 mod npy;
 mod table;
 
 pub use atomic::{create_writable_dir, temporary_beside, write_atomic};
-pub use npy::{read_npy, read_npz_stats, NpyArray};
+pub use image::write_png_grid;
+pub use npy::{read_npy, read_npz_stats, write_npy_f32, NpyArray};
 pub use table::Table;
 
 use crate::{Error, Result};

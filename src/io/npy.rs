@@ -275,3 +275,52 @@ mod tests {
         assert!(parse_npy(b"hello world").unwrap_err().contains("magic"));
     }
 }
+
+/// Writes a little-endian float32 `.npy` array (C order) atomically.
+pub fn write_npy_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    let shape_text = match dims.len() {
+        1 => format!("({},)", dims[0]),
+        _ => format!("({})", dims.join(", ")),
+    };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
+    // Magic (6) + version (2) + length (2) + header + newline, padded to a multiple of 64.
+    let unpadded = 10 + header.len() + 1;
+    header.push_str(&" ".repeat(unpadded.div_ceil(64) * 64 - unpadded));
+    header.push('\n');
+    let mut bytes = Vec::with_capacity(10 + header.len() + 4 * data.len());
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&[1, 0]);
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for v in data {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    super::write_atomic(path, &bytes)
+}
+
+#[cfg(test)]
+mod write_tests {
+    use super::*;
+
+    #[test]
+    fn written_arrays_read_back() {
+        let dir = std::env::temp_dir().join(format!("npy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for shape in [vec![3], vec![2, 3], vec![1, 2, 1, 3]] {
+            let n: usize = shape.iter().product();
+            let data: Vec<f32> = (0..n).map(|i| i as f32 * 0.5 - 1.0).collect();
+            let path = dir.join("a.npy");
+            write_npy_f32(&path, &shape, &data).unwrap();
+            let back = read_npy(&path).unwrap();
+            assert_eq!(back.shape, shape);
+            assert_eq!(
+                back.data,
+                data.iter().map(|&v| v as f64).collect::<Vec<_>>()
+            );
+            let len = std::fs::metadata(&path).unwrap().len() as usize;
+            assert_eq!((len - 4 * n) % 64, 0, "header padded to 64 bytes");
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -5,7 +5,7 @@ use super::layers::{Conv2dLayer, FullyConnected};
 use super::ops::Activation;
 use super::weights::Weights;
 use crate::{Error, Result};
-use candle_core::Tensor;
+use candle_core::{Tensor, Var};
 
 /// Both paths of a resnet block are scaled by √0.5.
 const RESNET_GAIN: f64 = std::f64::consts::FRAC_1_SQRT_2;
@@ -156,6 +156,23 @@ impl Discriminator {
         let x = self.epilogue.fc.forward(&x.flatten_from(1)?)?;
         self.epilogue.out.forward(&x)
     }
+
+    /// Logits and ∂(Σ logits)/∂img: for each sample the gradient of its own logit (and, through
+    /// the minibatch-std statistic, of its group's logits) — the official R1 gradient.
+    pub fn forward_with_input_grad(&self, img: &Tensor) -> Result<(Tensor, Tensor)> {
+        let x = Var::from_tensor(img)?;
+        let logits = self.forward(x.as_tensor())?;
+        let grads = logits.sum_all()?.backward()?;
+        let grad = grads.get(x.as_tensor()).cloned().ok_or_else(|| {
+            Error::invalid("the discriminator's output does not depend on its input")
+        })?;
+        Ok((logits.detach(), grad))
+    }
+}
+
+/// The R1 penalty of each sample, Σ over C, H, W of the squared input gradient.
+pub fn r1_penalty(grad: &Tensor) -> Result<Tensor> {
+    Ok(grad.sqr()?.flatten_from(1)?.sum(1)?)
 }
 
 /// Appends one channel: the mean over features of the standard deviation within groups of

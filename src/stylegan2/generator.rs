@@ -6,6 +6,9 @@ use super::ops::{bias_act, upsample2d, Activation};
 use super::weights::Weights;
 use crate::{Error, Result};
 use candle_core::{Tensor, Var};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
 
 /// Learning-rate multiplier of the mapping network (the official default).
 const MAPPING_LR: f64 = 0.01;
@@ -85,9 +88,12 @@ struct SynthesisLayer {
     noise_strength: Var,
     noise_const: Tensor,
     up: bool,
+    /// Which random stream this layer's noise comes from.
+    noise_stream: u64,
 }
 
 impl SynthesisLayer {
+    #[allow(clippy::too_many_arguments)]
     fn load(
         w: &Weights,
         name: &str,
@@ -96,6 +102,7 @@ impl SynthesisLayer {
         w_dim: usize,
         res: usize,
         up: bool,
+        noise_stream: u64,
     ) -> Result<Self> {
         Ok(SynthesisLayer {
             affine: FullyConnected::load(
@@ -111,17 +118,27 @@ impl SynthesisLayer {
             noise_strength: w.param(&format!("{name}.noise_strength"), &[])?,
             noise_const: w.get(&format!("{name}.noise_const"), &[res, res])?,
             up,
+            noise_stream,
         })
     }
 
     fn forward(&self, x: &Tensor, w: &Tensor, noise: NoiseMode) -> Result<Tensor> {
         let styles = self.affine.forward(w)?;
         let mut y = modulated_conv2d(x, self.weight.as_tensor(), &styles, true, self.up)?;
-        if noise == NoiseMode::Const {
-            let n = self
-                .noise_const
-                .broadcast_mul(self.noise_strength.as_tensor())?;
-            y = y.broadcast_add(&n)?;
+        let strength = self.noise_strength.as_tensor();
+        match noise {
+            NoiseMode::Const => {
+                y = y.broadcast_add(&self.noise_const.broadcast_mul(strength)?)?;
+            }
+            NoiseMode::Random { seed } => {
+                let (n, _, h, w) = y.dims4()?;
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                rng.set_stream(self.noise_stream);
+                let values: Vec<f32> = (0..n * h * w).map(|_| rng.sample(StandardNormal)).collect();
+                let fresh = Tensor::from_vec(values, (n, 1, h, w), y.device())?;
+                y = y.broadcast_add(&fresh.broadcast_mul(strength)?)?;
+            }
+            NoiseMode::None => {}
         }
         bias_act(
             &y,
@@ -217,6 +234,7 @@ impl Synthesis {
                     w_dim,
                     res,
                     true,
+                    2 * blocks.len() as u64,
                 )?;
                 (None, Some(layer))
             };
@@ -232,6 +250,7 @@ impl Synthesis {
                     w_dim,
                     res,
                     false,
+                    2 * blocks.len() as u64 + 1,
                 )?,
                 torgb: ToRgb::load(w, &format!("{name}.torgb"), out, channels, w_dim)?,
             });

@@ -56,6 +56,8 @@ pub fn gain32(g: f64) -> f64 {
 pub enum NoiseMode {
     /// The layer's stored noise image.
     Const,
+    /// Fresh standard-normal noise per sample, drawn from a stream fixed by the seed and layer.
+    Random { seed: u64 },
     /// No noise.
     None,
 }

@@ -8,6 +8,7 @@
 
 pub mod discriminator;
 pub mod generator;
+pub mod latents;
 pub mod layers;
 pub mod ops;
 pub mod weights;

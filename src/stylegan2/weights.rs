@@ -85,3 +85,38 @@ impl Weights {
         Ok(Var::from_tensor(&self.get(name, shape)?)?)
     }
 }
+
+/// Names of the networks a training checkpoint may hold.
+const NETWORKS: [&str; 3] = ["G", "G_ema", "D"];
+
+/// The tensors of network `net` (`G`, `G_ema` or `D`) in a safetensors checkpoint: those under
+/// `net.` when the file holds several networks (`G.`, `D.`, `G_ema.` prefixes), else all of
+/// them (a file of one network's state dict).
+pub fn load_network(path: &Path, net: &str, device: &Device) -> Result<Weights> {
+    if crate::io::extension(path).as_deref() == Some("pt") {
+        return Err(Error::in_file(
+            path,
+            "PyTorch pickle checkpoints are not read yet; save the state dicts as safetensors \
+             (flat, or with G./D./G_ema. prefixes)",
+        ));
+    }
+    let all = Weights::from_safetensors(path, None, device)?;
+    let prefixed: Vec<&str> = NETWORKS
+        .iter()
+        .copied()
+        .filter(|n| all.names().any(|k| k.starts_with(&format!("{n}."))))
+        .collect();
+    if prefixed.is_empty() {
+        return Ok(all);
+    }
+    if !prefixed.contains(&net) {
+        return Err(Error::in_file(
+            path,
+            format!(
+                "holds no '{net}.' tensors (it holds: {})",
+                prefixed.join(", ")
+            ),
+        ));
+    }
+    Weights::from_safetensors(path, Some(net), device)
+}

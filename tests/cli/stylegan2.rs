@@ -1,0 +1,264 @@
+//! `whichgan generate` and `whichgan discriminate` on the fixture checkpoint (official
+//! StyleGAN2-ADA outputs, tests/fixtures/stylegan2): values, checkpoint layouts, bad input.
+
+use candle_core::{Device, Tensor};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn whichgan(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_whichgan"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn ok(out: Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+fn fails_with(out: Output, needle: &str) {
+    assert!(!out.status.success(), "should fail");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.starts_with("error: ") && err.contains(needle), "{err}");
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/stylegan2")
+        .join(name)
+}
+
+fn io() -> HashMap<String, Tensor> {
+    candle_core::safetensors::load(fixture("io.safetensors"), &Device::Cpu).unwrap()
+}
+
+fn save_npy(path: &Path, t: &Tensor) {
+    let data: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+    whichgan::io::write_npy_f32(path, t.dims(), &data).unwrap();
+}
+
+fn load_npy(path: &Path) -> (Vec<usize>, Vec<f64>) {
+    let a = whichgan::io::read_npy(path).unwrap();
+    (a.shape, a.data)
+}
+
+fn assert_close(name: &str, got: &[f64], want: &Tensor) {
+    let want: Vec<f32> = want.flatten_all().unwrap().to_vec1().unwrap();
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
+    let err = got
+        .iter()
+        .zip(&want)
+        .fold(0.0f64, |m, (g, w)| m.max((g - *w as f64).abs()));
+    assert!(err <= 1e-4 * scale, "{name}: {err} vs scale {scale}");
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn generate_and_discriminate_match_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let io = io();
+    let (z, real) = (dir.path().join("z.npy"), dir.path().join("real.npy"));
+    save_npy(&z, &io["z"]);
+    save_npy(&real, &io["real"]);
+    let g = fixture("G.safetensors");
+    let d = fixture("D.safetensors");
+
+    let images = dir.path().join("img.npy");
+    ok(whichgan(&[
+        "generate",
+        "--ckpt",
+        s(&g),
+        "--z",
+        s(&z),
+        "--out",
+        s(&images),
+        "--json",
+    ]));
+    let (shape, data) = load_npy(&images);
+    assert_eq!(shape, [4, 3, 32, 32]);
+    assert_close("img_psi1", &data, &io["img_psi1"]);
+    ok(whichgan(&[
+        "generate",
+        "--ckpt",
+        s(&g),
+        "--z",
+        s(&z),
+        "--psi",
+        "0.7",
+        "--batch",
+        "3",
+        "--out",
+        s(&images),
+        "--json",
+    ]));
+    assert_close("img_psi07", &load_npy(&images).1, &io["img_psi07"]);
+
+    let logits = dir.path().join("logits.npy");
+    let grad = dir.path().join("grad.npy");
+    ok(whichgan(&[
+        "discriminate",
+        "--ckpt",
+        s(&d),
+        "--images",
+        s(&real),
+        "--grad",
+        s(&grad),
+        "--out",
+        s(&logits),
+        "--json",
+    ]));
+    let (shape, data) = load_npy(&logits);
+    assert_eq!(shape, [4, 1]);
+    assert_close("d_real", &data, &io["d_real"]);
+    assert_close("grad_real", &load_npy(&grad).1, &io["grad_real"]);
+
+    // Seeds give a PNG grid: 4 images of 32 × 32 in 2 × 2.
+    let png = dir.path().join("grid.png");
+    let report = ok(whichgan(&[
+        "generate",
+        "--ckpt",
+        s(&g),
+        "--seeds",
+        "0-3",
+        "--out",
+        s(&png),
+        "--json",
+    ]));
+    assert_eq!(report["images"], 4);
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[1..4], b"PNG");
+    let (w, h) = (
+        u32::from_be_bytes(bytes[16..20].try_into().unwrap()),
+        u32::from_be_bytes(bytes[20..24].try_into().unwrap()),
+    );
+    assert_eq!((w, h), (64, 64));
+}
+
+#[test]
+fn prefixed_checkpoints_and_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = candle_core::safetensors::load(fixture("G.safetensors"), &Device::Cpu).unwrap();
+    let d = candle_core::safetensors::load(fixture("D.safetensors"), &Device::Cpu).unwrap();
+    let mut both: HashMap<String, Tensor> = HashMap::new();
+    for (k, v) in &g {
+        both.insert(format!("G_ema.{k}"), v.clone());
+    }
+    for (k, v) in &d {
+        both.insert(format!("D.{k}"), v.clone());
+    }
+    let ckpt = dir.path().join("both.safetensors");
+    candle_core::safetensors::save(&both, &ckpt).unwrap();
+    let io = io();
+    let z = dir.path().join("z.npy");
+    save_npy(&z, &io["z"]);
+    let out = dir.path().join("img.npy");
+    ok(whichgan(&[
+        "generate",
+        "--ckpt",
+        s(&ckpt),
+        "--z",
+        s(&z),
+        "--out",
+        s(&out),
+        "--json",
+    ]));
+    assert_close("img_psi1", &load_npy(&out).1, &io["img_psi1"]);
+    fails_with(
+        whichgan(&[
+            "generate",
+            "--ckpt",
+            s(&ckpt),
+            "--net",
+            "G",
+            "--z",
+            s(&z),
+            "--out",
+            s(&out),
+        ]),
+        "holds no 'G.' tensors (it holds: G_ema, D)",
+    );
+
+    // A missing tensor is named.
+    let mut partial = g.clone();
+    partial.remove("synthesis.b8.conv1.affine.bias");
+    let broken = dir.path().join("broken.safetensors");
+    candle_core::safetensors::save(&partial, &broken).unwrap();
+    fails_with(
+        whichgan(&[
+            "generate",
+            "--ckpt",
+            s(&broken),
+            "--seeds",
+            "0",
+            "--out",
+            s(&out),
+        ]),
+        "missing tensor 'synthesis.b8.conv1.affine.bias'",
+    );
+    // Images of the wrong size, PyTorch pickles, a bad output name, bad seeds.
+    let small = dir.path().join("small.npy");
+    save_npy(
+        &small,
+        &Tensor::zeros((2, 3, 16, 16), candle_core::DType::F32, &Device::Cpu).unwrap(),
+    );
+    let logits = dir.path().join("l.npy");
+    fails_with(
+        whichgan(&[
+            "discriminate",
+            "--ckpt",
+            s(&ckpt),
+            "--images",
+            s(&small),
+            "--out",
+            s(&logits),
+        ]),
+        "images must be [N, 3, 32, 32]",
+    );
+    fails_with(
+        whichgan(&[
+            "generate",
+            "--ckpt",
+            "model.pt",
+            "--seeds",
+            "0",
+            "--out",
+            s(&out),
+        ]),
+        "PyTorch pickle",
+    );
+    fails_with(
+        whichgan(&[
+            "generate",
+            "--ckpt",
+            s(&ckpt),
+            "--seeds",
+            "0",
+            "--out",
+            "x.jpg",
+        ]),
+        "output must end in .png or .npy",
+    );
+    fails_with(
+        whichgan(&[
+            "generate",
+            "--ckpt",
+            s(&ckpt),
+            "--seeds",
+            "5-2",
+            "--out",
+            s(&out),
+        ]),
+        "--seeds '5-2'",
+    );
+    assert!(!logits.exists());
+}
