@@ -6,7 +6,8 @@
 use candle_core::{DType, Device, Tensor};
 use std::collections::HashMap;
 use std::path::Path;
-use whichgan::stylegan2::{Discriminator, Generator, NoiseMode, Weights};
+use whichgan::stylegan2::weights::load_network;
+use whichgan::stylegan2::{Discriminator, Generator, NoiseMode};
 
 fn fixture(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -19,15 +20,12 @@ fn io() -> HashMap<String, Tensor> {
 }
 
 fn generator() -> Generator {
-    Generator::load(
-        &Weights::from_safetensors(&fixture("G.safetensors"), None, &Device::Cpu).unwrap(),
-    )
-    .unwrap()
+    Generator::load(&load_network(&fixture("G.safetensors"), "G", &Device::Cpu).unwrap()).unwrap()
 }
 
 fn discriminator() -> Discriminator {
     Discriminator::load(
-        &Weights::from_safetensors(&fixture("D.safetensors"), None, &Device::Cpu).unwrap(),
+        &load_network(&fixture("D.safetensors"), "D", &Device::Cpu).unwrap(),
         4,
     )
     .unwrap()
@@ -141,4 +139,49 @@ fn generator_loss_matches_the_reference() {
         .mean_all()
         .unwrap();
     check("loss_G", &loss, &io["loss_G"]);
+}
+
+#[test]
+fn conv_clamp_bounds_the_layer_outputs() {
+    let io = io();
+    let mut g = generator();
+    g.synthesis.conv_clamp = Some(0.05);
+    let img = g.forward(&io["z"], 1.0, NoiseMode::Const).unwrap();
+    // Each block's ToRGB output is clamped to ±0.05 and up-sampling averages (its weights per
+    // output sum to 1), so four blocks stay within ±0.2; unclamped, the images reach ±5.
+    let max = |t: &Tensor| {
+        t.abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap() as f64
+    };
+    assert!(max(&img) <= 0.2 + 1e-6, "{}", max(&img));
+    assert!(max(&io["img_psi1"]) > 1.0);
+    let mut d = discriminator();
+    d.conv_clamp = Some(0.01);
+    assert!(rel_err(&d.forward(&io["real"]).unwrap(), &io["d_real"]) > 1e-2);
+}
+
+#[test]
+fn pytorch_checkpoint_loads_to_identical_outputs() {
+    let io = io();
+    let pt = fixture("checkpoint.pt");
+    for net in ["G", "G_ema"] {
+        let g = Generator::load(&load_network(&pt, net, &Device::Cpu).unwrap()).unwrap();
+        let img = g.forward(&io["z"], 1.0, NoiseMode::Const).unwrap();
+        let from_safetensors = generator()
+            .forward(&io["z"], 1.0, NoiseMode::Const)
+            .unwrap();
+        assert_eq!(rel_err(&img, &from_safetensors), 0.0, "{net}");
+    }
+    let d = Discriminator::load(&load_network(&pt, "D", &Device::Cpu).unwrap(), 4).unwrap();
+    assert_eq!(
+        rel_err(
+            &d.forward(&io["real"]).unwrap(),
+            &discriminator().forward(&io["real"]).unwrap()
+        ),
+        0.0
+    );
 }

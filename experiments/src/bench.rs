@@ -21,6 +21,7 @@ const REF_W1: &str = include_str!("../bench/ref_w1.py");
 const REF_PRDC: &str = include_str!("../bench/ref_prdc.py");
 const REF_FID: &str = include_str!("../bench/ref_fid.py");
 const TOY_TORCH: &str = include_str!("../bench/toy_torch.py");
+const STYLEGAN2_TORCH: &str = include_str!("../bench/stylegan2_torch.py");
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -69,6 +70,30 @@ enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// StyleGAN2 G forward and D forward + backward against the official code on PyTorch CPU.
+    #[command(
+        after_help = "The official networks are not part of this project: clone \
+        NVlabs/stylegan2-ada-pytorch and pass its folder.\n\n\
+        Example:\n  whichgan bench stylegan2 --official ../stylegan2-ada-pytorch --batch 8"
+    )]
+    Stylegan2 {
+        /// Python interpreter that has torch.
+        #[arg(long, default_value = ".bench-venv/bin/python")]
+        python: PathBuf,
+        /// Folder of the official stylegan2-ada-pytorch code.
+        #[arg(long)]
+        official: PathBuf,
+        /// Weights and configuration (config.json, G/D.safetensors, checkpoint.pt).
+        #[arg(long, default_value = "tests/fixtures/stylegan2")]
+        fixture: PathBuf,
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        /// Timed repetitions on each side (medians are reported).
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -97,6 +122,21 @@ pub fn run(args: BenchArgs) -> Result<()> {
             std::fs::remove_dir_all(&bench.scripts).ok();
             result
         }
+        BenchWhat::Stylegan2 {
+            python,
+            official,
+            fixture,
+            batch,
+            reps,
+            json,
+        } => {
+            let bench = Bench::new(python, reps)?;
+            let result = bench
+                .stylegan2(&official, &fixture, batch)
+                .map(|r| r.print(json));
+            std::fs::remove_dir_all(&bench.scripts).ok();
+            result
+        }
     }
 }
 
@@ -117,6 +157,7 @@ impl Bench {
             ("ref_prdc.py", REF_PRDC),
             ("ref_fid.py", REF_FID),
             ("toy_torch.py", TOY_TORCH),
+            ("stylegan2_torch.py", STYLEGAN2_TORCH),
         ] {
             let path = scripts.join(name);
             std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
@@ -331,6 +372,72 @@ impl Bench {
             .with("ours_ms_per_cycle", ours_ms)
             .with("torch_ms_per_cycle", torch_ms)
             .with("speedup_vs_torch", ratio(torch_ms, ours_ms)))
+    }
+
+    fn stylegan2(&self, official: &Path, fixture: &Path, batch: usize) -> Result<Report> {
+        use candle_core::{Device, Tensor};
+        use whichgan::stylegan2::weights::load_network;
+        use whichgan::stylegan2::{Discriminator, Generator, NoiseMode};
+        let device = Device::Cpu;
+        let g = Generator::load(&load_network(&fixture.join("G.safetensors"), "G", &device)?)?;
+        let d = Discriminator::load(
+            &load_network(&fixture.join("D.safetensors"), "D", &device)?,
+            4,
+        )?;
+        let z = Tensor::randn(0f32, 1.0, (batch, g.mapping.z_dim), &device)?;
+        let img = g.forward(&z, 1.0, NoiseMode::Const)?;
+        let median_ms = |f: &dyn Fn() -> Result<()>| -> Result<f64> {
+            f()?;
+            let mut times = Vec::new();
+            for _ in 0..self.runs {
+                let start = Instant::now();
+                f()?;
+                times.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+            times.sort_by(f64::total_cmp);
+            Ok(times[times.len() / 2])
+        };
+        let g_ms = median_ms(&|| {
+            g.forward(&z, 1.0, NoiseMode::Const)?;
+            Ok(())
+        })?;
+        let d_ms = median_ms(&|| {
+            d.forward(&img)?.sum_all()?.backward()?;
+            Ok(())
+        })?;
+        let (batch_arg, reps_arg) = (batch.to_string(), self.runs.to_string());
+        let threads = rayon::current_num_threads().to_string();
+        let reference = self.python_json(
+            "stylegan2_torch.py",
+            &[
+                "--official".as_ref(),
+                official.as_os_str(),
+                "--fixture".as_ref(),
+                fixture.as_os_str(),
+                "--batch".as_ref(),
+                batch_arg.as_ref(),
+                "--reps".as_ref(),
+                reps_arg.as_ref(),
+                "--threads".as_ref(),
+                threads.as_ref(),
+            ],
+            true,
+        )?;
+        let ref_g = reference["g_forward_ms"].as_f64().unwrap_or(f64::NAN);
+        let ref_d = reference["d_forward_backward_ms"]
+            .as_f64()
+            .unwrap_or(f64::NAN);
+        Ok(Report::new()
+            .with(
+                "bench",
+                format!("StyleGAN2 set-A networks, batch {batch}, {threads} threads"),
+            )
+            .with("ours_g_forward_ms", g_ms)
+            .with("torch_g_forward_ms", ref_g)
+            .with("speedup_g_forward", ratio(ref_g, g_ms))
+            .with("ours_d_forward_backward_ms", d_ms)
+            .with("torch_d_forward_backward_ms", ref_d)
+            .with("speedup_d_forward_backward", ratio(ref_d, d_ms)))
     }
 
     fn fid(&self, data: &Path) -> Result<Report> {

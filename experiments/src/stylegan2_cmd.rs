@@ -19,7 +19,7 @@ use whichgan::{Error, Result};
     whichgan generate --ckpt ckpt.safetensors --net G --z z.npy --psi 0.7 --out images.npy"
 )]
 pub struct GenerateArgs {
-    /// Checkpoint (.safetensors).
+    /// Checkpoint (.safetensors or .pt).
     #[arg(long)]
     ckpt: PathBuf,
     /// Which generator of a checkpoint holding several.
@@ -46,6 +46,10 @@ pub struct GenerateArgs {
     /// Images per forward pass.
     #[arg(long, default_value_t = 16)]
     batch: usize,
+    /// Clamp of the layer outputs the network was trained with (official `conv_clamp`;
+    /// default none).
+    #[arg(long)]
+    conv_clamp: Option<f64>,
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Output: .png (a grid) or .npy (float32 NCHW in [−1, 1], not clamped).
@@ -61,7 +65,7 @@ pub struct GenerateArgs {
     whichgan discriminate --ckpt ckpt.safetensors --images real.npy --out logits.npy\n  \
     whichgan discriminate --ckpt ckpt.safetensors --images real.npy --grad grad.npy --out logits.npy")]
 pub struct DiscriminateArgs {
-    /// Checkpoint (.safetensors); its D (or all tensors of a flat file).
+    /// Checkpoint (.safetensors or .pt); its D (or all tensors of a flat file).
     #[arg(long)]
     ckpt: PathBuf,
     /// Images [N, C, H, W] (.npy, float32 in [−1, 1]).
@@ -76,6 +80,10 @@ pub struct DiscriminateArgs {
     /// Images per forward pass (a multiple of the mbstd group).
     #[arg(long, default_value_t = 32)]
     batch: usize,
+    /// Clamp of the convolution outputs the network was trained with (official `conv_clamp`;
+    /// default none).
+    #[arg(long)]
+    conv_clamp: Option<f64>,
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Logits [N, 1] (.npy).
@@ -84,6 +92,16 @@ pub struct DiscriminateArgs {
     /// Print one JSON object on stdout instead of the human summary.
     #[arg(long)]
     json: bool,
+}
+
+/// A clamp must be positive.
+fn check_clamp(clamp: Option<f64>) -> Result<()> {
+    match clamp {
+        Some(c) if !(c > 0.0 && c.is_finite()) => Err(Error::invalid(format!(
+            "--conv-clamp must be a positive number, got {c}"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 fn device(name: &str) -> Result<Device> {
@@ -146,6 +164,7 @@ fn check_out(path: &Path, allowed: &[&str]) -> Result<String> {
 
 pub fn generate(args: GenerateArgs) -> Result<()> {
     let ext = check_out(&args.out, &["png", "npy"])?;
+    check_clamp(args.conv_clamp)?;
     let device = device(&args.device)?;
     let noise = match args.noise.as_str() {
         "const" => NoiseMode::Const,
@@ -163,7 +182,8 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
         return Err(Error::invalid("--batch must be at least 1"));
     }
     let weights = load_network(&args.ckpt, &args.net, &device)?;
-    let g = Generator::load(&weights).map_err(|e| Error::in_file(&args.ckpt, e.to_string()))?;
+    let mut g = Generator::load(&weights).map_err(|e| Error::in_file(&args.ckpt, e.to_string()))?;
+    g.synthesis.conv_clamp = args.conv_clamp;
     let (z_dim, num_ws, w_dim) = (g.mapping.z_dim, g.synthesis.num_ws, g.mapping.w_dim);
     let ws = match (&args.seeds, &args.z, &args.ws) {
         (Some(spec), _, _) => {
@@ -221,6 +241,7 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
 
 pub fn discriminate(args: DiscriminateArgs) -> Result<()> {
     check_out(&args.out, &["npy"])?;
+    check_clamp(args.conv_clamp)?;
     if let Some(grad) = &args.grad {
         check_out(grad, &["npy"])?;
     }
@@ -231,8 +252,9 @@ pub fn discriminate(args: DiscriminateArgs) -> Result<()> {
         ));
     }
     let weights = load_network(&args.ckpt, "D", &device)?;
-    let d = Discriminator::load(&weights, args.mbstd_group)
+    let mut d = Discriminator::load(&weights, args.mbstd_group)
         .map_err(|e| Error::in_file(&args.ckpt, e.to_string()))?;
+    d.conv_clamp = args.conv_clamp;
     let (r, c) = (d.resolution, d.img_channels);
     let images = npy_tensor(
         &args.images,

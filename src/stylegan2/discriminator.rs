@@ -19,14 +19,15 @@ struct Block {
 }
 
 impl Block {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, clamp: Option<f64>) -> Result<Tensor> {
         let x = match &self.fromrgb {
-            Some(layer) => layer.forward(x, 1.0)?,
+            Some(layer) => layer.forward(x, 1.0, clamp)?,
             None => x.clone(),
         };
-        let y = self.skip.forward(&x, RESNET_GAIN)?;
-        let x = self.conv0.forward(&x, 1.0)?;
-        let x = self.conv1.forward(&x, RESNET_GAIN)?;
+        // The skip path is never clamped (as in the reference).
+        let y = self.skip.forward(&x, RESNET_GAIN, None)?;
+        let x = self.conv0.forward(&x, 1.0, clamp)?;
+        let x = self.conv1.forward(&x, RESNET_GAIN, clamp)?;
         Ok((y + x)?)
     }
 }
@@ -44,6 +45,8 @@ pub struct Discriminator {
     epilogue: Epilogue,
     /// Samples per minibatch-standard-deviation group (what the weights cannot tell).
     pub mbstd_group: usize,
+    /// Clamp of the convolution outputs (`conv_clamp`; none by default, also not in the weights).
+    pub conv_clamp: Option<f64>,
     pub resolution: usize,
     pub img_channels: usize,
 }
@@ -140,6 +143,7 @@ impl Discriminator {
             blocks,
             epilogue,
             mbstd_group,
+            conv_clamp: None,
             resolution,
             img_channels,
         })
@@ -149,10 +153,10 @@ impl Discriminator {
     pub fn forward(&self, img: &Tensor) -> Result<Tensor> {
         let mut x = img.clone();
         for block in &self.blocks {
-            x = block.forward(&x)?;
+            x = block.forward(&x, self.conv_clamp)?;
         }
         let x = minibatch_std(&x, self.mbstd_group)?;
-        let x = self.epilogue.conv.forward(&x, 1.0)?;
+        let x = self.epilogue.conv.forward(&x, 1.0, self.conv_clamp)?;
         let x = self.epilogue.fc.forward(&x.flatten_from(1)?)?;
         self.epilogue.out.forward(&x)
     }

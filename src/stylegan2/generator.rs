@@ -122,7 +122,13 @@ impl SynthesisLayer {
         })
     }
 
-    fn forward(&self, x: &Tensor, w: &Tensor, noise: NoiseMode) -> Result<Tensor> {
+    fn forward(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        noise: NoiseMode,
+        clamp: Option<f64>,
+    ) -> Result<Tensor> {
         let styles = self.affine.forward(w)?;
         let mut y = modulated_conv2d(x, self.weight.as_tensor(), &styles, true, self.up)?;
         let strength = self.noise_strength.as_tensor();
@@ -145,7 +151,7 @@ impl SynthesisLayer {
             Some(self.bias.as_tensor()),
             Activation::LeakyRelu,
             Activation::LeakyRelu.default_gain(),
-            None,
+            clamp,
         )
     }
 }
@@ -173,7 +179,7 @@ impl ToRgb {
         })
     }
 
-    fn forward(&self, x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, w: &Tensor, clamp: Option<f64>) -> Result<Tensor> {
         let input = self.weight.dim(1)?;
         let styles = (self.affine.forward(w)? * gain32(1.0 / (input as f64).sqrt()))?;
         let y = modulated_conv2d(x, self.weight.as_tensor(), &styles, false, false)?;
@@ -182,7 +188,7 @@ impl ToRgb {
             Some(self.bias.as_tensor()),
             Activation::Linear,
             1.0,
-            None,
+            clamp,
         )
     }
 }
@@ -212,6 +218,8 @@ pub struct Synthesis {
     blocks: Vec<Block>,
     pub num_ws: usize,
     pub img_channels: usize,
+    /// Clamp of the layer outputs (`conv_clamp`; none by default, also not in the weights).
+    pub conv_clamp: Option<f64>,
 }
 
 impl Synthesis {
@@ -266,6 +274,7 @@ impl Synthesis {
             blocks,
             num_ws,
             img_channels,
+            conv_clamp: None,
         })
     }
 
@@ -276,6 +285,7 @@ impl Synthesis {
     /// Images [N, C, R, R] for ws [N, num_ws, w_dim] (not clamped).
     pub fn forward(&self, ws: &Tensor, noise: NoiseMode) -> Result<Tensor> {
         let n = ws.dim(0)?;
+        let clamp = self.conv_clamp;
         let mut w_idx = 0;
         let mut x: Option<Tensor> = None;
         let mut img: Option<Tensor> = None;
@@ -286,17 +296,17 @@ impl Synthesis {
                     let c = c.as_tensor().unsqueeze(0)?;
                     let (_, ch, h, wd) = c.dims4()?;
                     let start = c.broadcast_as((n, ch, h, wd))?.contiguous()?;
-                    block.conv1.forward(&start, &w_at(w_idx)?, noise)?
+                    block.conv1.forward(&start, &w_at(w_idx)?, noise, clamp)?
                 }
                 (None, Some(conv0), Some(prev)) => {
-                    let y = conv0.forward(prev, &w_at(w_idx)?, noise)?;
-                    block.conv1.forward(&y, &w_at(w_idx + 1)?, noise)?
+                    let y = conv0.forward(prev, &w_at(w_idx)?, noise, clamp)?;
+                    block.conv1.forward(&y, &w_at(w_idx + 1)?, noise, clamp)?
                 }
                 _ => return Err(Error::invalid("a synthesis block after b4 needs its conv0")),
             };
             let rgb = block
                 .torgb
-                .forward(&features, &w_at(w_idx + block.num_conv())?)?;
+                .forward(&features, &w_at(w_idx + block.num_conv())?, clamp)?;
             img = Some(match img {
                 Some(prev) => (upsample2d(&prev)? + rgb)?,
                 None => rgb,

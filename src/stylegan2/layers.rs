@@ -129,8 +129,9 @@ impl Conv2dLayer {
         })
     }
 
-    /// The layer with an extra output gain (the resnet blocks' √0.5).
-    pub fn forward(&self, x: &Tensor, gain: f64) -> Result<Tensor> {
+    /// The layer with an extra output gain (the resnet blocks' √0.5); outputs are clamped to
+    /// ±`clamp · gain` when a clamp is given.
+    pub fn forward(&self, x: &Tensor, gain: f64, clamp: Option<f64>) -> Result<Tensor> {
         let w = (self.weight.as_tensor() * gain32(self.weight_gain))?;
         let k = w.dim(3)?;
         let y = match (self.down, k) {
@@ -139,6 +140,7 @@ impl Conv2dLayer {
             (true, _) => ops::conv2d_down2(x, &w)?,
         };
         let bias = self.bias.as_ref().map(|b| b.as_tensor());
-        bias_act(&y, bias, self.act, self.act.default_gain() * gain, None)
+        let clamp = clamp.map(|c| c * gain);
+        bias_act(&y, bias, self.act, self.act.default_gain() * gain, clamp)
     }
 }

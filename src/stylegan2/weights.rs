@@ -22,30 +22,6 @@ impl Weights {
         }
     }
 
-    /// The tensors of a safetensors file: all of them, or those under `prefix.` (prefix
-    /// stripped) — e.g. `G_ema` in a file holding `G.`, `D.` and `G_ema.` keys.
-    pub fn from_safetensors(path: &Path, prefix: Option<&str>, device: &Device) -> Result<Self> {
-        crate::io::check_readable_file(path)?;
-        let all = candle_core::safetensors::load(path, device)
-            .map_err(|e| Error::in_file(path, format!("not a readable safetensors file ({e})")))?;
-        let tensors: HashMap<String, Tensor> = match prefix {
-            None => all,
-            Some(p) => {
-                let head = format!("{p}.");
-                all.into_iter()
-                    .filter_map(|(k, v)| k.strip_prefix(&head).map(|k| (k.to_owned(), v)))
-                    .collect()
-            }
-        };
-        if tensors.is_empty() {
-            return Err(Error::in_file(
-                path,
-                format!("holds no tensors under '{}.'", prefix.unwrap_or("")),
-            ));
-        }
-        Ok(Weights::new(tensors, path.display().to_string()))
-    }
-
     /// Whether a tensor of that name exists.
     pub fn contains(&self, name: &str) -> bool {
         self.tensors.contains_key(name)
@@ -89,34 +65,45 @@ impl Weights {
 /// Names of the networks a training checkpoint may hold.
 const NETWORKS: [&str; 3] = ["G", "G_ema", "D"];
 
-/// The tensors of network `net` (`G`, `G_ema` or `D`) in a safetensors checkpoint: those under
-/// `net.` when the file holds several networks (`G.`, `D.`, `G_ema.` prefixes), else all of
-/// them (a file of one network's state dict).
+/// The tensors of network `net` (`G`, `G_ema` or `D`) in a checkpoint — safetensors, or a
+/// PyTorch zip checkpoint of state dicts (`.pt`, e.g. the study's `imagenet-256-state.pt`):
+/// those under `net.` when the file holds several networks (`G.`, `D.`, `G_ema.` prefixes),
+/// else all of them (a file of one network's state dict).
 pub fn load_network(path: &Path, net: &str, device: &Device) -> Result<Weights> {
-    if crate::io::extension(path).as_deref() == Some("pt") {
-        return Err(Error::in_file(
-            path,
-            "PyTorch pickle checkpoints are not read yet; save the state dicts as safetensors \
-             (flat, or with G./D./G_ema. prefixes)",
-        ));
-    }
-    let all = Weights::from_safetensors(path, None, device)?;
+    let mut all: HashMap<String, Tensor> = if crate::io::extension(path).as_deref() == Some("pt") {
+        let mut out = HashMap::new();
+        for (name, t) in crate::io::read_torch_tensors(path)? {
+            out.insert(name, Tensor::from_vec(t.data, t.shape, device)?);
+        }
+        out
+    } else {
+        crate::io::check_readable_file(path)?;
+        candle_core::safetensors::load(path, device)
+            .map_err(|e| Error::in_file(path, format!("not a readable safetensors file ({e})")))?
+    };
     let prefixed: Vec<&str> = NETWORKS
         .iter()
         .copied()
-        .filter(|n| all.names().any(|k| k.starts_with(&format!("{n}."))))
+        .filter(|n| all.keys().any(|k| k.starts_with(&format!("{n}."))))
         .collect();
-    if prefixed.is_empty() {
-        return Ok(all);
+    if !prefixed.is_empty() {
+        if !prefixed.contains(&net) {
+            return Err(Error::in_file(
+                path,
+                format!(
+                    "holds no '{net}.' tensors (it holds: {})",
+                    prefixed.join(", ")
+                ),
+            ));
+        }
+        let head = format!("{net}.");
+        all = all
+            .into_iter()
+            .filter_map(|(k, v)| k.strip_prefix(&head).map(|k| (k.to_owned(), v)))
+            .collect();
     }
-    if !prefixed.contains(&net) {
-        return Err(Error::in_file(
-            path,
-            format!(
-                "holds no '{net}.' tensors (it holds: {})",
-                prefixed.join(", ")
-            ),
-        ));
+    if all.is_empty() {
+        return Err(Error::in_file(path, "holds no tensors"));
     }
-    Weights::from_safetensors(path, Some(net), device)
+    Ok(Weights::new(all, path.display().to_string()))
 }

@@ -228,13 +228,27 @@ fn prefixed_checkpoints_and_bad_input() {
         whichgan(&[
             "generate",
             "--ckpt",
-            "model.pt",
+            "missing.pt",
             "--seeds",
             "0",
             "--out",
             s(&out),
         ]),
-        "PyTorch pickle",
+        "missing.pt",
+    );
+    let not_zip = dir.path().join("legacy.pt");
+    std::fs::write(&not_zip, b"\x80\x02not a zip").unwrap();
+    fails_with(
+        whichgan(&[
+            "generate",
+            "--ckpt",
+            s(&not_zip),
+            "--seeds",
+            "0",
+            "--out",
+            s(&out),
+        ]),
+        "not a PyTorch zip checkpoint",
     );
     fails_with(
         whichgan(&[
