@@ -46,18 +46,48 @@ pub struct GenerateArgs {
     /// Images per forward pass.
     #[arg(long, default_value_t = 16)]
     batch: usize,
+    /// Output: .png (a grid) or .npy (float32 NCHW in [−1, 1], not clamped).
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// Options of both commands.
+#[derive(Args)]
+struct CommonArgs {
     /// Clamp of the layer outputs the network was trained with (official `conv_clamp`;
     /// default none).
     #[arg(long)]
     conv_clamp: Option<f64>,
+    /// cpu (cuda:N in a CUDA build)
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Output: .png (a grid) or .npy (float32 NCHW in [−1, 1], not clamped).
-    #[arg(long)]
-    out: PathBuf,
     /// Print one JSON object on stdout instead of the human summary.
     #[arg(long)]
     json: bool,
+}
+
+impl CommonArgs {
+    /// The device, after checking the clamp.
+    fn device(&self) -> Result<Device> {
+        if let Some(c) = self.conv_clamp {
+            if !(c > 0.0 && c.is_finite()) {
+                return Err(Error::invalid(format!(
+                    "--conv-clamp must be a positive number, got {c}"
+                )));
+            }
+        }
+        match self.device.as_str() {
+            "cpu" => Ok(Device::Cpu),
+            other if other.starts_with("cuda") => Err(Error::invalid(format!(
+                "--device {other}: this binary was built without CUDA (build with --features cuda)"
+            ))),
+            other => Err(Error::invalid(format!(
+                "--device '{other}': expected cpu or cuda:N"
+            ))),
+        }
+    }
 }
 
 #[derive(Args)]
@@ -80,40 +110,11 @@ pub struct DiscriminateArgs {
     /// Images per forward pass (a multiple of the mbstd group).
     #[arg(long, default_value_t = 32)]
     batch: usize,
-    /// Clamp of the convolution outputs the network was trained with (official `conv_clamp`;
-    /// default none).
-    #[arg(long)]
-    conv_clamp: Option<f64>,
-    #[arg(long, default_value = "cpu")]
-    device: String,
     /// Logits [N, 1] (.npy).
     #[arg(long)]
     out: PathBuf,
-    /// Print one JSON object on stdout instead of the human summary.
-    #[arg(long)]
-    json: bool,
-}
-
-/// A clamp must be positive.
-fn check_clamp(clamp: Option<f64>) -> Result<()> {
-    match clamp {
-        Some(c) if !(c > 0.0 && c.is_finite()) => Err(Error::invalid(format!(
-            "--conv-clamp must be a positive number, got {c}"
-        ))),
-        _ => Ok(()),
-    }
-}
-
-fn device(name: &str) -> Result<Device> {
-    match name {
-        "cpu" => Ok(Device::Cpu),
-        other if other.starts_with("cuda") => Err(Error::invalid(format!(
-            "--device {other}: this binary was built without CUDA (build with --features cuda)"
-        ))),
-        other => Err(Error::invalid(format!(
-            "--device '{other}': expected cpu or cuda:N"
-        ))),
-    }
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 /// `0-15`, `1,5,9` or a mix (`0-3,8`).
@@ -164,8 +165,7 @@ fn check_out(path: &Path, allowed: &[&str]) -> Result<String> {
 
 pub fn generate(args: GenerateArgs) -> Result<()> {
     let ext = check_out(&args.out, &["png", "npy"])?;
-    check_clamp(args.conv_clamp)?;
-    let device = device(&args.device)?;
+    let device = args.common.device()?;
     let noise = match args.noise.as_str() {
         "const" => NoiseMode::Const,
         "none" => NoiseMode::None,
@@ -183,7 +183,7 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
     }
     let weights = load_network(&args.ckpt, &args.net, &device)?;
     let mut g = Generator::load(&weights).map_err(|e| Error::in_file(&args.ckpt, e.to_string()))?;
-    g.synthesis.conv_clamp = args.conv_clamp;
+    g.synthesis.conv_clamp = args.common.conv_clamp;
     let (z_dim, num_ws, w_dim) = (g.mapping.z_dim, g.synthesis.num_ws, g.mapping.w_dim);
     let ws = match (&args.seeds, &args.z, &args.ws) {
         (Some(spec), _, _) => {
@@ -235,17 +235,16 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
         .with("images", n)
         .with("resolution", h)
         .with("out", args.out.display().to_string())
-        .print(args.json);
+        .print(args.common.json);
     Ok(())
 }
 
 pub fn discriminate(args: DiscriminateArgs) -> Result<()> {
     check_out(&args.out, &["npy"])?;
-    check_clamp(args.conv_clamp)?;
     if let Some(grad) = &args.grad {
         check_out(grad, &["npy"])?;
     }
-    let device = device(&args.device)?;
+    let device = args.common.device()?;
     if args.batch == 0 || args.mbstd_group == 0 {
         return Err(Error::invalid(
             "--batch and --mbstd-group must be at least 1",
@@ -254,7 +253,7 @@ pub fn discriminate(args: DiscriminateArgs) -> Result<()> {
     let weights = load_network(&args.ckpt, "D", &device)?;
     let mut d = Discriminator::load(&weights, args.mbstd_group)
         .map_err(|e| Error::in_file(&args.ckpt, e.to_string()))?;
-    d.conv_clamp = args.conv_clamp;
+    d.conv_clamp = args.common.conv_clamp;
     let (r, c) = (d.resolution, d.img_channels);
     let images = npy_tensor(
         &args.images,
@@ -293,6 +292,6 @@ pub fn discriminate(args: DiscriminateArgs) -> Result<()> {
         .with("images", n)
         .with("out", args.out.display().to_string())
         .with("grad", args.grad.as_ref().map(|p| p.display().to_string()))
-        .print(args.json);
+        .print(args.common.json);
     Ok(())
 }

@@ -1,9 +1,11 @@
 //! The `whichgan metrics` command line: outputs on the reference fixtures, and one test per kind
 //! of bad input (one-line error naming the file and place, non-zero exit, nothing on stdout).
 
+mod common;
+use common::{assert_error, whichgan};
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
@@ -11,13 +13,6 @@ fn fixtures() -> PathBuf {
 
 fn fixture(rel: &str) -> String {
     fixtures().join(rel).to_string_lossy().into_owned()
-}
-
-fn whichgan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_whichgan"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
 }
 
 /// Runs a `--json` command that must succeed and print exactly one JSON object per line.
@@ -55,23 +50,6 @@ fn expected(rel: &str) -> serde_json::Map<String, Value> {
 fn rel_close(got: &Value, want: &Value, tol: f64) -> bool {
     let (g, w) = (got.as_f64().unwrap(), want.as_f64().unwrap());
     (g - w).abs() <= tol * w.abs().max(f64::MIN_POSITIVE)
-}
-
-/// Asserts a failure with a single `error: …` line that mentions every `needle`.
-fn assert_error(args: &[&str], needles: &[&str]) {
-    let out = whichgan(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{args:?} should fail");
-    assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{args:?}: not one line: {stderr}");
-    assert!(lines[0].starts_with("error: "), "{stderr}");
-    for needle in needles {
-        assert!(
-            lines[0].contains(needle),
-            "{args:?}: '{needle}' not in: {stderr}"
-        );
-    }
 }
 
 fn temp_file(dir: &tempfile::TempDir, name: &str, contents: &str) -> String {

@@ -1,33 +1,11 @@
 //! `whichgan toy reproduce|figure3|merge`: the fast preset end to end, the correlations
 //! recomputed from the CSV, shard + merge equal to a single run, and bad input.
 
+mod common;
+use common::{assert_error, ok, whichgan};
+
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn whichgan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_whichgan"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn ok(out: Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON object")
-}
-
-fn fails_with(out: Output, needle: &str) {
-    assert!(!out.status.success(), "should fail");
-    assert!(out.stdout.is_empty(), "nothing on stdout");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(err.starts_with("error: ") && err.contains(needle), "{err}");
-}
 
 /// A CSV file as (header, rows of cells).
 fn csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
@@ -233,22 +211,22 @@ fn fast_preset_end_to_end_and_shards_equal_a_single_run() {
     let lone_s = lone.to_str().unwrap();
     let elsewhere = dir.path().join("m2");
     let elsewhere_s = elsewhere.to_str().unwrap();
-    fails_with(
-        whichgan(&["toy", "merge", lone_s, "--out", elsewhere_s]),
-        "missing shards: 1/2",
+    assert_error(
+        &["toy", "merge", lone_s, "--out", elsewhere_s],
+        &["missing shards: 1/2"],
     );
-    fails_with(
-        whichgan(&["toy", "merge", shard_s, lone_s, "--out", elsewhere_s]),
-        "shard 0/2 is also in",
+    assert_error(
+        &["toy", "merge", shard_s, lone_s, "--out", elsewhere_s],
+        &["shard 0/2 is also in"],
     );
     let json_path = lone.join("figure3-shard-0-of-2.json");
     let edited = std::fs::read_to_string(&json_path)
         .unwrap()
         .replace("\"fast\"", "\"paper\"");
     std::fs::write(&json_path, edited).unwrap();
-    fails_with(
-        whichgan(&["toy", "merge", shard_s, lone_s, "--out", elsewhere_s]),
-        "another sweep",
+    assert_error(
+        &["toy", "merge", shard_s, lone_s, "--out", elsewhere_s],
+        &["another sweep"],
     );
     assert!(!elsewhere.exists(), "failed merges write nothing");
 }
@@ -258,22 +236,22 @@ fn bad_study_arguments_are_one_line_errors() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x");
     let out_s = out.to_str().unwrap();
-    fails_with(
-        whichgan(&["toy", "reproduce", "--preset", "huge", "--out", out_s]),
-        "unknown preset 'huge'",
+    assert_error(
+        &["toy", "reproduce", "--preset", "huge", "--out", out_s],
+        &["unknown preset 'huge'"],
     );
-    fails_with(
-        whichgan(&["toy", "figure3", "--shard", "2/2", "--out", out_s]),
-        "--shard '2/2'",
+    assert_error(
+        &["toy", "figure3", "--shard", "2/2", "--out", out_s],
+        &["--shard '2/2'"],
     );
-    fails_with(
-        whichgan(&["toy", "figure3", "--shard", "one/two", "--out", out_s]),
-        "expected i/N",
+    assert_error(
+        &["toy", "figure3", "--shard", "one/two", "--out", out_s],
+        &["expected i/N"],
     );
-    fails_with(
-        whichgan(&["toy", "figure2", "--seeds", "0", "--out", out_s]),
-        "--seeds must be at least 1",
+    assert_error(
+        &["toy", "figure2", "--seeds", "0", "--out", out_s],
+        &["--seeds must be at least 1"],
     );
-    fails_with(whichgan(&["toy", "merge", out_s, "--out", out_s]), out_s);
+    assert_error(&["toy", "merge", out_s, "--out", out_s], &[out_s]);
     assert!(!out.exists(), "nothing written on bad input");
 }

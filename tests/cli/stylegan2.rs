@@ -1,33 +1,12 @@
 //! `whichgan generate` and `whichgan discriminate` on the fixture checkpoint (official
 //! StyleGAN2-ADA outputs, tests/fixtures/stylegan2): values, checkpoint layouts, bad input.
 
+mod common;
+use common::{assert_error, ok, whichgan};
+
 use candle_core::{Device, Tensor};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn whichgan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_whichgan"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn ok(out: Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON object")
-}
-
-fn fails_with(out: Output, needle: &str) {
-    assert!(!out.status.success(), "should fail");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(err.starts_with("error: ") && err.contains(needle), "{err}");
-}
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -173,8 +152,8 @@ fn prefixed_checkpoints_and_bad_input() {
         "--json",
     ]));
     assert_close("img_psi1", &load_npy(&out).1, &io["img_psi1"]);
-    fails_with(
-        whichgan(&[
+    assert_error(
+        &[
             "generate",
             "--ckpt",
             s(&ckpt),
@@ -184,8 +163,8 @@ fn prefixed_checkpoints_and_bad_input() {
             s(&z),
             "--out",
             s(&out),
-        ]),
-        "holds no 'G.' tensors (it holds: G_ema, D)",
+        ],
+        &["holds no 'G.' tensors (it holds: G_ema, D)"],
     );
 
     // A missing tensor is named.
@@ -193,8 +172,8 @@ fn prefixed_checkpoints_and_bad_input() {
     partial.remove("synthesis.b8.conv1.affine.bias");
     let broken = dir.path().join("broken.safetensors");
     candle_core::safetensors::save(&partial, &broken).unwrap();
-    fails_with(
-        whichgan(&[
+    assert_error(
+        &[
             "generate",
             "--ckpt",
             s(&broken),
@@ -202,8 +181,8 @@ fn prefixed_checkpoints_and_bad_input() {
             "0",
             "--out",
             s(&out),
-        ]),
-        "missing tensor 'synthesis.b8.conv1.affine.bias'",
+        ],
+        &["missing tensor 'synthesis.b8.conv1.affine.bias'"],
     );
     // Images of the wrong size, PyTorch pickles, a bad output name, bad seeds.
     let small = dir.path().join("small.npy");
@@ -212,8 +191,8 @@ fn prefixed_checkpoints_and_bad_input() {
         &Tensor::zeros((2, 3, 16, 16), candle_core::DType::F32, &Device::Cpu).unwrap(),
     );
     let logits = dir.path().join("l.npy");
-    fails_with(
-        whichgan(&[
+    assert_error(
+        &[
             "discriminate",
             "--ckpt",
             s(&ckpt),
@@ -221,11 +200,11 @@ fn prefixed_checkpoints_and_bad_input() {
             s(&small),
             "--out",
             s(&logits),
-        ]),
-        "images must be [N, 3, 32, 32]",
+        ],
+        &["images must be [N, 3, 32, 32]"],
     );
-    fails_with(
-        whichgan(&[
+    assert_error(
+        &[
             "generate",
             "--ckpt",
             "missing.pt",
@@ -233,13 +212,13 @@ fn prefixed_checkpoints_and_bad_input() {
             "0",
             "--out",
             s(&out),
-        ]),
-        "missing.pt",
+        ],
+        &["missing.pt"],
     );
     let not_zip = dir.path().join("legacy.pt");
     std::fs::write(&not_zip, b"\x80\x02not a zip").unwrap();
-    fails_with(
-        whichgan(&[
+    assert_error(
+        &[
             "generate",
             "--ckpt",
             s(&not_zip),
@@ -247,11 +226,11 @@ fn prefixed_checkpoints_and_bad_input() {
             "0",
             "--out",
             s(&out),
-        ]),
-        "not a PyTorch zip checkpoint",
+        ],
+        &["not a PyTorch zip checkpoint"],
     );
-    fails_with(
-        whichgan(&[
+    assert_error(
+        &[
             "generate",
             "--ckpt",
             s(&ckpt),
@@ -259,11 +238,11 @@ fn prefixed_checkpoints_and_bad_input() {
             "0",
             "--out",
             "x.jpg",
-        ]),
-        "output must end in .png or .npy",
+        ],
+        &["output must end in .png or .npy"],
     );
-    fails_with(
-        whichgan(&[
+    assert_error(
+        &[
             "generate",
             "--ckpt",
             s(&ckpt),
@@ -271,8 +250,8 @@ fn prefixed_checkpoints_and_bad_input() {
             "5-2",
             "--out",
             s(&out),
-        ]),
-        "--seeds '5-2'",
+        ],
+        &["--seeds '5-2'"],
     );
     assert!(!logits.exists());
 }

@@ -1,17 +1,13 @@
 //! `whichgan toy train`: determinism, exact resume after a hard kill, and bad input.
 
+mod common;
+use common::{assert_error, ok, whichgan};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const TARGET: &str = "circle:size=20,sigma=0.25";
-
-fn whichgan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_whichgan"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
 
 fn train_args<'a>(out: &'a str, steps: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
@@ -33,15 +29,6 @@ fn train_args<'a>(out: &'a str, steps: &'a str, extra: &[&'a str]) -> Vec<&'a st
     ];
     args.extend_from_slice(extra);
     args
-}
-
-fn ok(out: Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON object")
 }
 
 fn last(dir: &Path) -> PathBuf {
@@ -124,19 +111,6 @@ fn killed_and_resumed_run_equals_uninterrupted_run() {
     }
     for figure in ["w1.png", "w1.svg", "samples.png", "samples.svg"] {
         assert!(Path::new(&killed).join(figure).exists(), "{figure} missing");
-    }
-}
-
-/// Asserts a one-line `error: …` mentioning every needle, and nothing on stdout.
-fn assert_error(args: &[&str], needles: &[&str]) {
-    let out = whichgan(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{args:?} should fail");
-    assert!(out.stdout.is_empty());
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("error: "), "{stderr}");
-    for n in needles {
-        assert!(stderr.contains(n), "'{n}' not in {stderr}");
     }
 }
 

@@ -12,11 +12,10 @@ use super::pretrain::{pretrain_all, Pretrained};
 use super::probe::{self, CheckpointProbe};
 use super::runs::find_source;
 use super::{
-    derive_seed, in_parallel, median, plot_error, study_config, target, write_csv, Every, Preset,
-    Role, Source, StudyOptions, WIDTH,
+    derive_seed, in_parallel, median, plot_error, study_config, target, train_on_target, write_csv,
+    Preset, Role, Source, StudyOptions, WIDTH,
 };
-use crate::train::{networks, new_trainer, start_from, DistributionData, ToyTrainer};
-use candle_core::Device;
+use crate::train::{networks, new_trainer, start_from, ToyTrainer};
 use indicatif::ProgressBar;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -177,25 +176,19 @@ fn fine_tune(
     let mut trainer = new_trainer(study_config(), WIDTH, run_seed)?;
     start_from(&mut trainer, Some(ckpt), Some(ckpt))?;
     let mut w1 = Vec::new();
-    let mut evaluate = |t: &mut ToyTrainer| -> Result<()> {
-        // Streams 0 and 1 of the run seed are training and initialisation.
-        let mut rng = ChaCha8Rng::seed_from_u64(run_seed);
-        rng.set_stream(2 + t.g_steps);
-        w1.push(probe::w1(&mut t.g, &target, &mut rng)?);
-        Ok(())
-    };
-    evaluate(&mut trainer)?;
-    let mut hook = Every {
-        every: preset.sweep_eval_every,
-        last: preset.sweep_steps,
+    train_on_target(
+        &mut trainer,
+        preset.sweep_steps,
+        preset.sweep_eval_every,
         bar,
-        on_eval: evaluate,
-    };
-    let mut data = DistributionData {
-        distribution: target.clone(),
-        device: Device::Cpu,
-    };
-    trainer.run(&mut data, preset.sweep_steps, &mut hook)?;
+        |t: &mut ToyTrainer| {
+            // Streams 0 and 1 of the run seed are training and initialisation.
+            let mut rng = ChaCha8Rng::seed_from_u64(run_seed);
+            rng.set_stream(2 + t.g_steps);
+            w1.push(probe::w1(&mut t.g, &target, &mut rng)?);
+            Ok(())
+        },
+    )?;
     Ok(SweepRow {
         seed,
         checkpoint: step,

@@ -204,6 +204,29 @@ pub fn study_config() -> whichgan::train::TrainConfig {
     )
 }
 
+/// Trains on the target for `steps` G steps, calling `evaluate` before the first step, every
+/// `every` steps and after the last.
+pub(crate) fn train_on_target(
+    trainer: &mut crate::train::ToyTrainer,
+    steps: u64,
+    every: u64,
+    bar: &ProgressBar,
+    mut evaluate: impl FnMut(&mut crate::train::ToyTrainer) -> Result<()>,
+) -> Result<()> {
+    evaluate(trainer)?;
+    let mut hook = Every {
+        every,
+        last: steps,
+        bar,
+        on_eval: evaluate,
+    };
+    let mut data = crate::train::DistributionData {
+        distribution: target(),
+        device: candle_core::Device::Cpu,
+    };
+    trainer.run(&mut data, steps, &mut hook)
+}
+
 /// A hook that advances a progress bar and calls `on_eval` every `every` G steps and at the
 /// last step (`every == 0`: never).
 pub(crate) struct Every<'a, F> {

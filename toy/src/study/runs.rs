@@ -3,10 +3,10 @@
 use super::pretrain::Pretrained;
 use super::probe::{self, Coverage};
 use super::{
-    derive_seed, in_parallel, median, study_config, target, Every, Preset, Role, Source, WIDTH,
+    derive_seed, in_parallel, median, study_config, target, train_on_target, Preset, Role, Source,
+    WIDTH,
 };
-use crate::train::{new_trainer, start_from, DistributionData, ToyTrainer};
-use candle_core::Device;
+use crate::train::{new_trainer, start_from, ToyTrainer};
 use indicatif::ProgressBar;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -162,31 +162,25 @@ pub fn target_run(
     let target = target();
     let eval_seed = derive_seed(seed, Role::TargetEval);
     let mut curve = Vec::new();
-    let mut evaluate = |t: &mut ToyTrainer| -> Result<()> {
-        // The same evaluation samples for every start of a seed.
-        let mut rng = ChaCha8Rng::seed_from_u64(eval_seed);
-        rng.set_stream(t.g_steps);
-        let w1 = probe::w1(&mut t.g, &target, &mut rng)?;
-        let coverage = probe::coverage(&mut t.g, &target, &mut rng, preset.coverage_samples)?;
-        curve.push(CurvePoint {
-            g_step: t.g_steps,
-            w1,
-            coverage,
-        });
-        Ok(())
-    };
-    evaluate(&mut trainer)?;
-    let mut hook = Every {
-        every: preset.target_eval_every,
-        last: preset.target_steps,
+    train_on_target(
+        &mut trainer,
+        preset.target_steps,
+        preset.target_eval_every,
         bar,
-        on_eval: evaluate,
-    };
-    let mut data = DistributionData {
-        distribution: target.clone(),
-        device: Device::Cpu,
-    };
-    trainer.run(&mut data, preset.target_steps, &mut hook)?;
+        |t: &mut ToyTrainer| {
+            // The same evaluation samples for every start of a seed.
+            let mut rng = ChaCha8Rng::seed_from_u64(eval_seed);
+            rng.set_stream(t.g_steps);
+            let w1 = probe::w1(&mut t.g, &target, &mut rng)?;
+            let coverage = probe::coverage(&mut t.g, &target, &mut rng, preset.coverage_samples)?;
+            curve.push(CurvePoint {
+                g_step: t.g_steps,
+                w1,
+                coverage,
+            });
+            Ok(())
+        },
+    )?;
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, Role::Figure));
     let samples = crate::train::sample_generator(&mut trainer.g, &mut rng, FIGURE_SAMPLES)?;
     Ok(TargetRun {
