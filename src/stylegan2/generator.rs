@@ -80,6 +80,13 @@ pub fn truncate(ws: &Tensor, w_avg: &Tensor, psi: f64) -> Result<Tensor> {
     })
 }
 
+/// The affine layer of a modulated convolution: w → one style per input channel (its bias
+/// starts at 1 in the reference, so styles start near 1).
+fn affine(w: &Weights, layer: &str, input: usize, w_dim: usize) -> Result<FullyConnected> {
+    let name = format!("{layer}.affine");
+    FullyConnected::load(w, &name, input, w_dim, 1.0, Activation::Linear)
+}
+
 /// A 3 × 3 modulated convolution with noise, bias and leaky ReLU (`SynthesisLayer`).
 struct SynthesisLayer {
     affine: FullyConnected,
@@ -105,14 +112,7 @@ impl SynthesisLayer {
         noise_stream: u64,
     ) -> Result<Self> {
         Ok(SynthesisLayer {
-            affine: FullyConnected::load(
-                w,
-                &format!("{name}.affine"),
-                input,
-                w_dim,
-                1.0,
-                Activation::Linear,
-            )?,
+            affine: affine(w, name, input, w_dim)?,
             weight: w.param(&format!("{name}.weight"), &[out, input, 3, 3])?,
             bias: w.param(&format!("{name}.bias"), &[out])?,
             noise_strength: w.param(&format!("{name}.noise_strength"), &[])?,
@@ -166,14 +166,7 @@ struct ToRgb {
 impl ToRgb {
     fn load(w: &Weights, name: &str, input: usize, channels: usize, w_dim: usize) -> Result<Self> {
         Ok(ToRgb {
-            affine: FullyConnected::load(
-                w,
-                &format!("{name}.affine"),
-                input,
-                w_dim,
-                1.0,
-                Activation::Linear,
-            )?,
+            affine: affine(w, name, input, w_dim)?,
             weight: w.param(&format!("{name}.weight"), &[channels, input, 1, 1])?,
             bias: w.param(&format!("{name}.bias"), &[channels])?,
         })
