@@ -63,7 +63,7 @@ pub enum NoiseMode {
 }
 
 /// A modulated convolution (`modulated_conv2d`, fused form): per-sample weights
-/// `weight · style`, optionally demodulated, as one grouped convolution over the batch.
+/// `weight · style`, optionally demodulated, as one batched convolution.
 /// `x` [N, I, H, W], `weight` [O, I, k, k], `styles` [N, I]; `up` doubles the resolution.
 pub fn modulated_conv2d(
     x: &Tensor,
@@ -72,8 +72,8 @@ pub fn modulated_conv2d(
     demodulate: bool,
     up: bool,
 ) -> Result<Tensor> {
-    let (n, i, h, wd) = x.dims4()?;
-    let (o, _, k, _) = weight.dims4()?;
+    let (n, i, _, _) = x.dims4()?;
+    let k = weight.dim(3)?;
     let mut w = weight
         .unsqueeze(0)?
         .broadcast_mul(&styles.reshape((n, 1, i, 1, 1))?)?;
@@ -83,15 +83,11 @@ pub fn modulated_conv2d(
             .recip()?;
         w = w.broadcast_mul(&d)?;
     }
-    let w = w.reshape((n * o, i, k, k))?;
-    let x = x.reshape((1, n * i, h, wd))?;
-    let y = if up {
-        ops::conv2d_up2(&x, &w, n)?
+    if up {
+        ops::conv2d_up2(x, &w)
     } else {
-        x.conv2d(&w, k / 2, 1, 1, n)?
-    };
-    let (_, _, h2, w2) = y.dims4()?;
-    Ok(y.reshape((n, o, h2, w2))?)
+        ops::conv2d(x, &w, k / 2, 1)
+    }
 }
 
 /// A convolution layer of the discriminator (`Conv2dLayer`): weight gain 1/√(I·k²), optional
@@ -135,7 +131,7 @@ impl Conv2dLayer {
         let w = (self.weight.as_tensor() * gain32(self.weight_gain))?;
         let k = w.dim(3)?;
         let y = match (self.down, k) {
-            (false, _) => x.conv2d(&w, k / 2, 1, 1, 1)?,
+            (false, _) => ops::conv2d(x, &w, k / 2, 1)?,
             (true, 1) => ops::conv1x1_down2(x, &w)?,
             (true, _) => ops::conv2d_down2(x, &w)?,
         };

@@ -127,19 +127,87 @@ pub fn upsample2d(x: &Tensor) -> Result<Tensor> {
     upfirdn2d(x, 2, 1, (2, 1), 4.0)
 }
 
-/// The kernel flipped in both spatial axes.
+/// The kernel(s) flipped in both spatial axes (the last two).
 fn flip_kernel(w: &Tensor) -> Result<Tensor> {
     let k = w.dim(D::Minus1)?;
     let reversed: Vec<u32> = (0..k as u32).rev().collect();
     let index = Tensor::new(reversed.as_slice(), w.device())?;
-    Ok(w.index_select(&index, 2)?.index_select(&index, 3)?)
+    let rank = w.rank();
+    Ok(w.index_select(&index, rank - 2)?
+        .index_select(&index, rank - 1)?)
+}
+
+/// Every `stride`-th entry of axis `dim`, from the first.
+fn every_nth(x: &Tensor, dim: usize, stride: usize) -> Result<Tensor> {
+    if stride == 1 {
+        return Ok(x.clone());
+    }
+    let len = x.dim(dim)?;
+    let keep = len.div_ceil(stride);
+    let padded = x.pad_with_zeros(dim, 0, keep * stride - len)?;
+    let mut shape = padded.dims().to_vec();
+    shape[dim] = keep;
+    shape.insert(dim + 1, stride);
+    Ok(padded
+        .reshape(shape)?
+        .narrow(dim + 1, 0, 1)?
+        .squeeze(dim + 1)?)
+}
+
+/// The k × k patches of `x` [N, C, H, W] (zero padding, stride) as columns
+/// [N, C·k·k, H'·W'], ordered like a [O, C, k, k] kernel flattened to [O, C·k·k].
+fn unfold(x: &Tensor, k: usize, padding: usize, stride: usize) -> Result<(Tensor, usize, usize)> {
+    let (n, c, h, w) = x.dims4()?;
+    let x = x
+        .pad_with_zeros(2, padding, padding)?
+        .pad_with_zeros(3, padding, padding)?;
+    let (ho, wo) = (
+        (h + 2 * padding - k) / stride + 1,
+        (w + 2 * padding - k) / stride + 1,
+    );
+    if k == 1 {
+        let x = every_nth(&every_nth(&x, 2, stride)?, 3, stride)?;
+        return Ok((x.reshape((n, c, ho * wo))?, ho, wo));
+    }
+    let mut patches = Vec::with_capacity(k * k);
+    for i in 0..k {
+        for j in 0..k {
+            let p = x
+                .narrow(2, i, (ho - 1) * stride + 1)?
+                .narrow(3, j, (wo - 1) * stride + 1)?;
+            patches.push(every_nth(&every_nth(&p, 2, stride)?, 3, stride)?);
+        }
+    }
+    let columns = Tensor::stack(&patches, 2)?.reshape((n, c * k * k, ho * wo))?;
+    Ok((columns, ho, wo))
+}
+
+/// A convolution (cross-correlation, as torch's `conv2d`) written as patches × weights
+/// matrix products, whose backward passes are matrix products too: `w` [O, C, k, k] is shared
+/// by the batch, or [N, O, C, k, k] holds one kernel per sample (modulated convolutions).
+pub fn conv2d(x: &Tensor, w: &Tensor, padding: usize, stride: usize) -> Result<Tensor> {
+    let n = x.dim(0)?;
+    let k = w.dim(D::Minus1)?;
+    let (columns, ho, wo) = unfold(x, k, padding, stride)?;
+    let y = match w.rank() {
+        4 => {
+            let (o, c, _, _) = w.dims4()?;
+            w.reshape((o, c * k * k))?.broadcast_matmul(&columns)?
+        }
+        _ => {
+            let (_, o, c, _, _) = w.dims5()?;
+            w.reshape((n, o, c * k * k))?.matmul(&columns)?
+        }
+    };
+    let o = y.dim(1)?;
+    Ok(y.reshape((n, o, ho, wo))?)
 }
 
 /// A k × k convolution followed by 2× up-sampling, as the reference's `conv2d_resample` with
 /// `up = 2`: a stride-2 transposed convolution (output 2H + 1), then the FIR filter with padding
 /// 1 and gain 4 (output 2H). The transposed convolution is written as a convolution of the
-/// zero-inserted input with the flipped kernel, which allows groups. `w` is [O·g, I, k, k].
-pub fn conv2d_up2(x: &Tensor, w: &Tensor, groups: usize) -> Result<Tensor> {
+/// zero-inserted input with the flipped kernel. `w` as for [`conv2d`].
+pub fn conv2d_up2(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     let k = w.dim(D::Minus1)?;
     // Zero insertion to 2H (a trailing zero), padded to (k − 1) zeros before the first sample
     // and after the last one.
@@ -152,22 +220,20 @@ pub fn conv2d_up2(x: &Tensor, w: &Tensor, groups: usize) -> Result<Tensor> {
         shape[dim] = 2 * len;
         y = y.reshape(shape)?.pad_with_zeros(dim, k - 1, k - 2)?;
     }
-    let y = y.conv2d(&flip_kernel(w)?, 0, 1, 1, groups)?;
+    let y = conv2d(&y, &flip_kernel(w)?, 0, 1)?;
     upfirdn2d(&y, 1, 1, (1, 1), 4.0)
 }
 
 /// A 3 × 3 convolution with 2× down-sampling (`down = 2`): the FIR filter with padding 2 first
 /// (H + 1), then a stride-2 convolution without padding (H / 2).
 pub fn conv2d_down2(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    let y = upfirdn2d(x, 1, 1, (2, 2), 1.0)?;
-    Ok(y.conv2d(w, 0, 2, 1, 1)?)
+    conv2d(&upfirdn2d(x, 1, 1, (2, 2), 1.0)?, w, 0, 2)
 }
 
 /// A 1 × 1 convolution with 2× down-sampling: the FIR filter with padding 1 keeping every
 /// second sample (H / 2), then the 1 × 1 convolution.
 pub fn conv1x1_down2(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    let y = upfirdn2d(x, 1, 2, (1, 1), 1.0)?;
-    Ok(y.conv2d(w, 0, 1, 1, 1)?)
+    conv2d(&upfirdn2d(x, 1, 2, (1, 1), 1.0)?, w, 0, 1)
 }
 
 #[cfg(test)]
@@ -248,10 +314,40 @@ mod tests {
     }
 
     #[test]
+    fn matrix_product_convolution_equals_candles() {
+        let x = ramp((2, 3, 7, 6));
+        for (k, padding, stride) in [(3, 1, 1), (3, 0, 2), (1, 0, 1), (3, 2, 2)] {
+            let w = ramp((4, 3, k, k));
+            let got = conv2d(&x, &w, padding, stride).unwrap();
+            let want = x.conv2d(&w, padding, stride, 1, 1).unwrap();
+            assert_eq!(got.dims(), want.dims());
+            let diff = (got - want).unwrap().abs().unwrap().max_all().unwrap();
+            assert!(
+                diff.to_scalar::<f32>().unwrap() < 1e-4,
+                "{k} {padding} {stride}"
+            );
+        }
+        // One kernel per sample equals each sample with its own kernel.
+        let w = ramp((2, 4, 3, 9)).reshape((2, 4, 3, 3, 3)).unwrap();
+        let got = conv2d(&x, &w, 1, 1).unwrap();
+        for i in 0..2 {
+            let xi = x.narrow(0, i, 1).unwrap();
+            let want = xi.conv2d(&w.get(i).unwrap(), 1, 1, 1, 1).unwrap();
+            let diff = (got.narrow(0, i, 1).unwrap() - want)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap();
+            assert!(diff.to_scalar::<f32>().unwrap() < 1e-4);
+        }
+    }
+
+    #[test]
     fn up_convolution_equals_a_transposed_convolution() {
         let x = ramp((1, 2, 3, 3));
         let w = ramp((3, 2, 3, 3)); // [O, I, k, k]
-        let got = conv2d_up2(&x, &w, 1).unwrap();
+        let got = conv2d_up2(&x, &w).unwrap();
         // Transposed convolution (stride 2) with weight [I, O, k, k], then the FIR step.
         let t = x
             .conv_transpose2d(
