@@ -36,7 +36,7 @@ struct Cli {
 enum Command {
     /// Evaluation metrics on point or feature files (.csv with a header row, .npy [N, D]).
     Metrics(metrics_cmd::MetricsArgs),
-    /// The toy 2-D GAN lab: train the playground's MLP GAN, inspect its gradient field.
+    /// The toy 2-D GAN lab: train the MLP GAN, draw its gradient field, reproduce the study.
     Toy(toy_cmd::ToyArgs),
     /// Images from a StyleGAN2 checkpoint's generator (PNG grid or .npy).
     Generate(stylegan2_cmd::GenerateArgs),
