@@ -75,16 +75,7 @@ fn upfirdn_axis(
     pad: (usize, usize),
     gain: f64,
 ) -> Result<Tensor> {
-    let mut y = x.clone();
-    if up > 1 {
-        // Each sample lands at index i·up, zeros follow it.
-        let len = y.dim(dim)?;
-        y = y.unsqueeze(dim + 1)?.pad_with_zeros(dim + 1, 0, up - 1)?;
-        let mut shape = x.dims().to_vec();
-        shape[dim] = len * up;
-        y = y.reshape(shape)?;
-    }
-    y = y.pad_with_zeros(dim, pad.0, pad.1)?;
+    let y = zero_insert(x, dim, up)?.pad_with_zeros(dim, pad.0, pad.1)?;
     let taps = FILTER_TAPS.len();
     let out_len = y.dim(dim)? + 1 - taps;
     let mut acc: Option<Tensor> = None;
@@ -95,17 +86,19 @@ fn upfirdn_axis(
             Some(a) => (a + term)?,
         });
     }
-    let mut y = acc.expect("the filter has taps");
-    if down > 1 {
-        // Keep indices 0, down, 2·down, …
-        let keep = out_len.div_ceil(down);
-        y = y.pad_with_zeros(dim, 0, keep * down - out_len)?;
-        let mut shape = y.dims().to_vec();
-        shape[dim] = keep;
-        shape.insert(dim + 1, down);
-        y = y.reshape(shape)?.narrow(dim + 1, 0, 1)?.squeeze(dim + 1)?;
+    every_nth(&acc.expect("the filter has taps"), dim, down)
+}
+
+/// Zero insertion along axis `dim`: sample i lands at index i·up, `up − 1` zeros follow it.
+fn zero_insert(x: &Tensor, dim: usize, up: usize) -> Result<Tensor> {
+    if up == 1 {
+        return Ok(x.clone());
     }
-    Ok(y)
+    let mut shape = x.dims().to_vec();
+    shape[dim] *= up;
+    Ok(x.unsqueeze(dim + 1)?
+        .pad_with_zeros(dim + 1, 0, up - 1)?
+        .reshape(shape)?)
 }
 
 /// `upfirdn2d` with the [1, 3, 3, 1] filter on the last two axes of an NCHW tensor: the same
@@ -213,12 +206,7 @@ pub fn conv2d_up2(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     // and after the last one.
     let mut y = x.clone();
     for dim in [3, 2] {
-        let len = y.dim(dim)?;
-        y = y.unsqueeze(dim + 1)?.pad_with_zeros(dim + 1, 0, 1)?;
-        let mut shape = y.dims().to_vec();
-        shape.remove(dim + 1);
-        shape[dim] = 2 * len;
-        y = y.reshape(shape)?.pad_with_zeros(dim, k - 1, k - 2)?;
+        y = zero_insert(&y, dim, 2)?.pad_with_zeros(dim, k - 1, k - 2)?;
     }
     let y = conv2d(&y, &flip_kernel(w)?, 0, 1)?;
     upfirdn2d(&y, 1, 1, (1, 1), 4.0)
