@@ -10,7 +10,7 @@ mod torch_pickle;
 pub use atomic::{create_writable_dir, temporary_beside, write_atomic};
 pub use image::write_png_grid;
 pub use npy::{read_npy, read_npz_stats, write_npy_f32, NpyArray};
-pub use table::Table;
+pub use table::{write_csv, Table};
 pub use torch_pickle::{read_torch_tensors, TorchTensor};
 
 use crate::{Error, Result};

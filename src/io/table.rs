@@ -151,3 +151,14 @@ fn csv_error(path: &Path, e: csv::Error) -> Error {
         other => Error::in_file(path, format!("malformed CSV: {other:?}")),
     }
 }
+
+/// Writes CSV rows (header first) atomically; cells are written as given.
+pub fn write_csv(path: &Path, header: &[&str], rows: &[Vec<String>]) -> Result<()> {
+    let mut text = header.join(",");
+    text.push('\n');
+    for row in rows {
+        text.push_str(&row.join(","));
+        text.push('\n');
+    }
+    super::write_atomic(path, text.as_bytes())
+}

@@ -50,6 +50,13 @@ impl fmt::Display for PlotError {
 
 impl std::error::Error for PlotError {}
 
+impl PlotError {
+    /// The failure as the project's error, naming the figure.
+    pub fn in_file(self, stem: &Path) -> crate::Error {
+        crate::Error::in_file(stem, self.0)
+    }
+}
+
 impl<E: std::error::Error + Send + Sync> From<plotters::drawing::DrawingAreaErrorKind<E>>
     for PlotError
 {

@@ -109,7 +109,7 @@ pub fn plot_field(ckpt_path: &Path, target: &Distribution, stem: &Path, seed: u6
         x_label: None,
         y_label: None,
     };
-    plot::panels(stem, None, &[panel], 1, 800).map_err(|e| Error::in_file(stem, e.to_string()))
+    plot::panels(stem, None, &[panel], 1, 800).map_err(|e| e.in_file(stem))
 }
 
 fn bounds<'a>(points: impl Iterator<Item = &'a [f64; 2]>) -> ([f64; 2], [f64; 2]) {

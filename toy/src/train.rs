@@ -448,11 +448,17 @@ pub fn train_run(opts: &TrainOptions) -> Result<TrainSummary> {
 
 /// The W1 curve as CSV (`g_step,w1_g,w1_g_ema`), written atomically.
 pub fn write_w1_csv(path: &Path, history: &[W1Point]) -> Result<()> {
-    let mut text = String::from("g_step,w1_g,w1_g_ema\n");
-    for p in history {
-        text.push_str(&format!("{},{},{}\n", p.g_step, p.w1_g, p.w1_g_ema));
-    }
-    whichgan::io::write_atomic(path, text.as_bytes())
+    let rows: Vec<Vec<String>> = history
+        .iter()
+        .map(|p| {
+            vec![
+                p.g_step.to_string(),
+                p.w1_g.to_string(),
+                p.w1_g_ema.to_string(),
+            ]
+        })
+        .collect();
+    whichgan::io::write_csv(path, &["g_step", "w1_g", "w1_g_ema"], &rows)
 }
 
 /// The W1 curves of G and G-EMA (`<stem>.png`, `<stem>.svg`).
@@ -482,7 +488,7 @@ pub fn plot_w1_curve(stem: &Path, history: &[W1Point]) -> Result<()> {
         &curves,
         false,
     )
-    .map_err(|e| Error::in_file(stem, e.to_string()))
+    .map_err(|e| e.in_file(stem))
 }
 
 /// Samples of G and G-EMA over target samples, 2048 each (`<stem>.png`, `<stem>.svg`).
@@ -502,7 +508,7 @@ pub fn plot_samples(
         samples_panel(format!("G, G step {step}"), &real, &fake),
         samples_panel(format!("G-EMA, G step {step}"), &real, &fake_ema),
     ];
-    plot::panels(stem, None, &panels, 2, 500).map_err(|e| Error::in_file(stem, e.to_string()))
+    plot::panels(stem, None, &panels, 2, 500).map_err(|e| e.in_file(stem))
 }
 
 fn samples_panel<'a>(title: String, real: &'a [[f64; 2]], fake: &'a [[f64; 2]]) -> Panel<'a> {

@@ -3,9 +3,10 @@
 //! and the discriminator supplies the gradient field that moves samples, so both halves matter.
 
 use super::runs::{median_curve, Half, Start, TargetStudy};
-use super::{median, plot_error, write_csv, Source};
+use super::{median, Source};
 use serde::Serialize;
 use std::path::Path;
+use whichgan::io::write_csv;
 use whichgan::plot::{self, Curve, LineChart, PALETTE};
 use whichgan::Result;
 
@@ -181,5 +182,5 @@ fn draw(stem: &Path, study: &TargetStudy) -> Result<()> {
             log_y: false,
         })
         .collect();
-    plot::line_grid(stem, &charts, 2).map_err(plot_error(stem))
+    plot::line_grid(stem, &charts, 2).map_err(|e| e.in_file(stem))
 }

@@ -2,11 +2,12 @@
 //! recall along the target runs from Source-I, Source-II and scratch — the toy counterpart of
 //! the study's Flowers mode-coverage curve.
 
+use super::median;
 use super::probe::Coverage;
 use super::runs::{median_curve, Start, TargetStudy};
-use super::{median, plot_error, write_csv};
 use serde::Serialize;
 use std::path::Path;
+use whichgan::io::write_csv;
 use whichgan::plot::{self, Curve, LineChart, PALETTE};
 use whichgan::Result;
 
@@ -108,7 +109,7 @@ pub fn write(out: &Path, study: &TargetStudy, samples: usize) -> Result<Coverage
         })
         .collect();
     let stem = out.join("coverage");
-    plot::line_grid(&stem, &charts, 3).map_err(plot_error(&stem))?;
+    plot::line_grid(&stem, &charts, 3).map_err(|e| e.in_file(&stem))?;
     let finals = starts()
         .iter()
         .map(|&s| {

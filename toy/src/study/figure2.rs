@@ -3,12 +3,13 @@
 //! beats scratch; Source-II (three of ten modes) ends worse than scratch.
 
 use super::runs::{Start, TargetRun, TargetStudy, FIGURE_SAMPLES};
-use super::{derive_seed, median, plot_error, target, write_csv, Role, Source};
+use super::{derive_seed, median, target, Role, Source};
 use crate::train::{networks, sample_generator};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::path::Path;
+use whichgan::io::write_csv;
 use whichgan::plot::{self, Panel, Scatter, PALETTE};
 use whichgan::Result;
 
@@ -190,5 +191,5 @@ fn draw(stem: &Path, study: &TargetStudy) -> Result<()> {
         });
     }
     let title = format!("Figure 2 (seed {seed}): which source helps on the target");
-    plot::panels(stem, Some(&title), &panels, 3, 520).map_err(plot_error(stem))
+    plot::panels(stem, Some(&title), &panels, 3, 520).map_err(|e| e.in_file(stem))
 }

@@ -12,8 +12,8 @@ use super::pretrain::{pretrain_all, Pretrained};
 use super::probe::{self, CheckpointProbe};
 use super::runs::find_source;
 use super::{
-    derive_seed, in_parallel, median, plot_error, study_config, target, train_on_target, write_csv,
-    Preset, Role, Source, StudyOptions, WIDTH,
+    derive_seed, in_parallel, median, study_config, target, train_on_target, Preset, Role, Source,
+    StudyOptions, WIDTH,
 };
 use crate::train::{networks, new_trainer, start_from, ToyTrainer};
 use indicatif::ProgressBar;
@@ -21,7 +21,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use whichgan::io::Table;
+use whichgan::io::{write_csv, Table};
 use whichgan::metrics::stats::correlate;
 use whichgan::plot::{self, ColoredPanel};
 use whichgan::{Error, Result};
@@ -569,7 +569,7 @@ fn draw(
             y: &w1,
         },
     ];
-    plot::colored_scatter(stem, &panels, &w1, "min W1", 480).map_err(plot_error(stem))
+    plot::colored_scatter(stem, &panels, &w1, "min W1", 480).map_err(|e| e.in_file(stem))
 }
 
 #[cfg(test)]

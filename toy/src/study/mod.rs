@@ -28,8 +28,7 @@ pub use preset::{Preset, PRESETS};
 use crate::Distribution;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
-use std::path::Path;
-use whichgan::{Error, Result};
+use whichgan::Result;
 
 /// Width of the playground's networks.
 pub const WIDTH: usize = 64;
@@ -177,22 +176,6 @@ pub fn median(values: &[f64]) -> f64 {
         n if n % 2 == 1 => v[n / 2],
         n => 0.5 * (v[n / 2 - 1] + v[n / 2]),
     }
-}
-
-/// Writes CSV rows (header first) atomically.
-pub fn write_csv(path: &Path, header: &[&str], rows: &[Vec<String>]) -> Result<()> {
-    let mut text = header.join(",");
-    text.push('\n');
-    for row in rows {
-        text.push_str(&row.join(","));
-        text.push('\n');
-    }
-    whichgan::io::write_atomic(path, text.as_bytes())
-}
-
-/// Maps a plotting failure to an error naming the figure.
-pub fn plot_error(stem: &Path) -> impl Fn(whichgan::plot::PlotError) -> Error + '_ {
-    move |e| Error::in_file(stem, e.to_string())
 }
 
 /// The playground's default training: vanilla loss, no penalty, 4 D steps per G step.
