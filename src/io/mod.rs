@@ -6,12 +6,14 @@ mod image;
 mod npy;
 mod table;
 mod torch_pickle;
+mod weights;
 
 pub use atomic::{create_writable_dir, temporary_beside, write_atomic};
 pub use image::write_png_grid;
 pub use npy::{read_npy, read_npz_stats, write_npy_f32, NpyArray};
 pub use table::{write_csv, Table};
 pub use torch_pickle::{read_torch_tensors, TorchTensor};
+pub use weights::{read_tensor_file, Weights};
 
 use crate::{Error, Result};
 use std::path::Path;

@@ -1,8 +1,11 @@
-//! PyTorch checkpoints (`torch.save`'s zip format): the tensors of state dicts, read without
-//! Python.
+//! PyTorch checkpoints (`torch.save`): the tensors of state dicts, read without Python.
 //!
-//! The archive holds `<name>/data.pkl`, a pickle whose tensors refer to raw little-endian
-//! storages `<name>/data/<key>` by persistent id. Only what state dicts use is understood:
+//! Two layouts exist. The zip format (PyTorch ≥ 1.6) holds `<name>/data.pkl`, a pickle whose
+//! tensors refer to raw little-endian storages `<name>/data/<key>` by persistent id. The legacy
+//! format (e.g. pytorch-fid's `pt_inception-2015-12-05-6726825d.pth`) is five pickles in a row
+//! — magic number, protocol version, system info, the object, the list of storage keys —
+//! followed by each storage as an 8-byte element count and its raw bytes, in that list's order.
+//! Only what state dicts use is understood:
 //! dicts and `OrderedDict`s (their `_metadata` attribute is skipped), strings, numbers, tuples,
 //! lists and `torch._utils._rebuild_tensor_v2`; anything else is an error naming it. Storages
 //! shared between tensors (e.g. `G` and `G_ema` saved from one model) are read once per tensor.
@@ -15,8 +18,9 @@ use std::path::Path;
 /// A pickled value, as far as state dicts need.
 #[derive(Debug, Clone)]
 enum Value {
-    /// Values state dicts carry but the tensors do not need (None, booleans, floats, lists).
+    /// Values state dicts carry but the tensors do not need (None, booleans, floats).
     Other,
+    List(Vec<Value>),
     Int(i64),
     Str(String),
     Tuple(Vec<Value>),
@@ -52,42 +56,102 @@ pub struct TorchTensor {
 /// (`G.mapping.fc0.weight` for `{'G': state_dict}`; the bare key for a plain state dict).
 pub fn read_torch_tensors(path: &Path) -> Result<HashMap<String, TorchTensor>> {
     super::check_readable_file(path)?;
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| {
-        Error::in_file(
-            path,
-            format!("not a PyTorch zip checkpoint ({e}); legacy pickles are not supported"),
-        )
-    })?;
-    let pkl_name = zip
-        .file_names()
-        .filter_map(|n| n.ok().map(|n| n.into_owned()))
-        .find(|n| n.ends_with("/data.pkl") || n == "data.pkl")
-        .ok_or_else(|| Error::in_file(path, "no data.pkl in the archive"))?;
-    let prefix = pkl_name.trim_end_matches("data.pkl").to_owned();
-    let mut bytes = Vec::new();
-    zip.by_name(&pkl_name)
-        .and_then(|mut f| f.read_to_end(&mut bytes).map_err(Into::into))
-        .map_err(|e| Error::in_file(path, format!("cannot read {pkl_name}: {e}")))?;
-    let root = unpickle(&bytes).map_err(|m| Error::in_file(path, format!("data.pkl: {m}")))?;
-    let mut refs = Vec::new();
-    collect_tensors(&root, String::new(), &mut refs);
-    let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let (refs, storages) = if bytes.starts_with(b"PK") {
+        read_zip(&bytes)
+    } else {
+        read_legacy(&bytes)
+    }
+    .map_err(|m| Error::in_file(path, m))?;
     let mut out = HashMap::new();
     for (name, t) in refs {
-        if !storages.contains_key(&t.key) {
-            let entry = format!("{prefix}data/{}", t.key);
-            let mut raw = Vec::new();
-            zip.by_name(&entry)
-                .and_then(|mut f| f.read_to_end(&mut raw).map_err(Into::into))
-                .map_err(|e| Error::in_file(path, format!("cannot read storage {entry}: {e}")))?;
-            storages.insert(t.key.clone(), raw);
-        }
-        let tensor = materialise(&t, &storages[&t.key])
+        let raw = storages.get(&t.key).ok_or_else(|| {
+            Error::in_file(
+                path,
+                format!("tensor '{name}': storage {} is missing", t.key),
+            )
+        })?;
+        let tensor = materialise(&t, raw)
             .map_err(|m| Error::in_file(path, format!("tensor '{name}': {m}")))?;
         out.insert(name, tensor);
     }
     Ok(out)
+}
+
+/// Named tensor views and the raw storages they refer to, by storage key.
+type Parsed = (Vec<(String, TensorRef)>, HashMap<String, Vec<u8>>);
+
+fn read_zip(bytes: &[u8]) -> std::result::Result<Parsed, String> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| format!("not a PyTorch checkpoint ({e})"))?;
+    let pkl_name = zip
+        .file_names()
+        .filter_map(|n| n.ok().map(|n| n.into_owned()))
+        .find(|n| n.ends_with("/data.pkl") || n == "data.pkl")
+        .ok_or("no data.pkl in the archive")?;
+    let prefix = pkl_name.trim_end_matches("data.pkl").to_owned();
+    let mut read = |entry: &str| -> std::result::Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        zip.by_name(entry)
+            .and_then(|mut f| f.read_to_end(&mut out).map_err(Into::into))
+            .map_err(|e| format!("cannot read {entry}: {e}"))?;
+        Ok(out)
+    };
+    let (root, _) = unpickle(&read(&pkl_name)?).map_err(|m| format!("data.pkl: {m}"))?;
+    let mut refs = Vec::new();
+    collect_tensors(&root, String::new(), &mut refs);
+    let mut storages = HashMap::new();
+    for (_, t) in &refs {
+        if !storages.contains_key(&t.key) {
+            storages.insert(t.key.clone(), read(&format!("{prefix}data/{}", t.key))?);
+        }
+    }
+    Ok((refs, storages))
+}
+
+/// The magic number that opens a legacy `torch.save` file.
+const LEGACY_MAGIC: i64 = 0x1950a86a20f9469cfc6c_i128 as i64;
+
+fn read_legacy(bytes: &[u8]) -> std::result::Result<Parsed, String> {
+    let not_torch = "neither a PyTorch zip checkpoint nor a legacy torch.save file";
+    let (magic, mut at) = unpickle(bytes).map_err(|_| not_torch.to_string())?;
+    if !matches!(magic, Value::Int(m) if m == LEGACY_MAGIC) {
+        return Err(not_torch.into());
+    }
+    let mut next = |what: &str| -> std::result::Result<Value, String> {
+        let (v, used) = unpickle(&bytes[at..]).map_err(|m| format!("{what}: {m}"))?;
+        at += used;
+        Ok(v)
+    };
+    next("protocol version")?;
+    next("system info")?;
+    let root = next("object")?;
+    let Value::List(keys) = next("storage keys")? else {
+        return Err("storage keys: not a list".into());
+    };
+    let mut refs = Vec::new();
+    collect_tensors(&root, String::new(), &mut refs);
+    let widths: HashMap<&str, usize> = refs
+        .iter()
+        .map(|(_, t)| Ok((t.key.as_str(), element_width(&t.dtype)?)))
+        .collect::<std::result::Result<_, String>>()?;
+    let mut storages = HashMap::new();
+    for key in keys {
+        let Value::Str(key) = key else {
+            return Err("storage keys: not strings".into());
+        };
+        let count = bytes
+            .get(at..at + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+            .ok_or_else(|| format!("storage {key}: truncated file"))?;
+        let width = widths.get(key.as_str()).copied().unwrap_or(1);
+        let raw = bytes
+            .get(at + 8..at + 8 + count * width)
+            .ok_or_else(|| format!("storage {key}: truncated file"))?;
+        at += 8 + count * width;
+        storages.insert(key, raw.to_vec());
+    }
+    Ok((refs, storages))
 }
 
 fn collect_tensors(value: &Value, name: String, out: &mut Vec<(String, TensorRef)>) {
@@ -114,20 +178,16 @@ fn collect_tensors(value: &Value, name: String, out: &mut Vec<(String, TensorRef
 
 /// The tensor's values in row-major order, converted to f32.
 fn materialise(t: &TensorRef, raw: &[u8]) -> std::result::Result<TorchTensor, String> {
-    let width = match t.dtype.as_str() {
-        "FloatStorage" => 4,
-        "DoubleStorage" => 8,
-        "HalfStorage" => 2,
-        other => return Err(format!("unsupported storage type {other}")),
-    };
+    let width = element_width(&t.dtype)?;
     let read = |index: usize| -> std::result::Result<f32, String> {
         let at = index * width;
         let b = raw
             .get(at..at + width)
             .ok_or_else(|| format!("storage {} is too short", t.key))?;
-        Ok(match width {
-            4 => f32::from_le_bytes(b.try_into().expect("4 bytes")),
-            8 => f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32,
+        Ok(match t.dtype.as_str() {
+            "FloatStorage" => f32::from_le_bytes(b.try_into().expect("4 bytes")),
+            "DoubleStorage" => f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32,
+            "LongStorage" => i64::from_le_bytes(b.try_into().expect("8 bytes")) as f32,
             _ => half_to_f32(u16::from_le_bytes(b.try_into().expect("2 bytes"))),
         })
     };
@@ -156,6 +216,17 @@ fn materialise(t: &TensorRef, raw: &[u8]) -> std::result::Result<TorchTensor, St
     })
 }
 
+/// Bytes per element of a storage type; integer storages (BatchNorm's `num_batches_tracked`)
+/// are read as f32 like the rest.
+fn element_width(dtype: &str) -> std::result::Result<usize, String> {
+    match dtype {
+        "FloatStorage" => Ok(4),
+        "DoubleStorage" | "LongStorage" => Ok(8),
+        "HalfStorage" => Ok(2),
+        other => Err(format!("unsupported storage type {other}")),
+    }
+}
+
 fn half_to_f32(h: u16) -> f32 {
     let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
     let exp = (h >> 10) & 0x1f;
@@ -169,7 +240,8 @@ fn half_to_f32(h: u16) -> f32 {
 }
 
 /// The subset of the pickle machine that `torch.save` of state dicts emits (protocol 2).
-fn unpickle(bytes: &[u8]) -> std::result::Result<Value, String> {
+/// The first pickle in `bytes` and the number of bytes it took.
+fn unpickle(bytes: &[u8]) -> std::result::Result<(Value, usize), String> {
     let mut stack: Vec<Value> = Vec::new();
     let mut memo: HashMap<u32, Value> = HashMap::new();
     let mut at = 0usize;
@@ -196,7 +268,7 @@ fn unpickle(bytes: &[u8]) -> std::result::Result<Value, String> {
             }
             b'}' => stack.push(Value::Dict(Vec::new())),
             b')' => stack.push(Value::Tuple(Vec::new())),
-            b']' => stack.push(Value::Other),
+            b']' => stack.push(Value::List(Vec::new())),
             b'(' => stack.push(Value::Mark),
             b'N' | 0x88 | 0x89 => stack.push(Value::Other),
             b'J' => {
@@ -320,12 +392,18 @@ fn unpickle(bytes: &[u8]) -> std::result::Result<Value, String> {
                 }
             }
             b'e' => {
-                pop_mark(&mut stack)?; // APPENDS to a list the tensors do not need
+                let items = pop_mark(&mut stack)?;
+                if let Some(Value::List(list)) = stack.last_mut() {
+                    list.extend(items);
+                }
             }
             b'a' => {
-                pop(&mut stack)?;
+                let item = pop(&mut stack)?;
+                if let Some(Value::List(list)) = stack.last_mut() {
+                    list.push(item);
+                }
             }
-            b'.' => return pop(&mut stack),
+            b'.' => return Ok((pop(&mut stack)?, at)),
             other => return Err(format!("unsupported pickle opcode 0x{other:02x}")),
         }
     }
