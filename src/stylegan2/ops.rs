@@ -7,6 +7,8 @@
 //! order of filtering and convolving follows the reference, since the two orders round
 //! differently.
 
+pub use crate::conv::conv2d_square as conv2d;
+use crate::conv::every_nth;
 use crate::Result;
 use candle_core::{Tensor, D};
 
@@ -128,72 +130,6 @@ fn flip_kernel(w: &Tensor) -> Result<Tensor> {
     let rank = w.rank();
     Ok(w.index_select(&index, rank - 2)?
         .index_select(&index, rank - 1)?)
-}
-
-/// Every `stride`-th entry of axis `dim`, from the first.
-fn every_nth(x: &Tensor, dim: usize, stride: usize) -> Result<Tensor> {
-    if stride == 1 {
-        return Ok(x.clone());
-    }
-    let len = x.dim(dim)?;
-    let keep = len.div_ceil(stride);
-    let padded = x.pad_with_zeros(dim, 0, keep * stride - len)?;
-    let mut shape = padded.dims().to_vec();
-    shape[dim] = keep;
-    shape.insert(dim + 1, stride);
-    Ok(padded
-        .reshape(shape)?
-        .narrow(dim + 1, 0, 1)?
-        .squeeze(dim + 1)?)
-}
-
-/// The k × k patches of `x` [N, C, H, W] (zero padding, stride) as columns
-/// [N, C·k·k, H'·W'], ordered like a [O, C, k, k] kernel flattened to [O, C·k·k].
-fn unfold(x: &Tensor, k: usize, padding: usize, stride: usize) -> Result<(Tensor, usize, usize)> {
-    let (n, c, h, w) = x.dims4()?;
-    let x = x
-        .pad_with_zeros(2, padding, padding)?
-        .pad_with_zeros(3, padding, padding)?;
-    let (ho, wo) = (
-        (h + 2 * padding - k) / stride + 1,
-        (w + 2 * padding - k) / stride + 1,
-    );
-    if k == 1 {
-        let x = every_nth(&every_nth(&x, 2, stride)?, 3, stride)?;
-        return Ok((x.reshape((n, c, ho * wo))?, ho, wo));
-    }
-    let mut patches = Vec::with_capacity(k * k);
-    for i in 0..k {
-        for j in 0..k {
-            let p = x
-                .narrow(2, i, (ho - 1) * stride + 1)?
-                .narrow(3, j, (wo - 1) * stride + 1)?;
-            patches.push(every_nth(&every_nth(&p, 2, stride)?, 3, stride)?);
-        }
-    }
-    let columns = Tensor::stack(&patches, 2)?.reshape((n, c * k * k, ho * wo))?;
-    Ok((columns, ho, wo))
-}
-
-/// A convolution (cross-correlation, as torch's `conv2d`) written as patches × weights
-/// matrix products, whose backward passes are matrix products too: `w` [O, C, k, k] is shared
-/// by the batch, or [N, O, C, k, k] holds one kernel per sample (modulated convolutions).
-pub fn conv2d(x: &Tensor, w: &Tensor, padding: usize, stride: usize) -> Result<Tensor> {
-    let n = x.dim(0)?;
-    let k = w.dim(D::Minus1)?;
-    let (columns, ho, wo) = unfold(x, k, padding, stride)?;
-    let y = match w.rank() {
-        4 => {
-            let (o, c, _, _) = w.dims4()?;
-            w.reshape((o, c * k * k))?.broadcast_matmul(&columns)?
-        }
-        _ => {
-            let (_, o, c, _, _) = w.dims5()?;
-            w.reshape((n, o, c * k * k))?.matmul(&columns)?
-        }
-    };
-    let o = y.dim(1)?;
-    Ok(y.reshape((n, o, ho, wo))?)
 }
 
 /// A k × k convolution followed by 2× up-sampling, as the reference's `conv2d_resample` with

@@ -1,0 +1,382 @@
+//! Convolution as matrix products: the patches of the input times the kernel as a matrix.
+//! Forward and backward are then patch copies and matrix products, with per-sample kernels
+//! batched into one product (modulated convolutions) instead of candle's loop over groups.
+//!
+//! Patch extraction (im2col) is one custom operation on the CPU, whose backward is its adjoint
+//! (col2im, summing overlapping patches) and vice versa, so gradients of gradients work too. On
+//! other devices it is written with strided slices, which candle differentiates itself.
+
+use crate::Result;
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Every `stride`-th entry of axis `dim`, from the first.
+pub fn every_nth(x: &Tensor, dim: usize, stride: usize) -> Result<Tensor> {
+    if stride == 1 {
+        return Ok(x.clone());
+    }
+    let len = x.dim(dim)?;
+    let keep = len.div_ceil(stride);
+    let padded = x.pad_with_zeros(dim, 0, keep * stride - len)?;
+    let mut shape = padded.dims().to_vec();
+    shape[dim] = keep;
+    shape.insert(dim + 1, stride);
+    Ok(padded
+        .reshape(shape)?
+        .narrow(dim + 1, 0, 1)?
+        .squeeze(dim + 1)?)
+}
+
+/// The geometry of a patch extraction: input [n, c, h, w], kernel (kh, kw), zero padding
+/// (ph, pw), stride; output [n, c·kh·kw, ho·wo].
+#[derive(Debug, Clone, Copy)]
+struct Patches {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    kh: usize,
+    kw: usize,
+    ph: usize,
+    pw: usize,
+    stride: usize,
+    ho: usize,
+    wo: usize,
+}
+
+impl Patches {
+    fn image_len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+
+    fn columns_len(&self) -> usize {
+        self.c * self.kh * self.kw * self.ho * self.wo
+    }
+
+    /// Visits, for one image, every run of patch values that lie inside the image (values in
+    /// the zero padding are skipped): `visit(column start, image start, length)`, the image
+    /// index advancing by the stride along a run, the column index by one.
+    fn for_each_run(&self, mut visit: impl FnMut(usize, usize, usize)) {
+        let s = self.stride;
+        // Output columns ox whose input column ox·s + j − pw lies in [0, w).
+        let columns_inside = |j: usize| {
+            let first = self.pw.saturating_sub(j).div_ceil(s);
+            let end = (self.w + self.pw)
+                .saturating_sub(j)
+                .div_ceil(s)
+                .min(self.wo);
+            (first, end)
+        };
+        for c in 0..self.c {
+            for i in 0..self.kh {
+                for j in 0..self.kw {
+                    let (first, end) = columns_inside(j);
+                    if first >= end {
+                        continue;
+                    }
+                    let row = ((c * self.kh + i) * self.kw + j) * self.ho * self.wo;
+                    for oy in 0..self.ho {
+                        let y = oy * s + i;
+                        if y < self.ph || y >= self.h + self.ph {
+                            continue;
+                        }
+                        let image_row = (c * self.h + y - self.ph) * self.w;
+                        let x = first * s + j - self.pw;
+                        visit(row + oy * self.wo + first, image_row + x, end - first);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// im2col on the CPU: [n, c, h, w] → [n, c·kh·kw, ho·wo].
+struct Unfold(Patches);
+/// col2im, the adjoint of [`Unfold`]: [n, c·kh·kw, ho·wo] → [n, c, h, w], overlaps summed.
+struct Fold(Patches);
+
+fn f32_input<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> candle_core::Result<&'a [f32]> {
+    let (CpuStorage::F32(data), Some((start, end))) = (storage, layout.contiguous_offsets()) else {
+        candle_core::bail!("{op}: expects a contiguous f32 tensor");
+    };
+    Ok(&data[start..end])
+}
+
+impl CustomOp1 for Unfold {
+    fn name(&self) -> &'static str {
+        "unfold"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let p = self.0;
+        let input = f32_input(storage, layout, "unfold")?;
+        let mut out = vec![0f32; p.n * p.columns_len()];
+        out.par_chunks_mut(p.columns_len())
+            .zip(input.par_chunks(p.image_len()))
+            .for_each(|(columns, image)| {
+                p.for_each_run(|col, img, len| {
+                    let out = &mut columns[col..col + len];
+                    if p.stride == 1 {
+                        out.copy_from_slice(&image[img..img + len]);
+                    } else {
+                        for (o, v) in out.iter_mut().zip(image[img..].iter().step_by(p.stride)) {
+                            *o = *v;
+                        }
+                    }
+                })
+            });
+        let shape = Shape::from((p.n, p.c * p.kh * p.kw, p.ho * p.wo));
+        Ok((CpuStorage::F32(out), shape))
+    }
+
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(grad.contiguous()?.apply_op1(Fold(self.0))?))
+    }
+}
+
+impl CustomOp1 for Fold {
+    fn name(&self) -> &'static str {
+        "fold"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let p = self.0;
+        let columns = f32_input(storage, layout, "fold")?;
+        let mut out = vec![0f32; p.n * p.image_len()];
+        out.par_chunks_mut(p.image_len())
+            .zip(columns.par_chunks(p.columns_len()))
+            .for_each(|(image, cols)| {
+                p.for_each_run(|col, img, len| {
+                    let run = image[img..].iter_mut().step_by(p.stride);
+                    for (o, v) in run.zip(&cols[col..col + len]) {
+                        *o += *v;
+                    }
+                })
+            });
+        Ok((CpuStorage::F32(out), Shape::from((p.n, p.c, p.h, p.w))))
+    }
+
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(grad.contiguous()?.apply_op1(Unfold(self.0))?))
+    }
+}
+
+/// The kh × kw patches of `x` [N, C, H, W] (zero padding (rows, columns), stride) as columns
+/// [N, C·kh·kw, H'·W'], ordered like a [O, C, kh, kw] kernel flattened to [O, C·kh·kw].
+fn unfold(
+    x: &Tensor,
+    (kh, kw): (usize, usize),
+    (ph, pw): (usize, usize),
+    stride: usize,
+) -> Result<(Tensor, usize, usize)> {
+    let (n, c, h, w) = x.dims4()?;
+    let (ho, wo) = (
+        (h + 2 * ph - kh) / stride + 1,
+        (w + 2 * pw - kw) / stride + 1,
+    );
+    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && (kh, kw, stride) != (1, 1, 1)
+    {
+        let geometry = Patches {
+            n,
+            c,
+            h,
+            w,
+            kh,
+            kw,
+            ph,
+            pw,
+            stride,
+            ho,
+            wo,
+        };
+        let columns = x.contiguous()?.apply_op1(Unfold(geometry))?;
+        return Ok((columns, ho, wo));
+    }
+    unfold_by_slices(x, (kh, kw), (ph, pw), stride)
+}
+
+/// [`unfold`] written with padding and strided slices (any device, differentiated by candle).
+fn unfold_by_slices(
+    x: &Tensor,
+    (kh, kw): (usize, usize),
+    (ph, pw): (usize, usize),
+    stride: usize,
+) -> Result<(Tensor, usize, usize)> {
+    let (n, c, h, w) = x.dims4()?;
+    let (ho, wo) = (
+        (h + 2 * ph - kh) / stride + 1,
+        (w + 2 * pw - kw) / stride + 1,
+    );
+    let x = x.pad_with_zeros(2, ph, ph)?.pad_with_zeros(3, pw, pw)?;
+    if kh == 1 && kw == 1 {
+        let x = every_nth(&every_nth(&x, 2, stride)?, 3, stride)?;
+        return Ok((x.reshape((n, c, ho * wo))?, ho, wo));
+    }
+    let mut patches = Vec::with_capacity(kh * kw);
+    for i in 0..kh {
+        for j in 0..kw {
+            let p = x
+                .narrow(2, i, (ho - 1) * stride + 1)?
+                .narrow(3, j, (wo - 1) * stride + 1)?;
+            patches.push(every_nth(&every_nth(&p, 2, stride)?, 3, stride)?);
+        }
+    }
+    let columns = Tensor::stack(&patches, 2)?.reshape((n, c * kh * kw, ho * wo))?;
+    Ok((columns, ho, wo))
+}
+
+/// A convolution (cross-correlation, as torch's `conv2d`) with zero padding (rows, columns):
+/// `w` [O, C, kh, kw] is shared by the batch, or [N, O, C, kh, kw] holds one kernel per sample.
+pub fn conv2d(x: &Tensor, w: &Tensor, padding: (usize, usize), stride: usize) -> Result<Tensor> {
+    let n = x.dim(0)?;
+    let rank = w.rank();
+    let (kh, kw) = (w.dim(rank - 2)?, w.dim(rank - 1)?);
+    let (columns, ho, wo) = unfold(x, (kh, kw), padding, stride)?;
+    let (o, c) = (w.dim(rank - 4)?, w.dim(rank - 3)?);
+    let y = match rank {
+        4 => w.reshape((o, c * kh * kw))?.broadcast_matmul(&columns)?,
+        _ => w.reshape((n, o, c * kh * kw))?.matmul(&columns)?,
+    };
+    Ok(y.reshape((n, o, ho, wo))?)
+}
+
+/// [`conv2d`] with the same padding on both axes.
+pub fn conv2d_square(x: &Tensor, w: &Tensor, padding: usize, stride: usize) -> Result<Tensor> {
+    conv2d(x, w, (padding, padding), stride)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn ramp(shape: &[usize], seed: usize) -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n)
+            .map(|i| (((i + seed) * 7919) % 23) as f32 / 7.0 - 1.5)
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap()
+    }
+
+    #[test]
+    fn matches_candle_convolution_and_the_sliced_patches_gradients() {
+        for (k, padding, stride) in [(3, 1, 1), (3, 0, 2), (1, 0, 2), (4, 2, 1), (3, 0, 1)] {
+            let case = format!("k {k} padding {padding} stride {stride}");
+            let x = Var::from_tensor(&ramp(&[2, 3, 9, 8], 1)).unwrap();
+            let w = Var::from_tensor(&ramp(&[4, 3, k, k], 2)).unwrap();
+            let ours = conv2d(&x, &w, (padding, padding), stride).unwrap();
+            let want = x.conv2d(&w, padding, stride, 1, 1).unwrap();
+            assert!(max_diff(&ours, &want) < 1e-4, "{case}");
+            // Gradients of both patch extractions through one weighted sum.
+            let (sliced, _, _) = unfold_by_slices(&x, (k, k), (padding, padding), stride).unwrap();
+            let (custom, _, _) = unfold(&x, (k, k), (padding, padding), stride).unwrap();
+            assert!(max_diff(&sliced, &custom) == 0.0, "{case}");
+            let r = ramp(custom.dims(), 3);
+            let g_custom = (custom * &r)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let g_sliced = (sliced * &r)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let (a, b) = (g_custom.get(&x).unwrap(), g_sliced.get(&x).unwrap());
+            assert!(max_diff(a, b) < 1e-5, "gradient, {case}");
+        }
+    }
+
+    #[test]
+    fn rectangular_kernels_and_padding() {
+        let x = ramp(&[1, 2, 7, 7], 4);
+        let w = ramp(&[3, 2, 1, 5], 5);
+        let ours = conv2d(&x, &w, (0, 2), 1).unwrap();
+        let want = x
+            .pad_with_zeros(3, 2, 2)
+            .unwrap()
+            .conv2d(&w, 0, 1, 1, 1)
+            .unwrap();
+        assert_eq!(ours.dims(), &[1, 3, 7, 7]);
+        assert!(max_diff(&ours, &want) < 1e-4);
+    }
+
+    #[test]
+    fn fold_is_the_adjoint_of_unfold() {
+        // <unfold(x), y> = <x, fold(y)> for every geometry.
+        let x = ramp(&[2, 3, 6, 5], 6);
+        for (k, p, s) in [
+            ((3, 3), (1, 1), 1),
+            ((3, 2), (0, 1), 2),
+            ((2, 2), (1, 0), 1),
+        ] {
+            let (columns, ho, wo) = unfold(&x, k, p, s).unwrap();
+            let y = ramp(columns.dims(), 7);
+            let geometry = Patches {
+                n: 2,
+                c: 3,
+                h: 6,
+                w: 5,
+                kh: k.0,
+                kw: k.1,
+                ph: p.0,
+                pw: p.1,
+                stride: s,
+                ho,
+                wo,
+            };
+            let folded = y.apply_op1(Fold(geometry)).unwrap();
+            let lhs: f32 = (columns * &y)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar()
+                .unwrap();
+            let rhs: f32 = (x.clone() * folded)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar()
+                .unwrap();
+            assert!(
+                (lhs - rhs).abs() < 1e-3 * lhs.abs().max(1.0),
+                "{lhs} vs {rhs}"
+            );
+        }
+    }
+}
