@@ -4,10 +4,14 @@
 //! Every fallible function returns [`Result`], whose [`Error`] says what was wrong and where
 //! (file, row, column), in one line a user can act on.
 
+pub mod conv;
+pub mod dataset;
 pub mod error;
+pub mod features;
 pub mod io;
 pub mod metrics;
 pub mod plot;
+pub mod select;
 pub mod stylegan2;
 pub mod train;
 

@@ -22,6 +22,7 @@ const REF_PRDC: &str = include_str!("../bench/ref_prdc.py");
 const REF_FID: &str = include_str!("../bench/ref_fid.py");
 const TOY_TORCH: &str = include_str!("../bench/toy_torch.py");
 const STYLEGAN2_TORCH: &str = include_str!("../bench/stylegan2_torch.py");
+const INCEPTION_TORCH: &str = include_str!("../bench/inception_torch.py");
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -94,6 +95,31 @@ enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// FID Inception features of PNG images against pytorch-fid on PyTorch CPU, same weights.
+    #[command(
+        after_help = "Both sides decode the same PNGs and use the same (formula) weights, \
+        written once as a legacy torch.save file like pytorch-fid's own; the features are compared.\n\n\
+        Example:\n  whichgan bench features --n 1000 --res 256"
+    )]
+    Features {
+        /// Python interpreter that has torch, torchvision, pytorch-fid and Pillow.
+        #[arg(long, default_value = ".bench-venv/bin/python")]
+        python: PathBuf,
+        /// Folder of the benchmark inputs (weights and images are generated there if absent).
+        #[arg(long, default_value = ".bench-data")]
+        data: PathBuf,
+        /// Number of images.
+        #[arg(long, default_value_t = 1000)]
+        n: usize,
+        /// Image side.
+        #[arg(long, default_value_t = 256)]
+        res: usize,
+        /// Our batch size (pytorch-fid uses 50, its default).
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -119,6 +145,19 @@ pub fn run(args: BenchArgs) -> Result<()> {
         } => {
             let bench = Bench::new(python, 1)?;
             let result = bench.toy(cycles, &data).map(|r| r.print(json));
+            std::fs::remove_dir_all(&bench.scripts).ok();
+            result
+        }
+        BenchWhat::Features {
+            python,
+            data,
+            n,
+            res,
+            batch,
+            json,
+        } => {
+            let bench = Bench::new(python, 1)?;
+            let result = bench.features(&data, n, res, batch).map(|r| r.print(json));
             std::fs::remove_dir_all(&bench.scripts).ok();
             result
         }
@@ -158,6 +197,7 @@ impl Bench {
             ("ref_fid.py", REF_FID),
             ("toy_torch.py", TOY_TORCH),
             ("stylegan2_torch.py", STYLEGAN2_TORCH),
+            ("inception_torch.py", INCEPTION_TORCH),
         ] {
             let path = scripts.join(name);
             std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
@@ -438,6 +478,98 @@ impl Bench {
             .with("ours_d_forward_backward_ms", d_ms)
             .with("torch_d_forward_backward_ms", ref_d)
             .with("speedup_d_forward_backward", ratio(ref_d, d_ms)))
+    }
+
+    fn features(&self, data: &Path, n: usize, res: usize, batch: usize) -> Result<Report> {
+        use whichgan::features::{Extraction, ExtractorKind, ImageSource};
+        // As `whichgan features` runs: images in parallel, one thread per tensor kernel.
+        crate::single_threaded_tensor_kernels();
+        whichgan::io::create_writable_dir(data)?;
+        let weights = data.join("inception-formula.pth");
+        if !weights.exists() {
+            eprintln!(
+                "writing formula Inception weights to {} …",
+                weights.display()
+            );
+            self.python_json(
+                "inception_torch.py",
+                &["make-weights".as_ref(), weights.as_os_str()],
+                false,
+            )?;
+        }
+        let images = data.join(format!("images-{n}x{res}"));
+        if !images.exists() {
+            eprintln!("writing {n} PNG images to {} …", images.display());
+            let (n_arg, res_arg) = (n.to_string(), res.to_string());
+            self.python_json(
+                "inception_torch.py",
+                &[
+                    "make-images".as_ref(),
+                    images.as_os_str(),
+                    "--n".as_ref(),
+                    n_arg.as_ref(),
+                    "--res".as_ref(),
+                    res_arg.as_ref(),
+                ],
+                false,
+            )?;
+        }
+        let threads = rayon::current_num_threads();
+        let reference_out = data.join("inception-reference.npy");
+        let threads_arg = threads.to_string();
+        let reference = self.python_json(
+            "inception_torch.py",
+            &[
+                "time".as_ref(),
+                images.as_os_str(),
+                "--weights".as_ref(),
+                weights.as_os_str(),
+                "--out".as_ref(),
+                reference_out.as_os_str(),
+                "--threads".as_ref(),
+                threads_arg.as_ref(),
+            ],
+            true,
+        )?;
+        let torch_s = reference["seconds"].as_f64().unwrap_or(f64::NAN);
+        let mut extraction = Extraction::new(
+            ExtractorKind::Inception,
+            &weights,
+            &candle_core::Device::Cpu,
+        )?;
+        extraction.batch = batch;
+        let source = ImageSource::Data(images.clone());
+        let bar = indicatif::ProgressBar::hidden();
+        // Warm-up on one batch, as the reference does.
+        let warm = data.join("warm-up");
+        let names = whichgan::dataset::ImageDataset::open(&images)?;
+        std::fs::create_dir_all(&warm).map_err(|e| Error::io(&warm, e))?;
+        for name in names.names().iter().take(batch) {
+            std::fs::copy(images.join(name), warm.join(name)).map_err(|e| Error::io(&warm, e))?;
+        }
+        extraction.features(&ImageSource::Data(warm.clone()), &bar)?;
+        std::fs::remove_dir_all(&warm).ok();
+        let start = Instant::now();
+        let (ours, _) = extraction.features(&source, &bar)?;
+        let ours_s = start.elapsed().as_secs_f64();
+        let reference = whichgan::features::read_features(&reference_out)?;
+        let scale = reference.data.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+        let max_diff = ours
+            .data
+            .iter()
+            .zip(&reference.data)
+            .map(|(a, b)| (a - b).abs() as f64)
+            .fold(0.0, f64::max);
+        Ok(Report::new()
+            .with(
+                "bench",
+                format!("FID Inception features of {n} PNGs {res}x{res}, CPU, {threads} threads"),
+            )
+            .with("ours_s", ours_s)
+            .with("pytorch_fid_s", torch_s)
+            .with("speedup_vs_pytorch_fid", ratio(torch_s, ours_s))
+            .with("ours_images_per_s", n as f64 / ours_s)
+            .with("max_abs_diff_over_max_abs", max_diff / scale))
     }
 
     fn fid(&self, data: &Path) -> Result<Report> {

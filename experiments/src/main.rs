@@ -1,6 +1,9 @@
 //! `whichgan`: the command-line front end. It parses, calls the library, prints; nothing else.
 
 mod bench;
+mod convergence_cmd;
+mod device;
+mod features_cmd;
 mod metrics_cmd;
 mod report;
 mod stylegan2_cmd;
@@ -25,7 +28,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
         whichgan toy field --ckpt runs/source1/checkpoints/last.safetensors \\\n      \
         --target circle:size=20,sigma=0.25 --out field.png\n  \
         whichgan toy reproduce\n  \
-        whichgan generate --ckpt ckpt.safetensors --seeds 0-15 --out grid.png"
+        whichgan generate --ckpt ckpt.safetensors --seeds 0-15 --out grid.png\n  \
+        whichgan features --extractor inception --weights pt_inception.pth --data flowers.zip --out f.npy\n  \
+        whichgan select --target flowers.zip --source imagenet=imagenet-256-state.pt --inception pt_inception.pth --out sel/\n  \
+        whichgan convergence runs/flowers/log.jsonl --metric fid"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -42,6 +48,12 @@ enum Command {
     Generate(stylegan2_cmd::GenerateArgs),
     /// Logits (and input gradients) of a StyleGAN2 checkpoint's discriminator.
     Discriminate(stylegan2_cmd::DiscriminateArgs),
+    /// Image features for metrics: FID Inception-v3 (2048-d) or VGG16 fc2 (4096-d).
+    Features(features_cmd::FeaturesArgs),
+    /// Rank candidate sources for a target by FID, KID, precision and recall; recommend one.
+    Select(features_cmd::SelectArgs),
+    /// Convergence rate of training runs from their metric-vs-kimg logs.
+    Convergence(convergence_cmd::ConvergenceArgs),
     /// Time the metrics side by side with the public reference implementations.
     Bench(bench::BenchArgs),
 }
@@ -57,6 +69,15 @@ fn main() {
         }
         Command::Generate(args) => stylegan2_cmd::generate(args),
         Command::Discriminate(args) => stylegan2_cmd::discriminate(args),
+        Command::Features(args) => {
+            single_threaded_tensor_kernels();
+            features_cmd::features(args)
+        }
+        Command::Select(args) => {
+            single_threaded_tensor_kernels();
+            features_cmd::select(args)
+        }
+        Command::Convergence(args) => convergence_cmd::run(args),
         Command::Bench(args) => bench::run(args),
     };
     if let Err(e) = outcome {
@@ -77,7 +98,9 @@ fn keep_freed_memory() {
 
 /// candle's CPU kernels split even tiny matrix products over every core, which at the toy
 /// networks' sizes costs more than it gains (one thread runs a training cycle about twice as
-/// fast); sweeps get their parallelism by running several models at once instead. candle reads
+/// fast); sweeps get their parallelism by running several models at once instead, and the
+/// feature extractors by embedding several images at once (its thread pool spins between
+/// element-wise kernels: ~16 % of an Inception pass). candle reads
 /// its thread count from `RAYON_NUM_THREADS` at each product, so the variable is set here, once,
 /// before any work starts and after the global thread pool has taken its own size.
 pub(crate) fn single_threaded_tensor_kernels() {

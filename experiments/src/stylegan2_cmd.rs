@@ -1,5 +1,6 @@
 //! `whichgan generate` and `whichgan discriminate`: the StyleGAN2 networks of a checkpoint.
 
+use crate::device::parse_device;
 use crate::report::Report;
 use candle_core::{Device, Tensor};
 use clap::Args;
@@ -78,15 +79,7 @@ impl CommonArgs {
                 )));
             }
         }
-        match self.device.as_str() {
-            "cpu" => Ok(Device::Cpu),
-            other if other.starts_with("cuda") => Err(Error::invalid(format!(
-                "--device {other}: this binary was built without CUDA (build with --features cuda)"
-            ))),
-            other => Err(Error::invalid(format!(
-                "--device '{other}': expected cpu or cuda:N"
-            ))),
-        }
+        parse_device(&self.device)
     }
 }
 

@@ -1,5 +1,6 @@
 //! Evaluation metrics, one file per metric.
 
+pub mod convergence;
 pub mod coverage;
 pub mod frechet;
 pub mod knn;

@@ -215,8 +215,8 @@ fn prefixed_checkpoints_and_bad_input() {
         ],
         &["missing.pt"],
     );
-    let not_zip = dir.path().join("legacy.pt");
-    std::fs::write(&not_zip, b"\x80\x02not a zip").unwrap();
+    let not_zip = dir.path().join("garbled.pt");
+    std::fs::write(&not_zip, b"\x80\x02not a checkpoint").unwrap();
     assert_error(
         &[
             "generate",
@@ -227,7 +227,7 @@ fn prefixed_checkpoints_and_bad_input() {
             "--out",
             s(&out),
         ],
-        &["not a PyTorch zip checkpoint"],
+        &["garbled.pt", "neither a PyTorch zip checkpoint nor a legacy torch.save file"],
     );
     assert_error(
         &[

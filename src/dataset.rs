@@ -1,0 +1,293 @@
+//! Image datasets: a folder (searched recursively) or a zip archive in the layout of the
+//! official `dataset_tool.py` (images anywhere in the archive, optional `dataset.json`), of PNG
+//! and JPEG files, read in sorted path order as RGB in [0, 1].
+//!
+//! Sizes: by default every image must have the size of the first one (an error names the first
+//! that does not). `Resize::CenterCrop(r)` instead crops each image to a centred square of its
+//! shorter side and resizes it to r × r with a Lanczos-3 filter — what `dataset_tool.py
+//! --transform=center-crop` does (PIL's Lanczos; small differences at the filter level).
+//! An image that cannot be decoded is an error naming it, unless bad images are skipped (then
+//! they are counted).
+
+use crate::{Error, Result};
+use image::imageops::FilterType;
+use image::RgbImage;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// File extensions read as images (lower case).
+const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+
+/// Where a dataset's files live.
+#[derive(Debug, Clone)]
+enum Storage {
+    Folder(PathBuf),
+    Zip(PathBuf),
+}
+
+/// How images are brought to one size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resize {
+    /// Every image must have the first image's size.
+    None,
+    /// Centred square crop of the shorter side, then a Lanczos-3 resize to r × r.
+    CenterCrop(u32),
+}
+
+/// The image files of a dataset, in sorted order.
+#[derive(Debug, Clone)]
+pub struct ImageDataset {
+    storage: Storage,
+    /// Paths relative to the folder, or names inside the zip.
+    names: Vec<String>,
+}
+
+/// A batch of decoded images: [n, 3, height, width] f32 values in [0, 1], row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageBatch {
+    pub n: usize,
+    pub height: usize,
+    pub width: usize,
+    pub data: Vec<f32>,
+    /// Names of the images that were skipped as unreadable.
+    pub skipped: Vec<String>,
+}
+
+impl ImageDataset {
+    /// Opens a folder or a `.zip` archive; an error when it holds no images.
+    pub fn open(path: &Path) -> Result<Self> {
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        let (storage, mut names) = if meta.is_dir() {
+            let mut names = Vec::new();
+            collect_folder(path, path, &mut names)?;
+            (Storage::Folder(path.to_owned()), names)
+        } else if crate::io::extension(path).as_deref() == Some("zip") {
+            let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+            let zip = zip::ZipArchive::new(file)
+                .map_err(|e| Error::in_file(path, format!("not a readable zip archive ({e})")))?;
+            let names = zip
+                .file_names()
+                .filter_map(|n| n.ok().map(|n| n.into_owned()))
+                .filter(|n| is_image_name(n))
+                .collect();
+            (Storage::Zip(path.to_owned()), names)
+        } else {
+            return Err(Error::in_file(
+                path,
+                "expected an image folder or a .zip dataset",
+            ));
+        };
+        if names.is_empty() {
+            return Err(Error::in_file(path, "holds no PNG or JPEG images"));
+        }
+        names.sort();
+        Ok(ImageDataset { storage, names })
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The folder or archive.
+    pub fn path(&self) -> &Path {
+        match &self.storage {
+            Storage::Folder(p) | Storage::Zip(p) => p,
+        }
+    }
+
+    /// Image names in reading order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The raw (encoded) bytes of every image in `range`, in order.
+    pub fn read_raw(&self, range: std::ops::Range<usize>) -> Result<Vec<Vec<u8>>> {
+        let names = &self.names[range];
+        match &self.storage {
+            Storage::Folder(root) => names
+                .iter()
+                .map(|n| {
+                    let p = root.join(n);
+                    std::fs::read(&p).map_err(|e| Error::io(&p, e))
+                })
+                .collect(),
+            Storage::Zip(path) => {
+                let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+                let mut zip = zip::ZipArchive::new(file).map_err(|e| {
+                    Error::in_file(path, format!("not a readable zip archive ({e})"))
+                })?;
+                names
+                    .iter()
+                    .map(|n| {
+                        let mut out = Vec::new();
+                        zip.by_name(n)
+                            .and_then(|mut f| f.read_to_end(&mut out).map_err(Into::into))
+                            .map_err(|e| Error::in_file(path, format!("cannot read {n}: {e}")))?;
+                        Ok(out)
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// Where image `name` lives, for messages.
+    fn locate(&self, name: &str) -> String {
+        match &self.storage {
+            Storage::Folder(root) => root.join(name).display().to_string(),
+            Storage::Zip(path) => format!("{} (in {})", name, path.display()),
+        }
+    }
+
+    /// Decodes the images in `range` (in parallel) to one batch of size `size` (the size the
+    /// dataset's images share, from [`ImageDataset::image_size`]).
+    pub fn load(
+        &self,
+        range: std::ops::Range<usize>,
+        resize: Resize,
+        size: (u32, u32),
+        skip_bad: bool,
+    ) -> Result<ImageBatch> {
+        use rayon::prelude::*;
+        let raw = self.read_raw(range.clone())?;
+        let names = &self.names[range];
+        let decoded: Vec<Result<Option<RgbImage>>> = raw
+            .par_iter()
+            .zip(names)
+            .map(|(bytes, name)| match image::load_from_memory(bytes) {
+                Ok(img) => {
+                    let img = apply_resize(img.to_rgb8(), resize);
+                    if img.dimensions() != size {
+                        return Err(Error::invalid(format!(
+                            "{}: image is {}×{}, expected {}×{} like the dataset's first image \
+                             (use a centre-crop resize to bring images to one size)",
+                            self.locate(name),
+                            img.width(),
+                            img.height(),
+                            size.0,
+                            size.1
+                        )));
+                    }
+                    Ok(Some(img))
+                }
+                Err(_) if skip_bad => Ok(None),
+                Err(e) => Err(Error::invalid(format!(
+                    "{}: cannot decode image ({e})",
+                    self.locate(name)
+                ))),
+            })
+            .collect();
+        let (width, height) = (size.0 as usize, size.1 as usize);
+        let mut batch = ImageBatch {
+            n: 0,
+            height,
+            width,
+            data: Vec::new(),
+            skipped: Vec::new(),
+        };
+        for (img, name) in decoded.into_iter().zip(names) {
+            match img? {
+                Some(img) => {
+                    batch.n += 1;
+                    push_chw(&img, &mut batch.data);
+                }
+                None => batch.skipped.push(name.clone()),
+            }
+        }
+        Ok(batch)
+    }
+
+    /// The size (width, height) images of this dataset have after `resize`: that of the first
+    /// decodable image.
+    pub fn image_size(&self, resize: Resize, skip_bad: bool) -> Result<(u32, u32)> {
+        if let Resize::CenterCrop(r) = resize {
+            return Ok((r, r));
+        }
+        for i in 0..self.len() {
+            let raw = self.read_raw(i..i + 1)?;
+            match image::load_from_memory(&raw[0]) {
+                Ok(img) => return Ok((img.width(), img.height())),
+                Err(_) if skip_bad => continue,
+                Err(e) => {
+                    return Err(Error::invalid(format!(
+                        "{}: cannot decode image ({e})",
+                        self.locate(&self.names[i])
+                    )))
+                }
+            }
+        }
+        Err(Error::in_file(self.path(), "holds no decodable image"))
+    }
+}
+
+fn is_image_name(name: &str) -> bool {
+    Path::new(name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+fn collect_folder(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        if path.is_dir() {
+            collect_folder(root, &path, out)?;
+        } else if is_image_name(&path.to_string_lossy()) {
+            let relative = path.strip_prefix(root).expect("below the root");
+            out.push(relative.to_string_lossy().into_owned());
+        }
+    }
+    Ok(())
+}
+
+fn apply_resize(img: RgbImage, resize: Resize) -> RgbImage {
+    match resize {
+        Resize::None => img,
+        Resize::CenterCrop(r) => {
+            let (w, h) = img.dimensions();
+            let side = w.min(h);
+            let cropped =
+                image::imageops::crop_imm(&img, (w - side) / 2, (h - side) / 2, side, side)
+                    .to_image();
+            if side == r {
+                cropped
+            } else {
+                image::imageops::resize(&cropped, r, r, FilterType::Lanczos3)
+            }
+        }
+    }
+}
+
+/// Appends an RGB image as planar [3, H, W] values k / 255.
+fn push_chw(img: &RgbImage, out: &mut Vec<f32>) {
+    for c in 0..3 {
+        out.extend(img.pixels().map(|p| p.0[c] as f32 / 255.0));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_names_by_extension() {
+        assert!(is_image_name("a/b/img001.PNG"));
+        assert!(is_image_name("x.jpeg"));
+        assert!(!is_image_name("dataset.json"));
+        assert!(!is_image_name("png"));
+    }
+
+    #[test]
+    fn centre_crop_keeps_the_middle_square() {
+        let mut img = RgbImage::new(6, 4);
+        img.put_pixel(1, 0, image::Rgb([9, 9, 9]));
+        img.put_pixel(4, 3, image::Rgb([7, 7, 7]));
+        let out = apply_resize(img, Resize::CenterCrop(4));
+        assert_eq!(out.dimensions(), (4, 4));
+        assert_eq!(out.get_pixel(0, 0).0, [9, 9, 9]);
+        assert_eq!(out.get_pixel(3, 3).0, [7, 7, 7]);
+    }
+}

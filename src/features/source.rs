@@ -1,0 +1,241 @@
+//! Where images come from when features are asked for: a dataset, an array of images, a
+//! pretrained generator, or features computed before.
+
+use super::{array_features, content_key, dataset_features, quantise_generated, read_features};
+use super::{Extractor, ExtractorKind, FeatureCache, Features};
+use crate::dataset::{ImageDataset, Resize};
+use crate::io::{read_npy, NpyArray};
+use crate::stylegan2::latents::latent_for_seed;
+use crate::stylegan2::weights::load_network;
+use crate::stylegan2::{Generator, NoiseMode};
+use crate::{Error, Result};
+use candle_core::{Device, Tensor};
+use indicatif::ProgressBar;
+use std::path::{Path, PathBuf};
+
+/// A set of images to embed, or their features.
+#[derive(Debug, Clone)]
+pub enum ImageSource {
+    /// An image folder or a dataset zip.
+    Data(PathBuf),
+    /// A `.npy` of images [N, C, H, W] in [0, 1].
+    Images(PathBuf),
+    /// `n` samples of a checkpoint's `G_ema`: latents of seeds 0…n−1 (as `whichgan generate`),
+    /// ψ = 1, constant noise, quantised to 8 bits as the official metrics do.
+    Generator { checkpoint: PathBuf, n: usize },
+    /// A `.npy` of features [N, D] computed before.
+    Features(PathBuf),
+}
+
+impl ImageSource {
+    /// Classifies a path: a folder or `.zip` is a dataset, a `.pt`/`.pth`/`.safetensors` a
+    /// generator checkpoint (sampled `n_generated` times), a `.npy` images (4-D) or features
+    /// (2-D).
+    pub fn from_path(path: &Path, n_generated: usize) -> Result<Self> {
+        if path.is_dir() {
+            return Ok(ImageSource::Data(path.to_owned()));
+        }
+        match crate::io::extension(path).as_deref() {
+            Some("zip") => Ok(ImageSource::Data(path.to_owned())),
+            Some("pt" | "pth" | "safetensors") => Ok(ImageSource::Generator {
+                checkpoint: path.to_owned(),
+                n: n_generated,
+            }),
+            Some("npy") => {
+                let shape = read_npy(path)?.shape;
+                match shape.len() {
+                    4 => Ok(ImageSource::Images(path.to_owned())),
+                    2 => Ok(ImageSource::Features(path.to_owned())),
+                    r => Err(Error::in_file(
+                        path,
+                        format!("a {r}-D array: expected images [N, C, H, W] or features [N, D]"),
+                    )),
+                }
+            }
+            _ if !path.exists() => Err(Error::in_file(path, "does not exist")),
+            _ => Err(Error::in_file(
+                path,
+                "expected an image folder, a .zip dataset, a .npy of images or features, \
+                 or a generator checkpoint (.pt, .pth, .safetensors)",
+            )),
+        }
+    }
+
+    /// The path it was given as.
+    pub fn path(&self) -> &Path {
+        match self {
+            ImageSource::Data(p) | ImageSource::Images(p) | ImageSource::Features(p) => p,
+            ImageSource::Generator { checkpoint, .. } => checkpoint,
+        }
+    }
+}
+
+/// How features are computed: one extractor, its preprocessing options, and the cache.
+pub struct Extraction {
+    pub extractor: Extractor,
+    /// Content hash of the extractor's weights file.
+    weights_key: String,
+    pub resize: Resize,
+    pub skip_bad: bool,
+    pub batch: usize,
+    pub device: Device,
+    pub cache: Option<FeatureCache>,
+}
+
+impl Extraction {
+    /// Loads the extractor from its weights file.
+    pub fn new(kind: ExtractorKind, weights: &Path, device: &Device) -> Result<Self> {
+        let extractor = Extractor::load(kind, weights, device)?;
+        let bytes = std::fs::read(weights).map_err(|e| Error::io(weights, e))?;
+        Ok(Extraction {
+            extractor,
+            weights_key: content_key([bytes.as_slice()]),
+            resize: Resize::None,
+            skip_bad: false,
+            batch: 8,
+            device: device.clone(),
+            cache: None,
+        })
+    }
+
+    /// Features of `source` (from the cache when present); the flag says whether they were.
+    pub fn features(&self, source: &ImageSource, bar: &ProgressBar) -> Result<(Features, bool)> {
+        let kind = self.extractor.kind();
+        if let ImageSource::Features(path) = source {
+            return Ok((features_file(path, kind)?, false));
+        }
+        let key = match &self.cache {
+            Some(cache) => {
+                let key = self.key(source)?;
+                if let Some(hit) = cache.get(&key).filter(|hit| hit.dim == kind.dim()) {
+                    return Ok((hit, true));
+                }
+                Some(key)
+            }
+            None => None,
+        };
+        let features = match source {
+            ImageSource::Data(path) => {
+                let data = ImageDataset::open(path)?;
+                bar.set_length(data.len() as u64);
+                dataset_features(
+                    &self.extractor,
+                    &data,
+                    self.resize,
+                    self.skip_bad,
+                    self.batch,
+                    &self.device,
+                    bar,
+                )?
+            }
+            ImageSource::Images(path) => {
+                let array = read_npy(path)?;
+                let images = image_tensor(path, array, &self.device)?;
+                bar.set_length(images.dim(0)? as u64);
+                array_features(&self.extractor, &images, self.batch, bar)?
+            }
+            ImageSource::Generator { checkpoint, n } => {
+                bar.set_length(*n as u64);
+                self.generator_features(checkpoint, *n, bar)?
+            }
+            ImageSource::Features(_) => unreachable!("returned above"),
+        };
+        if let (Some(cache), Some(key)) = (&self.cache, key) {
+            cache.put(&key, &features)?;
+        }
+        Ok((features, false))
+    }
+
+    /// The cache key: extractor, weights, preprocessing and the source's bytes.
+    fn key(&self, source: &ImageSource) -> Result<String> {
+        let settings = format!(
+            "{} {:?} skip_bad={}",
+            self.extractor.kind().name(),
+            self.resize,
+            self.skip_bad
+        );
+        let mut parts: Vec<Vec<u8>> =
+            vec![settings.into_bytes(), self.weights_key.clone().into_bytes()];
+        match source {
+            ImageSource::Data(path) => {
+                let data = ImageDataset::open(path)?;
+                for (name, bytes) in data.names().iter().zip(data.read_raw(0..data.len())?) {
+                    parts.push(name.clone().into_bytes());
+                    parts.push(bytes);
+                }
+            }
+            ImageSource::Images(path) | ImageSource::Features(path) => {
+                parts.push(std::fs::read(path).map_err(|e| Error::io(path, e))?);
+            }
+            ImageSource::Generator { checkpoint, n } => {
+                parts.push(format!("G_ema seeds 0..{n} psi 1 noise const").into_bytes());
+                parts.push(std::fs::read(checkpoint).map_err(|e| Error::io(checkpoint, e))?);
+            }
+        }
+        Ok(content_key(parts.iter().map(Vec::as_slice)))
+    }
+
+    fn generator_features(
+        &self,
+        checkpoint: &Path,
+        n: usize,
+        bar: &ProgressBar,
+    ) -> Result<Features> {
+        let weights = load_network(checkpoint, "G_ema", &self.device)?;
+        let g = Generator::load(&weights).map_err(|e| Error::in_file(checkpoint, e.to_string()))?;
+        let z_dim = g.mapping.z_dim;
+        let mut data = Vec::new();
+        for start in (0..n).step_by(self.batch.max(1)) {
+            let len = self.batch.min(n - start);
+            let z: Vec<f32> = (start..start + len)
+                .flat_map(|s| latent_for_seed(s as u32, z_dim))
+                .collect();
+            let z = Tensor::from_vec(z, (len, z_dim), &self.device)?;
+            let images = quantise_generated(&g.forward(&z, 1.0, NoiseMode::Const)?)?;
+            let f = self.extractor.forward(&images)?;
+            data.extend(f.flatten_all()?.to_vec1::<f32>()?);
+            bar.inc(len as u64);
+        }
+        Ok(Features {
+            n,
+            dim: self.extractor.kind().dim(),
+            data,
+            skipped: Vec::new(),
+        })
+    }
+}
+
+/// A features file of `kind`'s dimension.
+fn features_file(path: &Path, kind: ExtractorKind) -> Result<Features> {
+    let f = read_features(path)?;
+    if f.dim != kind.dim() {
+        return Err(Error::in_file(
+            path,
+            format!(
+                "features of dimension {}, expected {} for {}",
+                f.dim,
+                kind.dim(),
+                kind.name()
+            ),
+        ));
+    }
+    Ok(f)
+}
+
+/// Images [N, C, H, W] in [0, 1] from a `.npy`.
+fn image_tensor(path: &Path, array: NpyArray, device: &Device) -> Result<Tensor> {
+    if array.shape.len() != 4 || array.shape[0] == 0 {
+        return Err(Error::in_file(
+            path,
+            format!("expected images [N, C, H, W], got shape {:?}", array.shape),
+        ));
+    }
+    if let Some(v) = array.data.iter().find(|v| !(0.0..=1.0).contains(*v)) {
+        return Err(Error::in_file(
+            path,
+            format!("image values must lie in [0, 1] (found {v}); generator output in [-1, 1] needs (x + 1) / 2"),
+        ));
+    }
+    let data: Vec<f32> = array.data.iter().map(|&v| v as f32).collect();
+    Ok(Tensor::from_vec(data, array.shape, device)?)
+}
