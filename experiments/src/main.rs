@@ -2,6 +2,7 @@
 
 mod bench;
 mod convergence_cmd;
+mod dataset_cmd;
 mod device;
 mod features_cmd;
 mod metrics_cmd;
@@ -52,6 +53,8 @@ enum Command {
     Features(features_cmd::FeaturesArgs),
     /// Rank candidate sources for a target by FID, KID, precision and recall; recommend one.
     Select(features_cmd::SelectArgs),
+    /// Image datasets in the official zip layout: a synthetic one with classes, or your folder.
+    Dataset(dataset_cmd::DatasetArgs),
     /// Convergence rate of training runs from their metric-vs-kimg logs.
     Convergence(convergence_cmd::ConvergenceArgs),
     /// Time the metrics side by side with the public reference implementations.
@@ -77,6 +80,7 @@ fn main() {
             single_threaded_tensor_kernels();
             features_cmd::select(args)
         }
+        Command::Dataset(args) => dataset_cmd::run(args),
         Command::Convergence(args) => convergence_cmd::run(args),
         Command::Bench(args) => bench::run(args),
     };

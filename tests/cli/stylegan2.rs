@@ -227,7 +227,10 @@ fn prefixed_checkpoints_and_bad_input() {
             "--out",
             s(&out),
         ],
-        &["garbled.pt", "neither a PyTorch zip checkpoint nor a legacy torch.save file"],
+        &[
+            "garbled.pt",
+            "neither a PyTorch zip checkpoint nor a legacy torch.save file",
+        ],
     );
     assert_error(
         &[

@@ -9,6 +9,12 @@
 //! An image that cannot be decoded is an error naming it, unless bad images are skipped (then
 //! they are counted).
 
+mod synth;
+mod writer;
+
+pub use synth::{synth_image, write_synth, SynthSpec, MAX_CLASSES};
+pub use writer::DatasetWriter;
+
 use crate::{Error, Result};
 use image::imageops::FilterType;
 use image::RgbImage;
@@ -157,28 +163,7 @@ impl ImageDataset {
         let decoded: Vec<Result<Option<RgbImage>>> = raw
             .par_iter()
             .zip(names)
-            .map(|(bytes, name)| match image::load_from_memory(bytes) {
-                Ok(img) => {
-                    let img = apply_resize(img.to_rgb8(), resize);
-                    if img.dimensions() != size {
-                        return Err(Error::invalid(format!(
-                            "{}: image is {}×{}, expected {}×{} like the dataset's first image \
-                             (use a centre-crop resize to bring images to one size)",
-                            self.locate(name),
-                            img.width(),
-                            img.height(),
-                            size.0,
-                            size.1
-                        )));
-                    }
-                    Ok(Some(img))
-                }
-                Err(_) if skip_bad => Ok(None),
-                Err(e) => Err(Error::invalid(format!(
-                    "{}: cannot decode image ({e})",
-                    self.locate(name)
-                ))),
-            })
+            .map(|(bytes, name)| self.decode(name, bytes, resize, Some(size), skip_bad))
             .collect();
         let (width, height) = (size.0 as usize, size.1 as usize);
         let mut batch = ImageBatch {
@@ -198,6 +183,40 @@ impl ImageDataset {
             }
         }
         Ok(batch)
+    }
+
+    /// One image as RGB after `resize`; an error names it when it cannot be decoded (or `None`
+    /// when skipping) or, with `size`, when it has another size.
+    pub fn decode(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        resize: Resize,
+        size: Option<(u32, u32)>,
+        skip_bad: bool,
+    ) -> Result<Option<RgbImage>> {
+        let img = match image::load_from_memory(bytes) {
+            Ok(img) => apply_resize(img.to_rgb8(), resize),
+            Err(_) if skip_bad => return Ok(None),
+            Err(e) => {
+                return Err(Error::invalid(format!(
+                    "{}: cannot decode image ({e})",
+                    self.locate(name)
+                )))
+            }
+        };
+        match size {
+            Some(size) if img.dimensions() != size => Err(Error::invalid(format!(
+                "{}: image is {}×{}, expected {}×{} like the dataset's first image \
+                 (use a centre-crop resize to bring images to one size)",
+                self.locate(name),
+                img.width(),
+                img.height(),
+                size.0,
+                size.1
+            ))),
+            _ => Ok(Some(img)),
+        }
     }
 
     /// The size (width, height) images of this dataset have after `resize`: that of the first
@@ -221,6 +240,90 @@ impl ImageDataset {
         }
         Err(Error::in_file(self.path(), "holds no decodable image"))
     }
+}
+
+/// What [`pack`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackSummary {
+    pub images: usize,
+    pub skipped: usize,
+    pub resolution: (u32, u32),
+    /// Class names in label order, when labels come from sub-folders.
+    pub classes: Vec<String>,
+}
+
+/// Packs an image folder (or zip) into a dataset zip in the official layout: images decoded to
+/// RGB, optionally centre-cropped and resized, all of one square size; with
+/// `labels_from_folders`, each image's class is its top-level sub-folder (sorted names → 0, 1, …).
+pub fn pack(
+    source: &Path,
+    out: &Path,
+    resize: Resize,
+    skip_bad: bool,
+    labels_from_folders: bool,
+) -> Result<PackSummary> {
+    let data = ImageDataset::open(source)?;
+    let class_of = |name: &str| {
+        name.split(['/', '\\'])
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let mut classes: Vec<String> = Vec::new();
+    if labels_from_folders {
+        classes = data
+            .names()
+            .iter()
+            .filter(|n| n.contains(['/', '\\']))
+            .map(|n| class_of(n))
+            .collect();
+        classes.sort();
+        classes.dedup();
+        if let Some(loose) = data.names().iter().find(|n| !n.contains(['/', '\\'])) {
+            return Err(Error::invalid(format!(
+                "{}: not in a class sub-folder (labels come from sub-folders)",
+                data.locate(loose)
+            )));
+        }
+    }
+    let size = data.image_size(resize, skip_bad)?;
+    if size.0 != size.1 {
+        return Err(Error::in_file(
+            source,
+            format!(
+                "images are {}×{}; training needs square images (use a centre-crop resize)",
+                size.0, size.1
+            ),
+        ));
+    }
+    let mut writer = DatasetWriter::create(out)?;
+    let mut skipped = 0;
+    const CHUNK: usize = 256;
+    for start in (0..data.len()).step_by(CHUNK) {
+        let range = start..(start + CHUNK).min(data.len());
+        let raw = data.read_raw(range.clone())?;
+        for (name, bytes) in data.names()[range].iter().zip(raw) {
+            match data.decode(name, &bytes, resize, Some(size), skip_bad)? {
+                Some(img) => {
+                    let label = labels_from_folders.then(|| {
+                        classes
+                            .iter()
+                            .position(|c| *c == class_of(name))
+                            .expect("listed") as u32
+                    });
+                    writer.push(&img, label)?;
+                }
+                None => skipped += 1,
+            }
+        }
+    }
+    let images = writer.finish()?;
+    Ok(PackSummary {
+        images,
+        skipped,
+        resolution: size,
+        classes,
+    })
 }
 
 fn is_image_name(name: &str) -> bool {
