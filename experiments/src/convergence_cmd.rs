@@ -2,8 +2,9 @@
 
 use crate::report::Report;
 use clap::{Args, ValueEnum};
-use std::path::PathBuf;
-use whichgan::metrics::convergence::{read_curve, Direction};
+use std::path::{Path, PathBuf};
+use whichgan::metrics::convergence::{read_curve, Convergence, Curve, Direction};
+use whichgan::plot::{self, Curve as PlotCurve, PALETTE};
 use whichgan::Result;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -41,6 +42,9 @@ pub struct ConvergenceArgs {
     /// Which way the metric improves (default: from its name).
     #[arg(long, value_enum)]
     direction: Option<DirectionArg>,
+    /// Also draw the curves with their plateau and convergence point (STEM.png, STEM.svg).
+    #[arg(long, value_name = "STEM")]
+    plot: Option<PathBuf>,
     /// One JSON object per log on stdout.
     #[arg(long)]
     json: bool,
@@ -55,10 +59,14 @@ pub fn run(args: ConvergenceArgs) -> Result<()> {
     // Read every log first: a bad one fails the command before anything is printed.
     let mut results = Vec::new();
     for log in &args.logs {
-        let c = read_curve(log, &args.metric)?.convergence(direction, args.tail, args.within)?;
-        results.push((log, c));
+        let curve = read_curve(log, &args.metric)?;
+        let c = curve.convergence(direction, args.tail, args.within)?;
+        results.push((log, curve, c));
     }
-    for (i, (log, c)) in results.iter().enumerate() {
+    if let Some(stem) = &args.plot {
+        plot_curves(stem, &args.metric, &results)?;
+    }
+    for (i, (log, _, c)) in results.iter().enumerate() {
         if i > 0 && !args.json {
             println!();
         }
@@ -77,4 +85,60 @@ pub fn run(args: ConvergenceArgs) -> Result<()> {
             .print(args.json);
     }
     Ok(())
+}
+
+/// Each curve, its plateau (dashed in the legend's sense: a flat line over the tail) and a
+/// vertical mark at kimg_to_within, in one colour per log.
+fn plot_curves(
+    stem: &Path,
+    metric: &str,
+    results: &[(&PathBuf, Curve, Convergence)],
+) -> Result<()> {
+    let mut owned: Vec<(String, Vec<(f64, f64)>, usize)> = Vec::new();
+    for (i, (log, curve, c)) in results.iter().enumerate() {
+        let name = log.file_stem().map_or_else(
+            || log.display().to_string(),
+            |s| s.to_string_lossy().into_owned(),
+        );
+        let points = curve
+            .kimg
+            .iter()
+            .copied()
+            .zip(curve.value.iter().copied())
+            .collect();
+        let (lo, hi) = curve
+            .value
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            });
+        owned.push((name, points, i));
+        owned.push((
+            String::new(),
+            vec![(curve.kimg[0], c.plateau), (c.final_kimg, c.plateau)],
+            i,
+        ));
+        owned.push((
+            String::new(),
+            vec![(c.kimg_to_within, lo), (c.kimg_to_within, hi)],
+            i,
+        ));
+    }
+    let curves: Vec<PlotCurve> = owned
+        .iter()
+        .map(|(label, points, i)| PlotCurve {
+            label,
+            points,
+            color: PALETTE[i % PALETTE.len()],
+        })
+        .collect();
+    plot::lines(
+        stem,
+        &format!("{metric}: plateau and kimg to within"),
+        "kimg",
+        metric,
+        &curves,
+        false,
+    )
+    .map_err(|e| e.in_file(stem))
 }

@@ -2,6 +2,7 @@
 //! recipe on top of them.
 
 use crate::device::parse_device;
+use crate::metrics_cmd::KidArgs;
 use crate::report::Report;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -12,7 +13,6 @@ use whichgan::features::{
     read_features, Extraction, ExtractorKind, FeatureCache, Features, ImageSource,
 };
 use whichgan::io::{write_atomic, write_csv, write_npy_f32};
-use whichgan::metrics::frechet::KidParams;
 use whichgan::select::{ranking, score, FeatureSets, Metric, SourceScores};
 use whichgan::{Error, Result};
 
@@ -185,15 +185,8 @@ pub struct SelectArgs {
     /// Samples drawn from each generator checkpoint (seeds 0…n−1).
     #[arg(long, default_value_t = 10_000)]
     n: usize,
-    /// KID: number of random subsets.
-    #[arg(long, default_value_t = KidParams::default().subsets)]
-    kid_subsets: usize,
-    /// KID: points per subset (capped at the smaller set).
-    #[arg(long, default_value_t = KidParams::default().subset_size)]
-    kid_subset_size: usize,
-    /// Seed of the KID subset draws.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    #[command(flatten)]
+    kid: KidArgs,
     /// Output folder: scores.csv and selection.md.
     #[arg(long)]
     out: PathBuf,
@@ -315,11 +308,7 @@ pub fn select(args: SelectArgs) -> Result<()> {
         })
     };
     let target_sets = sets(&target)?;
-    let kid_params = KidParams {
-        subsets: args.kid_subsets,
-        subset_size: args.kid_subset_size,
-        seed: args.seed,
-    };
+    let kid_params = args.kid.params();
     let mut scores = Vec::new();
     for (name, paths) in &sources {
         let paths: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();

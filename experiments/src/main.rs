@@ -62,6 +62,7 @@ enum Command {
 }
 
 fn main() {
+    quiet_broken_pipe();
     keep_freed_memory();
     let cli = Cli::parse();
     let outcome = match cli.command {
@@ -87,6 +88,16 @@ fn main() {
     if let Err(e) = outcome {
         eprintln!("error: {e}");
         std::process::exit(1);
+    }
+}
+
+/// Rust ignores SIGPIPE, so printing into a closed pipe (`whichgan … | head`) would panic;
+/// with the default action the process ends quietly, as command-line tools do.
+fn quiet_broken_pipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to the default at start-up, before any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

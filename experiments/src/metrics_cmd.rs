@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use whichgan::io::{extension, load_points, read_npz_stats, Table};
 use whichgan::metrics::coverage::{mode_coverage, CoverageThresholds};
-use whichgan::metrics::frechet::{frechet_distance, kid, GaussianStats, KidParams};
+use whichgan::metrics::frechet::{frechet_distance, kid as kid_distance, GaussianStats, KidParams};
 use whichgan::metrics::knn::{prdc_with, Backend};
 use whichgan::metrics::{stats, w1};
 use whichgan::{Error, Result};
@@ -19,6 +19,30 @@ pub struct MetricsArgs {
     /// Print exactly one JSON object per result line on stdout, nothing else.
     #[arg(long, global = true)]
     json: bool,
+}
+
+/// The KID protocol's options (StyleGAN2-ADA's defaults).
+#[derive(Args)]
+pub struct KidArgs {
+    /// Number of random subsets for KID.
+    #[arg(long, default_value_t = KidParams::default().subsets)]
+    kid_subsets: usize,
+    /// Points per KID subset (capped at the smaller set).
+    #[arg(long, default_value_t = KidParams::default().subset_size)]
+    kid_subset_size: usize,
+    /// Seed of the KID subset draws.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+impl KidArgs {
+    pub fn params(&self) -> KidParams {
+        KidParams {
+            subsets: self.kid_subsets,
+            subset_size: self.kid_subset_size,
+            seed: self.seed,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -45,15 +69,8 @@ enum Metric {
     Fid {
         a: PathBuf,
         b: PathBuf,
-        /// Number of random subsets for KID.
-        #[arg(long, default_value_t = KidParams::default().subsets)]
-        kid_subsets: usize,
-        /// Points per KID subset (capped at the smaller set).
-        #[arg(long, default_value_t = KidParams::default().subset_size)]
-        kid_subset_size: usize,
-        /// Seed of the KID subset draws.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+        #[command(flatten)]
+        kid: KidArgs,
     },
     /// Pearson (with p and 95 % CI), Spearman and Kendall correlations of two CSV columns.
     #[command(
@@ -147,23 +164,12 @@ pub fn run(args: MetricsArgs) -> Result<()> {
                 .with("d", r.dim())
                 .print(args.json);
         }
-        Metric::Fid {
-            a,
-            b,
-            kid_subsets,
-            kid_subset_size,
-            seed,
-        } => {
+        Metric::Fid { a, b, kid } => {
             let (fa, fb) = (FidInput::load(&a)?, FidInput::load(&b)?);
             same_dim(&a, fa.stats.dim(), &b, fb.stats.dim())?;
             let mut report = Report::new().with("fid", frechet_distance(&fa.stats, &fb.stats)?);
             if let (Some(pa), Some(pb)) = (&fa.points, &fb.points) {
-                let params = KidParams {
-                    subsets: kid_subsets,
-                    subset_size: kid_subset_size,
-                    seed,
-                };
-                report = report.with("kid", kid(pa, pb, params)?);
+                report = report.with("kid", kid_distance(pa, pb, kid.params())?);
             }
             report
                 .with("n_a", fa.points.as_ref().map(|p| p.len()))
