@@ -94,7 +94,9 @@ fn plot_curves(
     metric: &str,
     results: &[(&PathBuf, Curve, Convergence)],
 ) -> Result<()> {
-    let mut owned: Vec<(String, Vec<(f64, f64)>, usize)> = Vec::new();
+    // (legend label, vertices, colour index) of every line.
+    type Line = (String, Vec<(f64, f64)>, usize);
+    let mut owned: Vec<Line> = Vec::new();
     for (i, (log, curve, c)) in results.iter().enumerate() {
         let name = log.file_stem().map_or_else(
             || log.display().to_string(),
