@@ -6,6 +6,7 @@
 //! Parameters are kept raw, as stored, and scaled at run time (equalised learning rate), so
 //! gradients are with respect to the stored tensors, as in the reference.
 
+pub mod augment;
 pub mod discriminator;
 pub mod generator;
 pub mod latents;

@@ -68,20 +68,33 @@ pub const FILTER_TAPS: [f64; 4] = [0.125, 0.375, 0.375, 0.125];
 
 /// Up-sample (zero insertion), pad, filter and down-sample one axis of `x`, as the reference's
 /// `upfirdn2d` does along each axis. `gain` multiplies this axis's taps (a 2-D gain g is √g
-/// per axis). Taps are flipped first (a true convolution), as the reference does by default.
-fn upfirdn_axis(
+/// per axis). The taps are flipped first (a true convolution), as the reference does by
+/// default; `flip_filter` (the reference's name) keeps them as given (a correlation). A
+/// negative padding crops.
+pub fn upfirdn_axis(
     x: &Tensor,
     dim: usize,
-    up: usize,
-    down: usize,
-    pad: (usize, usize),
+    taps: &[f64],
+    flip_filter: bool,
+    (up, down): (usize, usize),
+    pad: (isize, isize),
     gain: f64,
 ) -> Result<Tensor> {
-    let y = zero_insert(x, dim, up)?.pad_with_zeros(dim, pad.0, pad.1)?;
-    let taps = FILTER_TAPS.len();
-    let out_len = y.dim(dim)? + 1 - taps;
+    let mut y = zero_insert(x, dim, up)?;
+    let crop = |y: Tensor, before: usize, after: usize| -> Result<Tensor> {
+        let len = y.dim(dim)? - before - after;
+        Ok(y.narrow(dim, before, len)?)
+    };
+    y = y.pad_with_zeros(dim, pad.0.max(0) as usize, pad.1.max(0) as usize)?;
+    y = crop(y, (-pad.0).max(0) as usize, (-pad.1).max(0) as usize)?;
+    let out_len = y.dim(dim)? + 1 - taps.len();
     let mut acc: Option<Tensor> = None;
-    for (k, &tap) in FILTER_TAPS.iter().rev().enumerate() {
+    let ordered: Vec<f64> = if flip_filter {
+        taps.to_vec()
+    } else {
+        taps.iter().rev().copied().collect()
+    };
+    for (k, &tap) in ordered.iter().enumerate() {
         let term = (y.narrow(dim, k, out_len)? * (tap * gain))?;
         acc = Some(match acc {
             None => term,
@@ -113,8 +126,9 @@ pub fn upfirdn2d(
     gain: f64,
 ) -> Result<Tensor> {
     let per_axis = gain.sqrt();
-    let y = upfirdn_axis(x, 3, up, down, pad, per_axis)?;
-    upfirdn_axis(&y, 2, up, down, pad, per_axis)
+    let pad = (pad.0 as isize, pad.1 as isize);
+    let y = upfirdn_axis(x, 3, &FILTER_TAPS, false, (up, down), pad, per_axis)?;
+    upfirdn_axis(&y, 2, &FILTER_TAPS, false, (up, down), pad, per_axis)
 }
 
 /// 2× up-sampling of an image (`upsample2d`): padding (2, 1), gain 4.
