@@ -185,3 +185,67 @@ fn pytorch_checkpoint_loads_to_identical_outputs() {
         0.0
     );
 }
+
+/// The parameter named `name` of a network.
+fn param<'a>(params: &'a [(String, candle_core::Var)], name: &str) -> &'a candle_core::Var {
+    &params
+        .iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no {name}"))
+        .1
+}
+
+/// |a − e| ≤ 1e-3·max|e| (the fixture's tolerance for gradients).
+fn check_gradient(name: &str, got: &Tensor, want: &Tensor) {
+    let err = rel_err(got, want);
+    eprintln!("{name}: max |Δ| / max |ref| = {err:.1e}");
+    assert!(err <= 1e-3, "{name}: {err:e}");
+}
+
+#[test]
+fn r1_parameter_gradients_match_double_backprop() {
+    // The input gradient must itself stay differentiable.
+    whichgan::train::keep_gradient_graphs();
+    let io = io();
+    let d = discriminator();
+    let (_, grad) = d.forward_with_input_grad(&io["real"]).unwrap();
+    let r1 = whichgan::stylegan2::discriminator::r1_penalty(&grad).unwrap();
+    let loss_r1 = (r1 * 5.0).unwrap().mean_all().unwrap();
+    let grads = loss_r1.backward().unwrap();
+    for name in ["b32.fromrgb.weight", "b16.conv0.weight", "b4.out.weight"] {
+        let got = grads
+            .get(param(d.named_params(), name))
+            .expect("a gradient");
+        check_gradient(
+            &format!("grad_r1 {name}"),
+            got,
+            &io[&format!("grad_r1__{}", name.replace('.', "__"))],
+        );
+    }
+}
+
+#[test]
+fn generator_loss_parameter_gradients_match() {
+    let io = io();
+    let (g, d) = (generator(), discriminator());
+    let logits = d
+        .forward(&g.forward(&io["z"], 1.0, NoiseMode::Const).unwrap())
+        .unwrap();
+    let loss = (logits.neg().unwrap().exp().unwrap() + 1.0)
+        .unwrap()
+        .log()
+        .unwrap()
+        .mean_all()
+        .unwrap();
+    let grads = loss.backward().unwrap();
+    for name in ["mapping.fc0.weight", "synthesis.b4.conv1.affine.weight"] {
+        let got = grads
+            .get(param(g.named_params(), name))
+            .expect("a gradient");
+        check_gradient(
+            &format!("grad_G {name}"),
+            got,
+            &io[&format!("grad_G__{}", name.replace('.', "__"))],
+        );
+    }
+}

@@ -7,11 +7,19 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// The tensors of one network (G or D), names without the network prefix.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Weights {
     tensors: HashMap<String, Tensor>,
     /// Where they came from, for error messages.
     origin: String,
+    /// The trainable parameters made so far by [`Weights::param`], by name.
+    params: std::sync::Mutex<Vec<(String, Var)>>,
+}
+
+impl Clone for Weights {
+    fn clone(&self) -> Self {
+        Weights::new(self.tensors.clone(), self.origin.clone())
+    }
 }
 
 impl Weights {
@@ -19,6 +27,7 @@ impl Weights {
         Weights {
             tensors,
             origin: origin.into(),
+            params: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -56,9 +65,21 @@ impl Weights {
             .ok_or_else(|| Error::invalid(format!("{}: missing tensor '{name}'", self.origin)))
     }
 
-    /// A trainable parameter initialised from tensor `name`.
+    /// A trainable parameter initialised from tensor `name` (recorded for
+    /// [`Weights::take_params`]).
     pub fn param(&self, name: &str, shape: &[usize]) -> Result<Var> {
-        Ok(Var::from_tensor(&self.get(name, shape)?)?)
+        let var = Var::from_tensor(&self.get(name, shape)?)?;
+        self.params
+            .lock()
+            .expect("no panics while recording")
+            .push((name.to_owned(), var.clone()));
+        Ok(var)
+    }
+
+    /// The parameters made since the last call, by their state-dict names, in creation order:
+    /// what a network built from these weights trains.
+    pub fn take_params(&self) -> Vec<(String, Var)> {
+        std::mem::take(&mut *self.params.lock().expect("no panics while recording"))
     }
 }
 

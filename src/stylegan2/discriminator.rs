@@ -49,6 +49,8 @@ pub struct Discriminator {
     pub conv_clamp: Option<f64>,
     pub resolution: usize,
     pub img_channels: usize,
+    /// Every trainable parameter by its state-dict name.
+    params: Vec<(String, Var)>,
 }
 
 impl Discriminator {
@@ -146,7 +148,13 @@ impl Discriminator {
             conv_clamp: None,
             resolution,
             img_channels,
+            params: w.take_params(),
         })
+    }
+
+    /// Every trainable parameter by its state-dict name (`b32.conv0.weight`, …).
+    pub fn named_params(&self) -> &[(String, Var)] {
+        &self.params
     }
 
     /// Logits [N, 1] for images [N, C, R, R] in [−1, 1].

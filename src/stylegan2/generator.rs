@@ -315,6 +315,8 @@ impl Synthesis {
 pub struct Generator {
     pub mapping: Mapping,
     pub synthesis: Synthesis,
+    /// Every trainable parameter by its state-dict name.
+    params: Vec<(String, Var)>,
 }
 
 impl Generator {
@@ -322,7 +324,16 @@ impl Generator {
     pub fn load(w: &Weights) -> Result<Self> {
         let mapping = Mapping::load(w)?;
         let synthesis = Synthesis::load(w, mapping.w_dim)?;
-        Ok(Generator { mapping, synthesis })
+        Ok(Generator {
+            mapping,
+            synthesis,
+            params: w.take_params(),
+        })
+    }
+
+    /// Every trainable parameter by its state-dict name (`mapping.fc0.weight`, …).
+    pub fn named_params(&self) -> &[(String, Var)] {
+        &self.params
     }
 
     /// Images for latents z [N, z_dim], truncation ψ.

@@ -82,3 +82,11 @@ pub trait Discriminator: Network {
 pub trait RealData {
     fn sample(&mut self, rng: &mut rand_chacha::ChaCha8Rng, batch: usize) -> Result<Tensor>;
 }
+
+/// Makes candle's backward passes build differentiable gradients (its
+/// `CANDLE_GRAD_DO_NOT_DETACH`), so that a penalty on a gradient — R1, path length — can be
+/// differentiated again with respect to the weights. candle reads the switch once per thread,
+/// at the thread's first backward pass: call this before any.
+pub fn keep_gradient_graphs() {
+    std::env::set_var("CANDLE_GRAD_DO_NOT_DETACH", "1");
+}
