@@ -481,6 +481,7 @@ impl Bench {
     }
 
     fn features(&self, data: &Path, n: usize, res: usize, batch: usize) -> Result<Report> {
+        use whichgan::dataset::Resize;
         use whichgan::features::{Extraction, ExtractorKind, ImageSource};
         // As `whichgan features` runs: images in parallel, one thread per tensor kernel.
         crate::single_threaded_tensor_kernels();
@@ -541,14 +542,12 @@ impl Bench {
         let source = ImageSource::Data(images.clone());
         let bar = indicatif::ProgressBar::hidden();
         // Warm-up on one batch, as the reference does.
-        let warm = data.join("warm-up");
-        let names = whichgan::dataset::ImageDataset::open(&images)?;
-        std::fs::create_dir_all(&warm).map_err(|e| Error::io(&warm, e))?;
-        for name in names.names().iter().take(batch) {
-            std::fs::copy(images.join(name), warm.join(name)).map_err(|e| Error::io(&warm, e))?;
-        }
-        extraction.features(&ImageSource::Data(warm.clone()), &bar)?;
-        std::fs::remove_dir_all(&warm).ok();
+        let dataset = whichgan::dataset::ImageDataset::open(&images)?;
+        let size = (res as u32, res as u32);
+        let first = dataset.load(0..batch.min(n), Resize::None, size, false)?;
+        let shape = (first.n, 3, first.height, first.width);
+        let first = candle_core::Tensor::from_vec(first.data, shape, &candle_core::Device::Cpu)?;
+        extraction.extractor.forward(&first)?;
         let start = Instant::now();
         let (ours, _) = extraction.features(&source, &bar)?;
         let ours_s = start.elapsed().as_secs_f64();

@@ -1,7 +1,9 @@
 //! Where images come from when features are asked for: a dataset, an array of images, a
 //! pretrained generator, or features computed before.
 
-use super::{array_features, content_key, dataset_features, quantise_generated, read_features};
+use super::{
+    array_features, content_key, dataset_features, extract, quantise_generated, read_features,
+};
 use super::{Extractor, ExtractorKind, FeatureCache, Features};
 use crate::dataset::{ImageDataset, Resize};
 use crate::io::{read_npy, NpyArray};
@@ -184,20 +186,19 @@ impl Extraction {
         let weights = load_network(checkpoint, "G_ema", &self.device)?;
         let g = Generator::load(&weights).map_err(|e| Error::in_file(checkpoint, e.to_string()))?;
         let z_dim = g.mapping.z_dim;
-        let mut data = Vec::new();
-        for start in (0..n).step_by(self.batch.max(1)) {
-            let len = self.batch.min(n - start);
+        let (rows, data) = extract(&self.extractor, n, self.batch, bar, |start, len| {
             let z: Vec<f32> = (start..start + len)
                 .flat_map(|s| latent_for_seed(s as u32, z_dim))
                 .collect();
             let z = Tensor::from_vec(z, (len, z_dim), &self.device)?;
-            let images = quantise_generated(&g.forward(&z, 1.0, NoiseMode::Const)?)?;
-            let f = self.extractor.forward(&images)?;
-            data.extend(f.flatten_all()?.to_vec1::<f32>()?);
-            bar.inc(len as u64);
-        }
+            Ok(Some(quantise_generated(&g.forward(
+                &z,
+                1.0,
+                NoiseMode::Const,
+            )?)?))
+        })?;
         Ok(Features {
-            n,
+            n: rows,
             dim: self.extractor.kind().dim(),
             data,
             skipped: Vec::new(),
