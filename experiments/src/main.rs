@@ -9,6 +9,7 @@ mod metrics_cmd;
 mod report;
 mod stylegan2_cmd;
 mod toy_cmd;
+mod train_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +33,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
         whichgan generate --ckpt ckpt.safetensors --seeds 0-15 --out grid.png\n  \
         whichgan features --extractor inception --weights pt_inception.pth --data flowers.zip --out f.npy\n  \
         whichgan select --target flowers.zip --source imagenet=imagenet-256-state.pt --inception pt_inception.pth --out sel/\n  \
+        whichgan train --data flowers.zip --out runs/flowers --cfg paper256 --resume imagenet-256-state.pt\n  \
         whichgan convergence runs/flowers/log.jsonl --metric fid"
 )]
 struct Cli {
@@ -53,6 +55,8 @@ enum Command {
     Features(features_cmd::FeaturesArgs),
     /// Rank candidate sources for a target by FID, KID, precision and recall; recommend one.
     Select(features_cmd::SelectArgs),
+    /// Train or fine-tune StyleGAN2-ADA (snapshots, metrics, exact resume).
+    Train(train_cmd::TrainArgs),
     /// Image datasets in the official zip layout: a synthetic one with classes, or your folder.
     Dataset(dataset_cmd::DatasetArgs),
     /// Convergence rate of training runs from their metric-vs-kimg logs.
@@ -80,6 +84,10 @@ fn main() {
         Command::Select(args) => {
             single_threaded_tensor_kernels();
             features_cmd::select(args)
+        }
+        Command::Train(args) => {
+            whichgan::train::keep_gradient_graphs();
+            train_cmd::run(args)
         }
         Command::Dataset(args) => dataset_cmd::run(args),
         Command::Convergence(args) => convergence_cmd::run(args),

@@ -3,6 +3,7 @@
 
 mod atomic;
 mod image;
+mod jsonl;
 mod npy;
 mod table;
 mod torch_pickle;
@@ -10,6 +11,7 @@ mod weights;
 
 pub use atomic::{create_writable_dir, temporary_beside, write_atomic};
 pub use image::write_png_grid;
+pub use jsonl::{append_jsonl, truncate_jsonl};
 pub use npy::{read_npy, read_npz_stats, write_npy_f32, NpyArray};
 pub use table::{write_csv, Table};
 pub use torch_pickle::{read_torch_tensors, TorchTensor};
@@ -126,7 +128,7 @@ pub fn extension(path: &Path) -> Option<String> {
 }
 
 /// Fails with a clear message when `path` is missing or is a directory.
-pub(crate) fn check_readable_file(path: &Path) -> Result<()> {
+pub fn check_readable_file(path: &Path) -> Result<()> {
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => Err(Error::in_file(path, "is a directory, expected a file")),
         Ok(_) => Ok(()),

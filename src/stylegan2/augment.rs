@@ -550,16 +550,22 @@ fn geometric(images: &Tensor, g: &[M3]) -> Result<Tensor> {
         );
         sampling_taps(&t, (hi, wi), (ho, wo), &mut index, &mut weight);
     }
-    let flat = x.reshape((n, c, hi * wi))?;
-    let index = Tensor::from_vec(index, (n, 1, 4 * ho * wo), x.device())?
-        .broadcast_as((n, c, 4 * ho * wo))?
-        .contiguous()?;
-    let weight = Tensor::from_vec(weight, (n, 1, 4, ho * wo), x.device())?.to_dtype(x.dtype())?;
-    let sampled = flat
-        .gather(&index, 2)?
-        .reshape((n, c, 4, ho * wo))?
+    // A gather along one axis of [n·hi·wi, c] rows: index_select, whose backward (index_add)
+    // candle differentiates correctly again, as R1 through the augmentation needs (its
+    // scatter_add backward is not).
+    let plane = (hi * wi) as u32;
+    for (i, v) in index.iter_mut().enumerate() {
+        *v += (i / (4 * ho * wo)) as u32 * plane;
+    }
+    let rows = x.permute((0, 2, 3, 1))?.reshape((n * hi * wi, c))?;
+    let index = Tensor::from_vec(index, n * 4 * ho * wo, x.device())?;
+    let weight = Tensor::from_vec(weight, (n, 4, ho * wo, 1), x.device())?.to_dtype(x.dtype())?;
+    let sampled = rows
+        .index_select(&index, 0)?
+        .reshape((n, 4, ho * wo, c))?
         .broadcast_mul(&weight)?
-        .sum(2)?
+        .sum(1)?
+        .permute((0, 2, 1))?
         .reshape((n, c, ho, wo))?;
     // Down-sample 2× with the same filter (not flipped), cropping the padding.
     let down_pad = (
@@ -665,7 +671,7 @@ fn colour(images: &Tensor, m: &[M4]) -> Result<Tensor> {
 /// probability p moved every `interval` D steps by sign(E[sign D(real)] − target) · (images shown
 /// since the last move) / (`speed_kimg` · 1000), floored at 0 — the official update, which can
 /// take p from 0 to 1 in `speed_kimg` thousand images. `adaptive = false` keeps p fixed
-/// (`--aug fixed`).
+/// (`--aug fixed`); r_t is tracked either way, for the log.
 #[derive(Debug, Clone)]
 pub struct Ada {
     pub pipe: AugmentPipe,
@@ -673,6 +679,8 @@ pub struct Ada {
     pub target: f64,
     pub interval: u64,
     pub speed_kimg: f64,
+    /// E[sign D(real)] over the last adjustment interval (the overfitting heuristic r_t).
+    pub rt: f64,
     signs_sum: f64,
     signs_count: u64,
     steps: u64,
@@ -688,6 +696,7 @@ impl Ada {
             target: 0.6,
             interval: 4,
             speed_kimg: 500.0,
+            rt: 0.0,
             signs_sum: 0.0,
             signs_count: 0,
             steps: 0,
@@ -706,9 +715,6 @@ impl crate::train::Augment for Ada {
     }
 
     fn observe_real_logits(&mut self, logits: &Tensor, images_seen: u64) -> Result<()> {
-        if !self.adaptive {
-            return Ok(());
-        }
         let signs: Vec<f32> = logits
             .flatten_all()?
             .to_dtype(candle_core::DType::F32)?
@@ -721,11 +727,14 @@ impl crate::train::Augment for Ada {
         self.steps += 1;
         if self.steps.is_multiple_of(self.interval) && self.signs_count > 0 {
             let mean = self.signs_sum / self.signs_count as f64;
-            let direction =
-                (mean - self.target).signum() * f64::from(u8::from(mean != self.target));
-            let shown = images_seen.saturating_sub(self.images_at_last_update) as f64;
-            let p = f64::from(self.pipe.p) + direction * shown / (self.speed_kimg * 1000.0);
-            self.pipe.p = p.max(0.0) as f32;
+            self.rt = mean;
+            if self.adaptive {
+                let direction =
+                    (mean - self.target).signum() * f64::from(u8::from(mean != self.target));
+                let shown = images_seen.saturating_sub(self.images_at_last_update) as f64;
+                let p = f64::from(self.pipe.p) + direction * shown / (self.speed_kimg * 1000.0);
+                self.pipe.p = p.max(0.0) as f32;
+            }
             (self.signs_sum, self.signs_count) = (0.0, 0);
             self.images_at_last_update = images_seen;
         }
@@ -735,6 +744,7 @@ impl crate::train::Augment for Ada {
     fn state(&self) -> serde_json::Value {
         serde_json::json!({
             "p": self.pipe.p,
+            "rt": self.rt,
             "signs_sum": self.signs_sum,
             "signs_count": self.signs_count,
             "steps": self.steps,
@@ -750,6 +760,7 @@ impl crate::train::Augment for Ada {
                 .ok_or_else(|| Error::invalid(format!("augmentation state has no '{k}'")))
         };
         self.pipe.p = field("p")? as f32;
+        self.rt = field("rt")?;
         self.signs_sum = field("signs_sum")?;
         self.signs_count = field("signs_count")? as u64;
         self.steps = field("steps")? as u64;

@@ -1,5 +1,6 @@
-//! The StyleGAN2 discriminator (`resnet` architecture, unconditional), with the architecture
-//! read from the stored tensors.
+//! The StyleGAN2 discriminator (`resnet` architecture, or `orig` — no skip paths — as the
+//! `cifar` preset trains it; unconditional), with the architecture read from the stored
+//! tensors.
 
 use super::layers::{Conv2dLayer, FullyConnected};
 use super::ops::Activation;
@@ -10,12 +11,13 @@ use candle_core::{Tensor, Var};
 /// Both paths of a resnet block are scaled by √0.5.
 const RESNET_GAIN: f64 = std::f64::consts::FRAC_1_SQRT_2;
 
-/// One resolution: (fromrgb,) conv0, conv1 with 2× down-sampling, and a 1 × 1 skip.
+/// One resolution: (fromrgb,) conv0, conv1 with 2× down-sampling, and a 1 × 1 skip (resnet).
 struct Block {
+    resolution: usize,
     fromrgb: Option<Conv2dLayer>,
     conv0: Conv2dLayer,
     conv1: Conv2dLayer,
-    skip: Conv2dLayer,
+    skip: Option<Conv2dLayer>,
 }
 
 impl Block {
@@ -24,11 +26,30 @@ impl Block {
             Some(layer) => layer.forward(x, 1.0, clamp)?,
             None => x.clone(),
         };
+        let Some(skip) = &self.skip else {
+            let x = self.conv0.forward(&x, 1.0, clamp)?;
+            return self.conv1.forward(&x, 1.0, clamp);
+        };
         // The skip path is never clamped (as in the reference).
-        let y = self.skip.forward(&x, RESNET_GAIN, None)?;
+        let y = skip.forward(&x, RESNET_GAIN, None)?;
         let x = self.conv0.forward(&x, 1.0, clamp)?;
         let x = self.conv1.forward(&x, RESNET_GAIN, clamp)?;
         Ok((y + x)?)
+    }
+
+    /// The block's layers by state-dict name, in the reference's layer order.
+    fn layer_names(&self) -> Vec<String> {
+        let res = self.resolution;
+        let mut names = Vec::new();
+        if self.fromrgb.is_some() {
+            names.push(format!("b{res}.fromrgb"));
+        }
+        names.push(format!("b{res}.conv0"));
+        names.push(format!("b{res}.conv1"));
+        if self.skip.is_some() {
+            names.push(format!("b{res}.skip"));
+        }
+        names
     }
 }
 
@@ -51,6 +72,8 @@ pub struct Discriminator {
     pub img_channels: usize,
     /// Every trainable parameter by its state-dict name.
     params: Vec<(String, Var)>,
+    /// Layers held fixed in training (Freeze-D), by state-dict name.
+    pub(super) frozen: Vec<String>,
 }
 
 impl Discriminator {
@@ -92,6 +115,7 @@ impl Discriminator {
                 None
             };
             blocks.push(Block {
+                resolution: res,
                 fromrgb,
                 conv0: Conv2dLayer::load(
                     w,
@@ -113,16 +137,20 @@ impl Discriminator {
                     Activation::LeakyRelu,
                     true,
                 )?,
-                skip: Conv2dLayer::load(
-                    w,
-                    &format!("{name}.skip"),
-                    out,
-                    tmp,
-                    1,
-                    false,
-                    Activation::Linear,
-                    true,
-                )?,
+                skip: if w.contains(&format!("{name}.skip.weight")) {
+                    Some(Conv2dLayer::load(
+                        w,
+                        &format!("{name}.skip"),
+                        out,
+                        tmp,
+                        1,
+                        false,
+                        Activation::Linear,
+                        true,
+                    )?)
+                } else {
+                    None
+                },
             });
         }
         let conv = w.shape("b4.conv.weight")?;
@@ -149,12 +177,19 @@ impl Discriminator {
             resolution,
             img_channels,
             params: w.take_params(),
+            frozen: Vec::new(),
         })
     }
 
     /// Every trainable parameter by its state-dict name (`b32.conv0.weight`, …).
     pub fn named_params(&self) -> &[(String, Var)] {
         &self.params
+    }
+
+    /// The layers of the blocks by state-dict name (`b32.fromrgb`, `b32.conv0`, …) in the
+    /// reference's order, which Freeze-D counts: its first N are frozen.
+    pub fn layer_names(&self) -> Vec<String> {
+        self.blocks.iter().flat_map(Block::layer_names).collect()
     }
 
     /// Logits [N, 1] for images [N, C, R, R] in [−1, 1].

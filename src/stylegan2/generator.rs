@@ -275,6 +275,58 @@ impl Synthesis {
         self.blocks.last().map_or(0, |b| b.resolution)
     }
 
+    /// The stored noise images by state-dict name (`synthesis.b8.conv0.noise_const`, …).
+    pub fn noise_buffers(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        for (name, layer) in self.layers() {
+            out.push((format!("{name}.noise_const"), layer.noise_const.clone()));
+        }
+        out
+    }
+
+    /// Replaces the stored noise image `name` (a name of [`Synthesis::noise_buffers`]).
+    pub fn set_noise_buffer(&mut self, name: &str, value: Tensor) -> Result<bool> {
+        let Some(layer_name) = name.strip_suffix(".noise_const") else {
+            return Ok(false);
+        };
+        for block in &mut self.blocks {
+            let res = block.resolution;
+            let layers = [
+                ("conv0", block.conv0.as_mut()),
+                ("conv1", Some(&mut block.conv1)),
+            ];
+            for (conv, layer) in layers {
+                if let Some(layer) =
+                    layer.filter(|_| layer_name == format!("synthesis.b{res}.{conv}"))
+                {
+                    if value.dims() != layer.noise_const.dims() {
+                        return Err(Error::invalid(format!(
+                            "buffer '{name}' has shape {:?}, expected {:?}",
+                            value.dims(),
+                            layer.noise_const.dims()
+                        )));
+                    }
+                    layer.noise_const = value;
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// The synthesis layers with their state-dict names, in order.
+    fn layers(&self) -> Vec<(String, &SynthesisLayer)> {
+        let mut out = Vec::new();
+        for block in &self.blocks {
+            let res = block.resolution;
+            if let Some(conv0) = &block.conv0 {
+                out.push((format!("synthesis.b{res}.conv0"), conv0));
+            }
+            out.push((format!("synthesis.b{res}.conv1"), &block.conv1));
+        }
+        out
+    }
+
     /// Images [N, C, R, R] for ws [N, num_ws, w_dim] (not clamped).
     pub fn forward(&self, ws: &Tensor, noise: NoiseMode) -> Result<Tensor> {
         let n = ws.dim(0)?;
@@ -315,6 +367,8 @@ impl Synthesis {
 pub struct Generator {
     pub mapping: Mapping,
     pub synthesis: Synthesis,
+    /// Probability of style mixing in training passes (0 after loading; training sets it).
+    pub style_mixing: f64,
     /// Every trainable parameter by its state-dict name.
     params: Vec<(String, Var)>,
 }
@@ -327,6 +381,7 @@ impl Generator {
         Ok(Generator {
             mapping,
             synthesis,
+            style_mixing: 0.0,
             params: w.take_params(),
         })
     }
@@ -334,6 +389,47 @@ impl Generator {
     /// Every trainable parameter by its state-dict name (`mapping.fc0.weight`, …).
     pub fn named_params(&self) -> &[(String, Var)] {
         &self.params
+    }
+
+    /// The non-trainable tensors by state-dict name: `mapping.w_avg` and the noise images.
+    pub fn named_buffers(&self) -> Vec<(String, Tensor)> {
+        let mut out = vec![("mapping.w_avg".to_owned(), self.mapping.w_avg.clone())];
+        out.extend(self.synthesis.noise_buffers());
+        out
+    }
+
+    /// Replaces buffer `name` (a name of [`Generator::named_buffers`]).
+    pub fn set_named_buffer(&mut self, name: &str, value: Tensor) -> Result<()> {
+        if name == "mapping.w_avg" {
+            if value.dims() != self.mapping.w_avg.dims() {
+                return Err(Error::invalid(format!(
+                    "buffer 'mapping.w_avg' has shape {:?}, expected {:?}",
+                    value.dims(),
+                    self.mapping.w_avg.dims()
+                )));
+            }
+            self.mapping.w_avg = value;
+            return Ok(());
+        }
+        if self.synthesis.set_noise_buffer(name, value)? {
+            return Ok(());
+        }
+        Err(Error::invalid(format!(
+            "the generator has no buffer '{name}'"
+        )))
+    }
+
+    /// Every tensor (parameters and buffers) by state-dict name, copied: what loading into a
+    /// new generator starts from.
+    pub fn state_dict(&self) -> Result<std::collections::HashMap<String, Tensor>> {
+        let mut out = std::collections::HashMap::new();
+        for (name, var) in &self.params {
+            out.insert(name.clone(), var.as_tensor().copy()?);
+        }
+        for (name, t) in self.named_buffers() {
+            out.insert(name, t.copy()?);
+        }
+        Ok(out)
     }
 
     /// Images for latents z [N, z_dim], truncation ψ.

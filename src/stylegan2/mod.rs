@@ -7,14 +7,21 @@
 //! gradients are with respect to the stored tensors, as in the reference.
 
 pub mod augment;
+pub mod dataset;
 pub mod discriminator;
 pub mod generator;
+pub mod init;
 pub mod latents;
 pub mod layers;
 pub mod ops;
+pub mod presets;
+pub mod run;
+pub mod training;
 pub mod weights;
 
+pub use dataset::TrainingSet;
 pub use discriminator::Discriminator;
 pub use generator::{Generator, Mapping, Synthesis};
+pub use init::Architecture;
 pub use layers::NoiseMode;
 pub use weights::Weights;

@@ -13,6 +13,22 @@ pub struct AdamConfig {
 }
 
 impl AdamConfig {
+    /// The settings for a network regularised lazily every `every` steps with separate
+    /// updates (StyleGAN2): lr and betas shrink by the ratio every/(every + 1), as the
+    /// reference does, so that the extra updates do not speed training up.
+    pub fn for_lazy_interval(self, every: usize) -> AdamConfig {
+        if every <= 1 {
+            return self;
+        }
+        let ratio = every as f64 / (every as f64 + 1.0);
+        AdamConfig {
+            lr: self.lr * ratio,
+            beta1: self.beta1.powf(ratio),
+            beta2: self.beta2.powf(ratio),
+            eps: self.eps,
+        }
+    }
+
     /// The toy playground's optimiser: lr 2e-4, betas (0.5, 0.999).
     pub fn playground() -> Self {
         AdamConfig {
@@ -61,6 +77,17 @@ impl Adam {
 
     /// One update from the gradients in `grads`; every parameter must have one.
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+        self.update(grads, false)
+    }
+
+    /// One update from a regulariser's gradients: parameters it does not reach (e.g. D's
+    /// output bias under R1) count a zero gradient, as the reference's `0 · output` term in
+    /// its regularisation phases gives them.
+    pub fn step_regulariser(&mut self, grads: &GradStore) -> Result<()> {
+        self.update(grads, true)
+    }
+
+    fn update(&mut self, grads: &GradStore, missing_is_zero: bool) -> Result<()> {
         let AdamConfig {
             lr,
             beta1,
@@ -72,10 +99,20 @@ impl Adam {
         let step_size = lr / (1.0 - beta1.powi(t));
         let correction2 = (1.0 - beta2.powi(t)).sqrt();
         for (i, (name, param)) in self.params.iter().enumerate() {
-            let grad = grads
-                .get(param.as_tensor())
-                .ok_or_else(|| Error::invalid(format!("no gradient for parameter '{name}'")))?;
             let p = param.as_tensor();
+            let zero;
+            let grad = match grads.get(p) {
+                Some(grad) => grad,
+                None if missing_is_zero => {
+                    zero = p.zeros_like()?;
+                    &zero
+                }
+                None => {
+                    return Err(Error::invalid(format!(
+                        "no gradient for parameter '{name}'"
+                    )))
+                }
+            };
             if p.device().is_cpu() && p.dtype() == DType::F32 {
                 // Small CPU tensors: one fused loop instead of a dozen tensor operations.
                 let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();

@@ -9,9 +9,8 @@ use rand_chacha::ChaCha8Rng;
 /// An augmentation applied to every batch D sees — reals and fakes, in D steps and G steps —
 /// built from differentiable tensor operations so that the G loss back-propagates through it.
 ///
-/// Penalties on D's input gradient (R1, WGAN-GP) are taken at D's input, i.e. at the augmented
-/// batch. (The official StyleGAN2-ADA code differentiates R1 with respect to the reals before
-/// augmentation; the two agree only for augmentations that preserve distances.)
+/// R1 is taken with respect to the reals before augmentation, through it (as the reference
+/// does; this needs [`super::keep_gradient_graphs`]); WGAN-GP at D's input.
 pub trait Augment: Send {
     /// The augmented batch; random choices come from the training stream `rng`.
     fn apply(&self, x: &Tensor, rng: &mut ChaCha8Rng) -> Result<Tensor>;
@@ -24,7 +23,8 @@ pub trait Augment: Send {
     fn load_state(&mut self, state: &serde_json::Value) -> Result<()>;
 }
 
-/// A regulariser of G added to the G loss every `every()` G steps (lazy regularisation).
+/// A regulariser of G, due every `every()` G steps: inside the G loss when that is 1, else as a
+/// separate update after the G step (lazy regularisation, the reference's `Greg` phase).
 pub trait GeneratorPenalty<G>: Send {
     /// The interval in G steps; the penalty runs when the G-step count is a multiple of it.
     fn every(&self) -> u64;

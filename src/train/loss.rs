@@ -84,8 +84,9 @@ pub enum Penalty {
     WganGp {
         weight: f64,
     },
-    /// R1: γ/2·E[‖∇ₓ logit(real)‖²], applied every `every` D steps with weight γ·every
-    /// (the lazy regularisation of StyleGAN2).
+    /// R1: γ/2·E[‖∇ₓ logit(real)‖²]. With `every` 1 inside the D loss; otherwise as a
+    /// separate update every `every` D steps, weighted by `every` (StyleGAN2's lazy
+    /// regularisation; pair it with [`super::AdamConfig::for_lazy_interval`]).
     R1 {
         gamma: f64,
         every: usize,

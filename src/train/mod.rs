@@ -26,6 +26,7 @@ pub use trainer::{load_network, EvalHook, StepReport, TrainConfig, Trainer};
 
 use crate::Result;
 use candle_core::{Tensor, Var};
+use rand_chacha::ChaCha8Rng;
 
 /// Whether a network runs as in training (batch statistics, updated running statistics) or
 /// for evaluation (running statistics).
@@ -50,12 +51,18 @@ pub trait Generator: Network + Sized {
     fn latent_dim(&self) -> usize;
     /// An independent copy (new parameter storage), e.g. to start the moving average.
     fn deep_copy(&self) -> Result<Self>;
-    /// Samples for latents `z` ([batch, latent_dim]).
-    fn forward(&mut self, z: &Tensor, mode: Mode) -> Result<Tensor>;
+    /// Samples for latents `z` ([batch, latent_dim]); any other random choice of the pass
+    /// (e.g. noise inputs, style mixing) comes from the training stream `rng`.
+    fn forward(&mut self, z: &Tensor, mode: Mode, rng: &mut ChaCha8Rng) -> Result<Tensor>;
     /// The same samples without recording the computation for gradients (e.g. the fakes of a
     /// D step); networks may override it with a cheaper pass.
-    fn forward_detached(&mut self, z: &Tensor, mode: Mode) -> Result<Tensor> {
-        Ok(self.forward(z, mode)?.detach())
+    fn forward_detached(&mut self, z: &Tensor, mode: Mode, rng: &mut ChaCha8Rng) -> Result<Tensor> {
+        Ok(self.forward(z, mode, rng)?.detach())
+    }
+    /// Whether the moving average blends buffers like parameters (the toy playground averages
+    /// the whole state dict) or copies them from G (StyleGAN2-ADA).
+    fn averages_buffers(&self) -> bool {
+        true
     }
 }
 
@@ -80,7 +87,7 @@ pub trait Discriminator: Network {
 
 /// The real data: batches drawn from the training stream.
 pub trait RealData {
-    fn sample(&mut self, rng: &mut rand_chacha::ChaCha8Rng, batch: usize) -> Result<Tensor>;
+    fn sample(&mut self, rng: &mut ChaCha8Rng, batch: usize) -> Result<Tensor>;
 }
 
 /// Makes candle's backward passes build differentiable gradients (its

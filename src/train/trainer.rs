@@ -97,6 +97,16 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
         self.g_penalty = Some(penalty);
     }
 
+    /// The augmentation's state (e.g. ADA's p), when one is set.
+    pub fn augment_state(&self) -> Option<serde_json::Value> {
+        self.augment.as_ref().map(|a| a.state())
+    }
+
+    /// The generator penalty's state (e.g. the mean path length), when one is set.
+    pub fn generator_penalty_state(&self) -> Option<serde_json::Value> {
+        self.g_penalty.as_ref().map(|p| p.state())
+    }
+
     /// `x` as D sees it: augmented when an augmentation is set.
     fn for_d(&mut self, x: Tensor) -> Result<Tensor> {
         match &self.augment {
@@ -114,40 +124,41 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
         Ok(Tensor::from_vec(values, (n, dim), &self.device)?)
     }
 
-    /// One D step: real and fake batches, the loss and its penalty, one Adam update.
+    /// One D step: real and fake batches, the loss (with R1 when it is not lazy), one Adam
+    /// update; with a lazy R1 due, then a separate R1 update (the reference's `Dreg` phase).
     fn d_step(&mut self, data: &mut impl RealData) -> Result<f64> {
         let batch = self.config.batch;
-        let real = data.sample(&mut self.rng, batch)?;
-        let real = self.for_d(real)?;
+        let real_images = data.sample(&mut self.rng, batch)?;
         let z = self.latents(batch)?;
         // Train mode: the fake batch updates G's running statistics, as in the reference.
-        let fake = self.g.forward_detached(&z, Mode::Train)?;
-        let fake = self.for_d(fake)?;
-        // A lazy R1 step needs D's input gradient at the reals, so their logits come from
-        // that pass; otherwise real and fake logits may share one.
-        let r1_now = match self.config.penalty {
-            Penalty::R1 { gamma, every }
-                if every > 0 && self.d_steps.is_multiple_of(every as u64) =>
-            {
-                Some((gamma, every))
+        let fake = self.g.forward_detached(&z, Mode::Train, &mut self.rng)?;
+        let r1_due = match self.config.penalty {
+            Penalty::R1 { gamma, every } if self.d_steps.is_multiple_of(every.max(1) as u64) => {
+                Some((gamma, every.max(1)))
             }
             _ => None,
         };
-        let (real_logits, fake_logits, real_grad) = match r1_now {
-            Some(_) => {
-                let (logits, grad) = self.d.forward_with_input_grad(&real)?;
-                (logits, self.d.forward(&fake)?, Some(grad))
+        // R1 inside the D loss needs D's input gradient at the reals, so their logits come
+        // from that pass; otherwise real and fake logits may share one.
+        let (real, real_logits, fake, fake_logits, r1_grad) = match r1_due {
+            Some((_, 1)) => {
+                let (real, logits, grad) = self.real_logits_with_grad(&real_images)?;
+                let fake = self.for_d(fake)?;
+                let fake_logits = self.d.forward(&fake)?;
+                (real, logits, fake, fake_logits, Some(grad))
             }
-            None => {
+            _ => {
+                let real = self.for_d(real_images.clone())?;
+                let fake = self.for_d(fake)?;
                 let (r, f) = self.logits_pair(&real, &fake)?;
-                (r, f, None)
+                (real, r, fake, f, None)
             }
         };
         if let Some(augment) = &mut self.augment {
             augment.observe_real_logits(&real_logits.detach(), self.images_seen + batch as u64)?;
         }
         let mut total = self.config.loss.discriminator(&real_logits, &fake_logits)?;
-        if let (Some((gamma, every)), Some(grad)) = (r1_now, &real_grad) {
+        if let (Some((gamma, every)), Some(grad)) = (r1_due, &r1_grad) {
             total = (total + loss::r1(grad, gamma, every)?)?;
         }
         if let Penalty::WganGp { weight } = self.config.penalty {
@@ -161,11 +172,33 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
             total = (total + loss::wgan_gp(&logits, &grad, weight)?)?;
         }
         total = total.to_dtype(DType::F32)?;
-        let grads = total.backward()?;
-        self.opt_d.step(&grads)?;
+        self.opt_d.step(&total.backward()?)?;
+        if let Some((gamma, every)) = r1_due.filter(|&(_, every)| every > 1) {
+            let (_, _, grad) = self.real_logits_with_grad(&real_images)?;
+            let r1 = loss::r1(&grad, gamma, every)?.to_dtype(DType::F32)?;
+            self.opt_d.step_regulariser(&r1.backward()?)?;
+        }
         self.d_steps += 1;
         self.images_seen += batch as u64;
         Ok(total.to_scalar::<f32>()? as f64)
+    }
+
+    /// The reals as D sees them, D's logits and their gradient with respect to the reals
+    /// before augmentation (as the reference takes R1), built from differentiable operations.
+    /// Through an augmentation this needs [`super::keep_gradient_graphs`].
+    fn real_logits_with_grad(&mut self, real: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        let Some(augment) = &self.augment else {
+            let (logits, grad) = self.d.forward_with_input_grad(real)?;
+            return Ok((real.clone(), logits, grad));
+        };
+        let input = candle_core::Var::from_tensor(real)?;
+        let seen = augment.apply(input.as_tensor(), &mut self.rng)?;
+        let logits = self.d.forward(&seen)?;
+        let grads = logits.sum_all()?.backward()?;
+        let grad = grads.get(input.as_tensor()).cloned().ok_or_else(|| {
+            Error::invalid("the discriminator's output does not depend on its input")
+        })?;
+        Ok((seen, logits.detach(), grad))
     }
 
     /// Logits of a real and a fake batch; one pass over both (fewer, larger operations) when
@@ -179,25 +212,38 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
         Ok((logits.narrow(0, 0, n)?, logits.narrow(0, n, fake.dim(0)?)?))
     }
 
-    /// One G step and the moving-average update.
+    /// One G step, with a lazy G penalty due a separate update after it (the reference's
+    /// `Greg` phase), and the moving-average update.
     fn g_step(&mut self) -> Result<f64> {
         let z = self.latents(self.config.batch)?;
-        let fake = self.g.forward(&z, Mode::Train)?;
+        let fake = self.g.forward(&z, Mode::Train, &mut self.rng)?;
         let fake = self.for_d(fake)?;
         let mut loss = self.config.loss.generator(&self.d.forward_frozen(&fake)?)?;
-        if let Some(penalty) = &mut self.g_penalty {
-            if self.g_steps.is_multiple_of(penalty.every().max(1)) {
-                let extra = penalty.penalty(&mut self.g, &mut self.rng, self.config.batch)?;
-                let extra = extra.to_dtype(loss.dtype())?;
-                loss = (loss + extra)?;
-            }
+        let penalty_every = match &self.g_penalty {
+            Some(p) if self.g_steps.is_multiple_of(p.every().max(1)) => Some(p.every().max(1)),
+            _ => None,
+        };
+        if penalty_every == Some(1) {
+            let extra = self.generator_penalty()?.to_dtype(loss.dtype())?;
+            loss = (loss + extra)?;
         }
-        let grads = loss.backward()?;
-        self.opt_g.step(&grads)?;
+        self.opt_g.step(&loss.backward()?)?;
+        if penalty_every.is_some_and(|every| every > 1) {
+            let extra = self.generator_penalty()?.to_dtype(DType::F32)?;
+            self.opt_g.step_regulariser(&extra.backward()?)?;
+        }
         let beta = self.config.ema.beta(self.config.batch, self.images_seen);
         blend(&mut self.g_ema, &self.g, beta)?;
         self.g_steps += 1;
         Ok(loss.to_scalar::<f32>()? as f64)
+    }
+
+    fn generator_penalty(&mut self) -> Result<Tensor> {
+        let penalty = self
+            .g_penalty
+            .as_mut()
+            .expect("called only with a penalty set");
+        penalty.penalty(&mut self.g, &mut self.rng, self.config.batch)
     }
 
     /// D steps until the next G step is due, then that G step (the reference loop's order:
@@ -366,15 +412,20 @@ fn check_shape(found: &Tensor, expected: &Tensor, prefix: &str, name: &str) -> R
     Ok(())
 }
 
-/// avg ← β·avg + (1 − β)·net, for parameters and buffers alike (as the reference blends the
-/// whole state dict).
+/// avg ← β·avg + (1 − β)·net for parameters; buffers are blended too or copied, as the
+/// generator asks ([`Generator::averages_buffers`]).
 fn blend<G: Generator>(avg: &mut G, net: &G, beta: f64) -> Result<()> {
     for ((_, a), (_, n)) in avg.parameters().iter().zip(net.parameters()) {
         a.set(&mix(a.as_tensor(), n.as_tensor(), beta)?)?;
     }
     let incoming = net.buffers();
     for ((name, a), (_, n)) in avg.buffers().into_iter().zip(incoming) {
-        avg.set_buffer(&name, mix(&a, &n, beta)?)?;
+        let value = if net.averages_buffers() {
+            mix(&a, &n, beta)?
+        } else {
+            n.copy()?
+        };
+        avg.set_buffer(&name, value)?;
     }
     Ok(())
 }

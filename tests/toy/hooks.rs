@@ -195,12 +195,12 @@ fn bias_values(t: &ToyTrainer) -> Vec<f32> {
 }
 
 #[test]
-fn lazy_generator_penalty_runs_every_k_steps_inside_the_g_loss() {
+fn generator_penalty_every_step_is_part_of_the_g_loss() {
     let calls = Arc::new(AtomicUsize::new(0));
     let mut t = trainer(1);
     t.set_generator_penalty(Box::new(BiasSum {
         weight: 1e6,
-        every: 2,
+        every: 1,
         calls: calls.clone(),
     }));
     let before = bias_values(&t);
@@ -210,11 +210,48 @@ fn lazy_generator_penalty_runs_every_k_steps_inside_the_g_loss() {
     for (b, a) in before.iter().zip(&after) {
         assert!(((a - b) + 2e-4).abs() < 1e-7, "{b} → {a}");
     }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(t.checkpoint(MODEL).unwrap().meta.adam_steps_g, 1);
+}
+
+#[test]
+fn lazy_generator_penalty_is_a_separate_update_every_k_steps() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut t = trainer(1);
+    t.set_generator_penalty(Box::new(BiasSum {
+        weight: 1e6,
+        every: 2,
+        calls: calls.clone(),
+    }));
+    let mut plain = trainer(1);
+    plain.cycle(&mut data()).unwrap();
+    t.cycle(&mut data()).unwrap();
+    // The G-loss update equals a plain run's; then the penalty's own update: Adam with
+    // β1 = 0.5, β2 = 0.999 on a dominating gradient w after a first gradient g ≪ w moves by
+    // lr/(1 − β1²) · (1 − β1) w / (√((1 − β2) w² / (1 − β2²)) + ε) ≈ lr · (2/3) · √(1 + β2).
+    let step = 2e-4 * (2.0 / 3.0) * 1.999f64.sqrt();
+    for (b, a) in bias_values(&plain).iter().zip(bias_values(&t)) {
+        assert!(((a - b) as f64 + step).abs() < 1e-6, "{b} → {a}");
+    }
     for _ in 0..5 {
         t.cycle(&mut data()).unwrap();
     }
-    // At G steps 0, 2 and 4.
+    // At G steps 0, 2 and 4, each an extra Adam update of G.
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     let meta = t.checkpoint(MODEL).unwrap().meta;
     assert_eq!(meta.g_penalty.unwrap()["calls"], 3);
+    assert_eq!((meta.adam_steps_g, meta.adam_steps_d), (6 + 3, 6));
+}
+
+#[test]
+fn lazy_r1_is_a_separate_d_update_every_k_steps() {
+    for (every, extra) in [(1, 0), (4, 2)] {
+        let config = playground_config(Loss::Vanilla, Penalty::R1 { gamma: 1.0, every }, 1);
+        let mut t = new_trainer(config, 16, 4).unwrap();
+        for _ in 0..8 {
+            t.cycle(&mut data()).unwrap();
+        }
+        // Lazy: at D steps 0 and 4.
+        assert_eq!(t.checkpoint(MODEL).unwrap().meta.adam_steps_d, 8 + extra);
+    }
 }

@@ -71,9 +71,13 @@ fn detached_generator_pass_equals_the_recorded_one() {
     let mut twin = g.deep_copy().unwrap();
     let z = Tensor::randn(0f32, 1.0, (32, 64), &Device::Cpu).unwrap();
     for mode in [Mode::Train, Mode::Train, Mode::Eval] {
-        let a = g.forward(&z, mode).unwrap().to_vec2::<f32>().unwrap();
+        let a = g
+            .forward(&z, mode, &mut rng)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
         let b = twin
-            .forward_detached(&z, mode)
+            .forward_detached(&z, mode, &mut rng)
             .unwrap()
             .to_vec2::<f32>()
             .unwrap();
@@ -96,8 +100,8 @@ fn frozen_discriminator_gives_the_generator_the_same_gradients() {
     let mut g = MlpGenerator::new(&mut rng, 16, &Device::Cpu).unwrap();
     let d = MlpDiscriminator::new(&mut rng, 16, &Device::Cpu).unwrap();
     let z = Tensor::randn(0f32, 1.0, (32, 64), &Device::Cpu).unwrap();
-    let grads = |frozen: bool, g: &mut MlpGenerator| {
-        let fake = g.forward(&z, Mode::Eval).unwrap();
+    let mut grads = |frozen: bool, g: &mut MlpGenerator| {
+        let fake = g.forward(&z, Mode::Eval, &mut rng).unwrap();
         let logits = if frozen {
             d.forward_frozen(&fake).unwrap()
         } else {

@@ -6,6 +6,7 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 use whichgan::train::{Discriminator, Generator, Mode, Network};
 use whichgan::{Error, Result};
 
@@ -255,11 +256,16 @@ impl Generator for MlpGenerator {
         })
     }
 
-    fn forward(&mut self, z: &Tensor, mode: Mode) -> Result<Tensor> {
+    fn forward(&mut self, z: &Tensor, mode: Mode, _rng: &mut ChaCha8Rng) -> Result<Tensor> {
         self.run(z, mode, true)
     }
 
-    fn forward_detached(&mut self, z: &Tensor, mode: Mode) -> Result<Tensor> {
+    fn forward_detached(
+        &mut self,
+        z: &Tensor,
+        mode: Mode,
+        _rng: &mut ChaCha8Rng,
+    ) -> Result<Tensor> {
         self.run(z, mode, false)
     }
 }

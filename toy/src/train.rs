@@ -154,41 +154,12 @@ pub fn sample_generator(
         .map(|_| rng.sample(rand_distr::StandardNormal))
         .collect();
     let z = Tensor::from_vec(values, (n, g.latent_dim()), &Device::Cpu)?;
-    tensor_points(&g.forward_detached(&z, Mode::Eval)?)
+    tensor_points(&g.forward_detached(&z, Mode::Eval, rng)?)
 }
 
 /// The run's JSONL log: one line per evaluation (G step, losses of that step, W1 of G and
 /// G-EMA).
 pub const LOG_FILE: &str = "log.jsonl";
-
-fn append_log(path: &Path, entry: &serde_json::Value) -> Result<()> {
-    use std::io::Write;
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
-    writeln!(file, "{entry}").map_err(|e| Error::io(path, e))
-}
-
-/// Drops log lines written after `g_step` (by a run killed after its last checkpoint), so a
-/// resumed run's log equals an uninterrupted run's.
-fn truncate_log(path: &Path, g_step: u64) -> Result<()> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Ok(());
-    };
-    let kept: String = text
-        .lines()
-        .filter(|line| {
-            serde_json::from_str::<serde_json::Value>(line)
-                .ok()
-                .and_then(|v| v["g_step"].as_u64())
-                .is_some_and(|s| s <= g_step)
-        })
-        .map(|line| format!("{line}\n"))
-        .collect();
-    whichgan::io::write_atomic(path, kept.as_bytes())
-}
 
 /// One W1 evaluation.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -277,7 +248,7 @@ impl EvalHook<MlpGenerator, MlpDiscriminator> for ToyHook<'_> {
         if last || (self.eval_every > 0 && step.is_multiple_of(self.eval_every)) {
             let point = evaluate(trainer, self.target, self.seed)?;
             self.history.push(point);
-            append_log(
+            whichgan::io::append_jsonl(
                 &self.out.join(LOG_FILE),
                 &serde_json::json!({
                     "g_step": step,
@@ -391,7 +362,9 @@ pub fn train_run(opts: &TrainOptions) -> Result<TrainSummary> {
     }
     prepare_out(&opts.out, opts.resume, opts.overwrite)?;
     match resumed_from {
-        Some(step) => truncate_log(&opts.out.join(LOG_FILE), step)?,
+        Some(step) => {
+            whichgan::io::truncate_jsonl(&opts.out.join(LOG_FILE), "g_step", step as f64)?
+        }
         None => {
             let log = opts.out.join(LOG_FILE);
             if log.exists() {

@@ -1,0 +1,235 @@
+//! `whichgan train`: StyleGAN2-ADA training and fine-tuning.
+
+use crate::device::parse_device;
+use crate::report::Report;
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+use whichgan::stylegan2::presets::{Preset, NAMES};
+use whichgan::stylegan2::run::{
+    train_run, AugMode, AugOptions, MetricOptions, RunOptions, RunSpec,
+};
+use whichgan::train::Checkpoint;
+use whichgan::{Error, Result};
+
+#[derive(Args)]
+#[command(after_help = "Examples:\n  \
+    whichgan dataset synth --out shapes.zip --n 2000 --res 32\n  \
+    whichgan train --data shapes.zip --out runs/shapes --cfg cifar --kimg 200\n  \
+    whichgan train --data flowers.zip --out runs/flowers --cfg paper256 --mirror \\\n      \
+    --resume imagenet-256-state.pt --freezed 4 --kimg 1000 --inception pt_inception.pth\n  \
+    whichgan train --data flowers.zip --out runs/flowers --cfg paper256 --mirror \\\n      \
+    --resume runs/flowers/network-snapshot-000200.safetensors --kimg 1000\n\n\
+    --resume takes a pretrained checkpoint (official/study .pt, safetensors with G./D./G_ema.\n\
+    tensors) to fine-tune from, or a snapshot of a whichgan run to continue it exactly (with the\n\
+    same options). Snapshots write network-snapshot-<kimg>.safetensors (usable by generate,\n\
+    select, features), fakes<kimg>.png and a line of log.jsonl.")]
+pub struct TrainArgs {
+    /// Training images: a folder or a dataset .zip (square, one power-of-two size).
+    #[arg(long)]
+    data: PathBuf,
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// Configuration preset.
+    #[arg(long, default_value = "auto", value_parser = clap::builder::PossibleValuesParser::new(NAMES))]
+    cfg: String,
+    /// Training length in thousands of real images shown to D (default: the preset's).
+    #[arg(long)]
+    kimg: Option<f64>,
+    /// Batch size (default: the preset's).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// R1 weight γ (default: the preset's).
+    #[arg(long)]
+    gamma: Option<f64>,
+    /// Add x-flipped copies of the images.
+    #[arg(long)]
+    mirror: bool,
+    /// Augmentation: ada (adaptive p), fixed (p stays at --p), noaug.
+    #[arg(long, value_enum, default_value_t = AugArg::Ada)]
+    aug: AugArg,
+    /// Augmentation probability to start from (ada) or keep (fixed).
+    #[arg(long, default_value_t = 0.0)]
+    p: f64,
+    /// ADA's target for E[sign D(real)].
+    #[arg(long, default_value_t = 0.6)]
+    target: f64,
+    /// Augmentation pipeline: blit, geom, color, bg, bgc.
+    #[arg(long, default_value = "bgc")]
+    augpipe: String,
+    /// Freeze the first N discriminator layers (Freeze-D).
+    #[arg(long, default_value_t = 0)]
+    freezed: usize,
+    /// Pretrained checkpoint to fine-tune from, or a snapshot of this run to continue.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Seed of the initialisation and of every random draw of training.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// A log line every this many kimg.
+    #[arg(long, default_value_t = 4.0)]
+    tick: f64,
+    /// A snapshot every this many kimg (a multiple of --tick; the official --snap 50 counts
+    /// ticks of 4 kimg: 200 kimg).
+    #[arg(long, default_value_t = 200.0)]
+    snap: f64,
+    /// Images in each snapshot's grid.
+    #[arg(long, default_value_t = 32)]
+    grid: usize,
+    /// FID Inception weights: FID, KID, precision and recall at each snapshot.
+    #[arg(long)]
+    inception: Option<PathBuf>,
+    /// VGG16 weights for precision and recall (else Inception features).
+    #[arg(long, requires = "inception")]
+    vgg16: Option<PathBuf>,
+    /// Generated images per snapshot evaluation.
+    #[arg(long, default_value_t = 5000)]
+    metrics_n: usize,
+    /// Channel base of new networks (default: the preset's, 16384 or 32768).
+    #[arg(long)]
+    cbase: Option<usize>,
+    /// Channel maximum of new networks.
+    #[arg(long)]
+    cmax: Option<usize>,
+    /// Mapping layers of new networks.
+    #[arg(long)]
+    map: Option<usize>,
+    /// z and w dimension of new networks.
+    #[arg(long)]
+    zdim: Option<usize>,
+    /// Start over in a non-empty --out folder.
+    #[arg(long)]
+    overwrite: bool,
+    /// cpu (cuda:N in a CUDA build)
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Print one JSON object on stdout instead of the human summary (and no progress bar).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AugArg {
+    Ada,
+    Fixed,
+    Noaug,
+}
+
+/// The pretrained checkpoint a snapshot's run started from, when `path` is a snapshot of a
+/// whichgan run (`Some(None)`: trained from scratch); `None` for any other file.
+fn snapshot_start(path: &std::path::Path) -> Option<Option<String>> {
+    let ckpt = Checkpoint::load(path, &candle_core::Device::Cpu).ok()?;
+    let start = &ckpt.meta.extra["spec"]["start"];
+    Some(start.as_str().map(str::to_owned))
+}
+
+impl TrainArgs {
+    fn options(&self) -> Result<RunOptions> {
+        let dataset = whichgan::dataset::ImageDataset::open(&self.data)?;
+        let (w, _) = dataset.image_size(whichgan::dataset::Resize::None, false)?;
+        let mut preset = Preset::new(&self.cfg, w as usize)?;
+        let snapshot = self.resume.as_deref().and_then(snapshot_start);
+        let continuing = snapshot.is_some();
+        let start = match (&self.resume, snapshot) {
+            (_, Some(start)) => start,
+            (Some(path), None) => {
+                whichgan::io::check_readable_file(path)?;
+                Some(path.display().to_string())
+            }
+            (None, None) => None,
+        };
+        if start.is_some() {
+            // As the reference does for fine-tuning: a faster ADA, no EMA ramp-up.
+            preset.ema_rampup = None;
+        }
+        for (value, field, flag) in [
+            (self.batch, &mut preset.batch, "--batch"),
+            (self.cbase, &mut preset.channel_base, "--cbase"),
+            (self.cmax, &mut preset.channel_max, "--cmax"),
+            (self.map, &mut preset.mapping_layers, "--map"),
+            (self.zdim, &mut preset.z_dim, "--zdim"),
+        ] {
+            if let Some(v) = value {
+                if v == 0 {
+                    return Err(Error::invalid(format!("{flag} must be at least 1")));
+                }
+                *field = v;
+            }
+        }
+        if let Some(gamma) = self.gamma {
+            if !(gamma >= 0.0 && gamma.is_finite()) {
+                return Err(Error::invalid(format!("--gamma must be ≥ 0, got {gamma}")));
+            }
+            preset.gamma = gamma;
+        }
+        if !(0.0..=1.0).contains(&self.p) {
+            return Err(Error::invalid(format!(
+                "--p must be in [0, 1], got {}",
+                self.p
+            )));
+        }
+        let mode = match self.aug {
+            AugArg::Ada => AugMode::Ada {
+                target: self.target,
+                speed_kimg: if start.is_some() { 100.0 } else { 500.0 },
+            },
+            AugArg::Fixed => AugMode::Fixed,
+            AugArg::Noaug => AugMode::NoAug,
+        };
+        whichgan::stylegan2::augment::AugmentSpec::preset(&self.augpipe)?;
+        let kimg = self.kimg.unwrap_or(preset.kimg);
+        if !(kimg > 0.0 && kimg.is_finite()) {
+            return Err(Error::invalid(format!(
+                "--kimg must be positive, got {kimg}"
+            )));
+        }
+        let spec = RunSpec {
+            preset,
+            seed: self.seed,
+            mirror: self.mirror,
+            aug: AugOptions {
+                mode,
+                pipe: self.augpipe.clone(),
+                p: self.p,
+            },
+            freezed: self.freezed,
+            start,
+        };
+        Ok(RunOptions {
+            spec,
+            data: self.data.clone(),
+            out: self.out.clone(),
+            kimg,
+            tick_kimg: self.tick,
+            snap_kimg: self.snap,
+            resume: self.resume.clone().filter(|_| continuing),
+            metrics: self.inception.as_ref().map(|inception| MetricOptions {
+                inception: inception.clone(),
+                vgg16: self.vgg16.clone(),
+                n: self.metrics_n,
+            }),
+            grid: self.grid,
+            device: parse_device(&self.device)?,
+            progress: !self.json,
+            overwrite: self.overwrite,
+        })
+    }
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    let opts = args.options()?;
+    let summary = train_run(&opts)?;
+    let mut report = Report::new()
+        .with("kimg", summary.kimg)
+        .with("g_steps", summary.g_steps)
+        .with("last_snapshot", summary.last_snapshot.display().to_string())
+        .with("log", opts.out.join("log.jsonl").display().to_string());
+    if let Some(kimg) = summary.resumed_from_kimg {
+        report = report.with("resumed_from_kimg", kimg);
+    }
+    if let Some(scores) = summary.last_scores {
+        report = report.with("scores", scores);
+    }
+    report.print(args.json);
+    Ok(())
+}

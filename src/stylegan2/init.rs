@@ -1,0 +1,171 @@
+//! Fresh StyleGAN2 networks, initialised as the reference initialises them, for training from
+//! scratch: the state dicts are built here and loaded like any checkpoint.
+
+use super::{Discriminator, Generator, Weights};
+use crate::Result;
+use candle_core::{Device, Tensor};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+use std::collections::HashMap;
+
+/// The sizes that define a StyleGAN2 pair (unconditional).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Architecture {
+    pub resolution: usize,
+    pub img_channels: usize,
+    pub z_dim: usize,
+    pub w_dim: usize,
+    pub mapping_layers: usize,
+    /// Channels of a block at resolution r: min(channel_base / r, channel_max).
+    pub channel_base: usize,
+    pub channel_max: usize,
+    /// D with resnet blocks (else `orig`: no skip paths).
+    pub d_resnet: bool,
+}
+
+impl Architecture {
+    fn channels(&self, res: usize) -> usize {
+        (self.channel_base / res).min(self.channel_max)
+    }
+
+    /// Resolutions 4, 8, …, `resolution`.
+    fn resolutions(&self) -> Vec<usize> {
+        std::iter::successors(Some(4), |r| Some(r * 2))
+            .take_while(|&r| r <= self.resolution)
+            .collect()
+    }
+
+    /// A generator initialised from `rng` (weights standard normal, mapping weights divided by
+    /// its learning-rate multiplier, affine biases 1, other biases and noise strengths 0,
+    /// `w_avg` 0, noise images standard normal).
+    pub fn generator(&self, rng: &mut ChaCha8Rng, device: &Device) -> Result<Generator> {
+        let mut t = Tensors::new(rng, device);
+        for i in 0..self.mapping_layers {
+            let input = if i == 0 { self.z_dim } else { self.w_dim };
+            t.normal(
+                &format!("mapping.fc{i}.weight"),
+                &[self.w_dim, input],
+                100.0,
+            )?;
+            t.fill(&format!("mapping.fc{i}.bias"), &[self.w_dim], 0.0)?;
+        }
+        t.fill("mapping.w_avg", &[self.w_dim], 0.0)?;
+        let mut input = 0;
+        for res in self.resolutions() {
+            let out = self.channels(res);
+            let name = format!("synthesis.b{res}");
+            if res == 4 {
+                t.normal(&format!("{name}.const"), &[out, 4, 4], 1.0)?;
+            } else {
+                t.synthesis_layer(&format!("{name}.conv0"), input, out, res, self.w_dim)?;
+            }
+            t.synthesis_layer(&format!("{name}.conv1"), out, out, res, self.w_dim)?;
+            t.affine(&format!("{name}.torgb"), out, self.w_dim)?;
+            t.normal(
+                &format!("{name}.torgb.weight"),
+                &[self.img_channels, out, 1, 1],
+                1.0,
+            )?;
+            t.fill(&format!("{name}.torgb.bias"), &[self.img_channels], 0.0)?;
+            input = out;
+        }
+        Generator::load(&Weights::new(t.tensors, "a fresh generator"))
+    }
+
+    /// A discriminator initialised from `rng` (weights standard normal, biases 0), with
+    /// minibatch-standard-deviation groups of `mbstd_group`.
+    pub fn discriminator(
+        &self,
+        rng: &mut ChaCha8Rng,
+        mbstd_group: usize,
+        device: &Device,
+    ) -> Result<Discriminator> {
+        let mut t = Tensors::new(rng, device);
+        for res in self.resolutions().into_iter().rev().filter(|&r| r > 4) {
+            let (tmp, out) = (self.channels(res), self.channels(res / 2));
+            let name = format!("b{res}");
+            if res == self.resolution {
+                t.conv(&format!("{name}.fromrgb"), tmp, self.img_channels, 1, true)?;
+            }
+            t.conv(&format!("{name}.conv0"), tmp, tmp, 3, true)?;
+            t.conv(&format!("{name}.conv1"), out, tmp, 3, true)?;
+            if self.d_resnet {
+                t.conv(&format!("{name}.skip"), out, tmp, 1, false)?;
+            }
+        }
+        let c = self.channels(4);
+        t.conv("b4.conv", c, c + 1, 3, true)?;
+        t.normal("b4.fc.weight", &[c, c * 16], 1.0)?;
+        t.fill("b4.fc.bias", &[c], 0.0)?;
+        t.normal("b4.out.weight", &[1, c], 1.0)?;
+        t.fill("b4.out.bias", &[1], 0.0)?;
+        Discriminator::load(
+            &Weights::new(t.tensors, "a fresh discriminator"),
+            mbstd_group,
+        )
+    }
+}
+
+/// A state dict under construction; draws come from one stream in creation order.
+struct Tensors<'a> {
+    rng: &'a mut ChaCha8Rng,
+    device: Device,
+    tensors: HashMap<String, Tensor>,
+}
+
+impl<'a> Tensors<'a> {
+    fn new(rng: &'a mut ChaCha8Rng, device: &Device) -> Self {
+        Tensors {
+            rng,
+            device: device.clone(),
+            tensors: HashMap::new(),
+        }
+    }
+
+    /// Standard-normal values times `scale`.
+    fn normal(&mut self, name: &str, shape: &[usize], scale: f32) -> Result<()> {
+        let n = shape.iter().product();
+        let values: Vec<f32> = (0..n)
+            .map(|_| scale * self.rng.sample::<f32, _>(StandardNormal))
+            .collect();
+        let t = Tensor::from_vec(values, shape, &self.device)?;
+        self.tensors.insert(name.to_owned(), t);
+        Ok(())
+    }
+
+    fn fill(&mut self, name: &str, shape: &[usize], value: f32) -> Result<()> {
+        let t = Tensor::full(value, shape, &self.device)?;
+        self.tensors.insert(name.to_owned(), t);
+        Ok(())
+    }
+
+    /// The style affine of a modulated layer: its bias starts at 1.
+    fn affine(&mut self, layer: &str, input: usize, w_dim: usize) -> Result<()> {
+        self.normal(&format!("{layer}.affine.weight"), &[input, w_dim], 1.0)?;
+        self.fill(&format!("{layer}.affine.bias"), &[input], 1.0)
+    }
+
+    fn synthesis_layer(
+        &mut self,
+        name: &str,
+        input: usize,
+        out: usize,
+        res: usize,
+        w_dim: usize,
+    ) -> Result<()> {
+        self.affine(name, input, w_dim)?;
+        self.normal(&format!("{name}.weight"), &[out, input, 3, 3], 1.0)?;
+        self.fill(&format!("{name}.noise_strength"), &[], 0.0)?;
+        self.fill(&format!("{name}.bias"), &[out], 0.0)?;
+        self.normal(&format!("{name}.noise_const"), &[res, res], 1.0)
+    }
+
+    fn conv(&mut self, name: &str, out: usize, input: usize, k: usize, bias: bool) -> Result<()> {
+        self.normal(&format!("{name}.weight"), &[out, input, k, k], 1.0)?;
+        if bias {
+            self.fill(&format!("{name}.bias"), &[out], 0.0)?;
+        }
+        Ok(())
+    }
+}

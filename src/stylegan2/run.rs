@@ -1,0 +1,628 @@
+//! A StyleGAN2-ADA training run (`whichgan train`): the shared trainer with a preset's
+//! settings, ADA and path-length regularisation; ticks logged as JSON lines; snapshots
+//! (checkpoint, image grid, metrics); exact resume from any snapshot, or a fine-tune started
+//! from a pretrained checkpoint (official/study `.pt`, safetensors).
+
+use super::augment::{Ada, AugmentPipe, AugmentSpec};
+use super::latents::latent_for_seed;
+use super::presets::Preset;
+use super::training::PathLength;
+use super::weights::load_network;
+use super::{Discriminator, Generator, NoiseMode, TrainingSet};
+use crate::dataset::ImageDataset;
+use crate::features::{Extraction, ExtractorKind, FeatureCache, ImageSource};
+use crate::metrics::frechet::KidParams;
+use crate::select::{score, FeatureSets, SourceScores};
+use crate::train::{Checkpoint, EvalHook, Network, StepReport, Trainer};
+use crate::{Error, Result};
+use candle_core::{Device, Tensor};
+use indicatif::ProgressBar;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Name of the model in checkpoints.
+pub const MODEL: &str = "stylegan2";
+/// The run's log: one JSON line per tick.
+pub const LOG_FILE: &str = "log.jsonl";
+
+pub type StyleGan2Trainer = Trainer<Generator, Discriminator>;
+
+/// How D's inputs are augmented.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AugMode {
+    /// p adjusted towards E[sign D(real)] = `target`, a unit change in `speed_kimg` kimg.
+    Ada { target: f64, speed_kimg: f64 },
+    /// p fixed.
+    Fixed,
+    /// No augmentation.
+    NoAug,
+}
+
+/// The augmentation of a run: mode, pipeline preset (`bgc`, …) and starting p.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AugOptions {
+    pub mode: AugMode,
+    pub pipe: String,
+    pub p: f64,
+}
+
+/// What a run trains and how: resuming needs all of it unchanged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    pub preset: Preset,
+    pub seed: u64,
+    pub mirror: bool,
+    pub aug: AugOptions,
+    /// Discriminator layers frozen (Freeze-D).
+    pub freezed: usize,
+    /// The pretrained checkpoint the run started from, if any.
+    pub start: Option<String>,
+}
+
+/// Metrics computed at each snapshot against the training set.
+#[derive(Debug, Clone)]
+pub struct MetricOptions {
+    /// FID Inception weights (FID and KID; precision/recall too without VGG16).
+    pub inception: PathBuf,
+    /// VGG16 weights for precision and recall.
+    pub vgg16: Option<PathBuf>,
+    /// Generated images per evaluation.
+    pub n: usize,
+}
+
+/// Everything `whichgan train` needs.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub spec: RunSpec,
+    pub data: PathBuf,
+    pub out: PathBuf,
+    /// Train until this many thousand real images have been shown to D.
+    pub kimg: f64,
+    /// A log line every this many kimg.
+    pub tick_kimg: f64,
+    /// A snapshot every this many kimg (a multiple of the tick), and at the end.
+    pub snap_kimg: f64,
+    /// A checkpoint of ours to continue exactly.
+    pub resume: Option<PathBuf>,
+    pub metrics: Option<MetricOptions>,
+    /// Images in each snapshot's grid.
+    pub grid: usize,
+    pub device: Device,
+    pub progress: bool,
+    pub overwrite: bool,
+}
+
+/// Where the tick and snapshot schedule stands (kept in checkpoints).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct RunState {
+    spec: RunSpec,
+    next_tick: u64,
+    next_snap: u64,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub kimg: f64,
+    pub g_steps: u64,
+    pub last_snapshot: PathBuf,
+    pub resumed_from_kimg: Option<f64>,
+    pub last_scores: Option<serde_json::Value>,
+}
+
+/// A fresh trainer for `spec` on images of `resolution` (from scratch, or from the networks of
+/// the pretrained checkpoint `spec.start`), with ADA and path length set as the spec says.
+pub fn new_trainer(spec: &RunSpec, resolution: usize, device: &Device) -> Result<StyleGan2Trainer> {
+    let preset = &spec.preset;
+    let (mut g, mut g_ema, mut d) = match &spec.start {
+        None => {
+            // The initialisation draws from its own stream, not the training stream.
+            let mut init = ChaCha8Rng::seed_from_u64(spec.seed);
+            init.set_stream(1);
+            let arch = preset.architecture(resolution, 3);
+            let g = arch.generator(&mut init, device)?;
+            let d = arch.discriminator(&mut init, preset.mbstd_group, device)?;
+            let g_ema = crate::train::Generator::deep_copy(&g)?;
+            (g, g_ema, d)
+        }
+        Some(path) => load_pretrained(Path::new(path), preset.mbstd_group, device)?,
+    };
+    if g.synthesis.resolution() != resolution || d.resolution != resolution {
+        return Err(Error::invalid(format!(
+            "the networks make {}×{} images, the dataset has {resolution}×{resolution}",
+            g.synthesis.resolution(),
+            g.synthesis.resolution()
+        )));
+    }
+    for net in [&mut g, &mut g_ema] {
+        net.synthesis.conv_clamp = preset.conv_clamp;
+        net.style_mixing = preset.style_mixing;
+    }
+    d.conv_clamp = preset.conv_clamp;
+    d.freeze(spec.freezed)?;
+    let mut trainer = Trainer::new(g, d, preset.train_config(), spec.seed, device)?;
+    trainer.g_ema = g_ema;
+    if preset.pl_weight > 0.0 {
+        trainer.set_generator_penalty(Box::new(PathLength::official(preset.pl_weight)));
+    }
+    if spec.aug.mode != AugMode::NoAug {
+        let pipe = AugmentPipe::new(AugmentSpec::preset(&spec.aug.pipe)?, spec.aug.p as f32);
+        let mut ada = Ada::new(pipe, matches!(spec.aug.mode, AugMode::Ada { .. }));
+        if let AugMode::Ada { target, speed_kimg } = spec.aug.mode {
+            ada.target = target;
+            ada.speed_kimg = speed_kimg;
+        }
+        trainer.set_augment(Box::new(ada));
+    }
+    Ok(trainer)
+}
+
+/// G, G_ema (G's when the file has none) and D of a pretrained checkpoint; every tensor of
+/// the file must find its place (the official fixed resampling filters aside).
+fn load_pretrained(
+    path: &Path,
+    mbstd_group: usize,
+    device: &Device,
+) -> Result<(Generator, Generator, Discriminator)> {
+    let g_weights = load_network(path, "G", device)?;
+    let g = Generator::load(&g_weights)?;
+    let g_ema = match load_network(path, "G_ema", device) {
+        Ok(w) => {
+            let g_ema = Generator::load(&w)?;
+            check_all_used(path, "G_ema", w.names(), &g_ema)?;
+            g_ema
+        }
+        Err(_) => crate::train::Generator::deep_copy(&g)?,
+    };
+    let d_weights = load_network(path, "D", device)?;
+    let d = Discriminator::load(&d_weights, mbstd_group)?;
+    check_all_used(path, "G", g_weights.names(), &g)?;
+    check_all_used(path, "D", d_weights.names(), &d)?;
+    Ok((g, g_ema, d))
+}
+
+fn check_all_used<'a>(
+    path: &Path,
+    net: &str,
+    names: impl Iterator<Item = &'a str>,
+    model: &impl Network,
+) -> Result<()> {
+    let known: std::collections::HashSet<String> = model
+        .parameters()
+        .into_iter()
+        .map(|(n, _)| n)
+        .chain(model.buffers().into_iter().map(|(n, _)| n))
+        .collect();
+    let mut unused: Vec<&str> = names
+        .filter(|n| !known.contains(*n) && !n.ends_with("resample_filter"))
+        .collect();
+    unused.sort_unstable();
+    match unused.first() {
+        None => Ok(()),
+        Some(first) => Err(Error::in_file(
+            path,
+            format!(
+                "{net} has {} tensor(s) this architecture does not use, e.g. '{first}' \
+                 (a conditional or non-skip/resnet network?)",
+                unused.len()
+            ),
+        )),
+    }
+}
+
+/// The snapshot file name for `images` shown: the reference's `network-snapshot-<kimg>`, with
+/// the remainder in images when a snapshot falls inside a thousand.
+pub fn snapshot_name(images: u64) -> String {
+    match images % 1000 {
+        0 => format!("network-snapshot-{:06}.safetensors", images / 1000),
+        rest => format!(
+            "network-snapshot-{:06}.{rest:03}.safetensors",
+            images / 1000
+        ),
+    }
+}
+
+/// Trains (or resumes) a run; writes snapshots, grids, the log.
+pub fn train_run(opts: &RunOptions) -> Result<RunSummary> {
+    let dataset = ImageDataset::open(&opts.data)?;
+    let tick = kimg_images(opts.tick_kimg, "--tick")?;
+    let snap = kimg_images(opts.snap_kimg, "--snap")?;
+    if snap % tick != 0 {
+        return Err(Error::invalid(format!(
+            "--snap {} is not a multiple of --tick {}",
+            opts.snap_kimg, opts.tick_kimg
+        )));
+    }
+    let total_images = (opts.kimg * 1000.0).round() as u64;
+    let batch = opts.spec.preset.batch as u64;
+    let total_steps = total_images.div_ceil(batch);
+    // Check a resume before any work or any write.
+    let resumed = match &opts.resume {
+        Some(path) => Some(read_run_checkpoint(path, &opts.spec)?),
+        None => None,
+    };
+    prepare_out(&opts.out, resumed.is_some(), opts.overwrite)?;
+
+    let bar = progress_bar(opts.progress, total_steps);
+    bar.set_message(format!("loading {} images", dataset.len()));
+    let mut data = TrainingSet::load(&dataset, opts.spec.mirror, &opts.device, |_| {})?;
+    let mut trainer = new_trainer(&opts.spec, data.resolution(), &opts.device)?;
+    let log = opts.out.join(LOG_FILE);
+    let (state, resumed_from_kimg) = match &resumed {
+        Some((ckpt, state)) => {
+            trainer.resume(ckpt, MODEL)?;
+            let kimg = trainer.images_seen as f64 / 1000.0;
+            crate::io::truncate_jsonl(&log, "kimg", kimg)?;
+            (state.clone(), Some(kimg))
+        }
+        None => {
+            if log.exists() {
+                std::fs::remove_file(&log).map_err(|e| Error::io(&log, e))?;
+            }
+            let state = RunState {
+                spec: opts.spec.clone(),
+                next_tick: tick,
+                next_snap: snap,
+            };
+            (state, None)
+        }
+    };
+    let metrics = match &opts.metrics {
+        Some(m) => Some(Metrics::prepare(
+            m,
+            &opts.data,
+            &opts.out,
+            &opts.device,
+            &bar,
+        )?),
+        None => None,
+    };
+    let grid = grid_latents(opts.grid, trainer.g.mapping.z_dim, &opts.device)?;
+    if resumed.is_none() {
+        let reals: Vec<usize> = (0..opts.grid.min(data.len())).collect();
+        write_grid(&opts.out.join("reals.png"), &data.images(&reals)?)?;
+        write_grid(
+            &opts.out.join("fakes_init.png"),
+            &grid_images(&trainer, &grid)?,
+        )?;
+    }
+    let mut hook = RunHook {
+        opts,
+        state,
+        tick,
+        snap,
+        total_steps,
+        bar,
+        metrics,
+        grid,
+        tick_timer: Instant::now(),
+        tick_images: trainer.images_seen,
+        losses: (0.0, 0.0, 0),
+        last_snapshot: opts.resume.clone().unwrap_or_default(),
+        last_scores: None,
+    };
+    hook.bar.set_position(trainer.g_steps);
+    trainer.run(&mut data, total_steps, &mut hook)?;
+    hook.bar.finish_and_clear();
+    Ok(RunSummary {
+        kimg: trainer.images_seen as f64 / 1000.0,
+        g_steps: trainer.g_steps,
+        last_snapshot: hook.last_snapshot,
+        resumed_from_kimg,
+        last_scores: hook.last_scores,
+    })
+}
+
+fn kimg_images(kimg: f64, flag: &str) -> Result<u64> {
+    let images = (kimg * 1000.0).round();
+    if !(images >= 1.0) {
+        return Err(Error::invalid(format!(
+            "{flag} {kimg}: needs at least 0.001 kimg"
+        )));
+    }
+    Ok(images as u64)
+}
+
+/// A checkpoint of ours and its run state; its spec must equal this run's.
+fn read_run_checkpoint(path: &Path, spec: &RunSpec) -> Result<(Checkpoint, RunState)> {
+    let ckpt = Checkpoint::load(path, &Device::Cpu)?;
+    if ckpt.meta.model != MODEL {
+        return Err(Error::in_file(
+            path,
+            format!("a '{}' checkpoint, not a StyleGAN2 run", ckpt.meta.model),
+        ));
+    }
+    let state: RunState = serde_json::from_value(ckpt.meta.extra.clone())
+        .map_err(|e| Error::in_file(path, format!("unreadable run state: {e}")))?;
+    if state.spec != *spec {
+        let (was, now) = (to_flat(&state.spec), to_flat(spec));
+        let differing = was
+            .iter()
+            .find(|(k, v)| now.iter().any(|(k2, v2)| k == k2 && v != v2))
+            .map_or("settings".to_owned(), |(k, v)| {
+                format!("{k} (the run used {v})")
+            });
+        return Err(Error::in_file(
+            path,
+            format!("this run was trained with another {differing}; resume with its settings"),
+        ));
+    }
+    Ok((ckpt, state))
+}
+
+/// A JSON value's leaves as (dotted path, value).
+fn to_flat(value: &impl Serialize) -> Vec<(String, String)> {
+    fn walk(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, v, out);
+                }
+            }
+            leaf => out.push((prefix.to_owned(), leaf.to_string())),
+        }
+    }
+    let mut out = Vec::new();
+    walk(
+        "",
+        &serde_json::to_value(value).expect("serialises"),
+        &mut out,
+    );
+    out
+}
+
+/// An existing non-empty output folder needs a resume or `overwrite`.
+fn prepare_out(out: &Path, resume: bool, overwrite: bool) -> Result<()> {
+    let non_empty = std::fs::read_dir(out)
+        .map(|mut entries| entries.next().is_some())
+        .unwrap_or(false);
+    if non_empty && !resume && !overwrite {
+        return Err(Error::in_file(
+            out,
+            "output folder is not empty; pass --resume SNAPSHOT to continue its run or \
+             --overwrite to start over in it",
+        ));
+    }
+    crate::io::create_writable_dir(out)
+}
+
+fn progress_bar(visible: bool, total_steps: u64) -> ProgressBar {
+    if !visible {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total_steps);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} G steps  {msg}  [{elapsed} < {eta}]",
+        )
+        .expect("valid template"),
+    );
+    bar
+}
+
+/// Latents of the snapshot grid: seeds 0…n−1 as `whichgan generate` draws them.
+fn grid_latents(n: usize, z_dim: usize, device: &Device) -> Result<Tensor> {
+    let values: Vec<f32> = (0..n as u32)
+        .flat_map(|seed| latent_for_seed(seed, z_dim))
+        .collect();
+    Ok(Tensor::from_vec(values, (n, z_dim), device)?)
+}
+
+/// G_ema's images of the grid latents (ψ = 1, stored noise), in batches.
+fn grid_images(trainer: &StyleGan2Trainer, z: &Tensor) -> Result<Tensor> {
+    let n = z.dim(0)?;
+    let mut parts = Vec::new();
+    for start in (0..n).step_by(8) {
+        let chunk = z.narrow(0, start, 8.min(n - start))?;
+        parts.push(
+            trainer
+                .g_ema
+                .forward(&chunk, 1.0, NoiseMode::Const)?
+                .detach(),
+        );
+    }
+    Ok(Tensor::cat(&parts, 0)?)
+}
+
+fn write_grid(path: &Path, images: &Tensor) -> Result<()> {
+    let (n, c, h, w) = images.dims4()?;
+    let data = images.flatten_all()?.to_vec1::<f32>()?;
+    crate::io::write_png_grid(path, [n, c, h, w], &data)
+}
+
+/// Feature extractors and the training set's features, prepared once per run.
+struct Metrics {
+    inception: Extraction,
+    vgg16: Option<Extraction>,
+    real: FeatureSets,
+    n: usize,
+}
+
+impl Metrics {
+    fn prepare(
+        opts: &MetricOptions,
+        data: &Path,
+        out: &Path,
+        device: &Device,
+        bar: &ProgressBar,
+    ) -> Result<Self> {
+        let cache = out.join("feature-cache");
+        let extraction = |kind, weights: &Path| -> Result<Extraction> {
+            let mut e = Extraction::new(kind, weights, device)?;
+            e.cache = Some(FeatureCache::new(&cache));
+            Ok(e)
+        };
+        let inception = extraction(ExtractorKind::Inception, &opts.inception)?;
+        let vgg16 = match &opts.vgg16 {
+            Some(w) => Some(extraction(ExtractorKind::Vgg16, w)?),
+            None => None,
+        };
+        bar.set_message("features of the training set");
+        let source = ImageSource::Data(data.to_owned());
+        let hidden = ProgressBar::hidden();
+        let real = Self::feature_sets(&inception, vgg16.as_ref(), &source, &hidden)?;
+        Ok(Metrics {
+            inception,
+            vgg16,
+            real,
+            n: opts.n,
+        })
+    }
+
+    fn feature_sets(
+        inception: &Extraction,
+        vgg16: Option<&Extraction>,
+        source: &ImageSource,
+        bar: &ProgressBar,
+    ) -> Result<FeatureSets> {
+        let inc = inception.features(source, bar)?.0.points()?;
+        let pr = match vgg16 {
+            Some(e) => e.features(source, bar)?.0.points()?,
+            None => inc.clone(),
+        };
+        Ok(FeatureSets {
+            inception: Some(inc),
+            pr: Some(pr),
+        })
+    }
+
+    /// FID, KID, precision and recall (k = 3) of the snapshot's G_ema against the reals.
+    fn score(&self, snapshot: &Path) -> Result<SourceScores> {
+        let source = ImageSource::Generator {
+            checkpoint: snapshot.to_owned(),
+            n: self.n,
+        };
+        let hidden = ProgressBar::hidden();
+        let fake = Self::feature_sets(&self.inception, self.vgg16.as_ref(), &source, &hidden)?;
+        score("G_ema", &self.real, &fake, 3, KidParams::default())
+    }
+}
+
+/// Ticks, snapshots and the progress bar of a run.
+struct RunHook<'a> {
+    opts: &'a RunOptions,
+    state: RunState,
+    tick: u64,
+    snap: u64,
+    total_steps: u64,
+    bar: ProgressBar,
+    metrics: Option<Metrics>,
+    grid: Tensor,
+    tick_timer: Instant,
+    tick_images: u64,
+    /// D loss sum, G loss sum and G steps since the tick began.
+    losses: (f64, f64, u64),
+    last_snapshot: PathBuf,
+    last_scores: Option<serde_json::Value>,
+}
+
+impl RunHook<'_> {
+    fn tick_entry(&mut self, trainer: &StyleGan2Trainer) -> serde_json::Value {
+        let seconds = self.tick_timer.elapsed().as_secs_f64();
+        let kimg_done = (trainer.images_seen - self.tick_images) as f64 / 1000.0;
+        let (d_sum, g_sum, steps) = self.losses;
+        let mut entry = serde_json::json!({
+            "kimg": trainer.images_seen as f64 / 1000.0,
+            "g_steps": trainer.g_steps,
+            "d_loss": d_sum / steps.max(1) as f64,
+            "g_loss": g_sum / steps.max(1) as f64,
+            "sec_per_tick": seconds,
+            "sec_per_kimg": seconds / kimg_done.max(1e-9),
+        });
+        if let Some(aug) = trainer.augment_state() {
+            entry["p"] = aug["p"].clone();
+            entry["rt"] = aug["rt"].clone();
+        }
+        if let Some(pl) = trainer.generator_penalty_state() {
+            entry["pl_mean"] = pl["pl_mean"].clone();
+        }
+        entry
+    }
+
+    fn snapshot(
+        &mut self,
+        trainer: &StyleGan2Trainer,
+        entry: &mut serde_json::Value,
+    ) -> Result<()> {
+        let mut ckpt = trainer.checkpoint(MODEL)?;
+        ckpt.meta.extra = serde_json::to_value(&self.state).expect("run state serialises");
+        let name = snapshot_name(trainer.images_seen);
+        let path = self.opts.out.join(&name);
+        ckpt.save(&path)?;
+        let grid = grid_images(trainer, &self.grid)?;
+        let png = path.with_file_name(
+            name.replace("network-snapshot-", "fakes")
+                .replace(".safetensors", ".png"),
+        );
+        write_grid(&png, &grid)?;
+        entry["snapshot"] = serde_json::json!(name);
+        if let Some(metrics) = &self.metrics {
+            self.bar.set_message("metrics");
+            let s = metrics.score(&path)?;
+            let scores = serde_json::json!({
+                "fid": s.fid, "kid": s.kid, "precision": s.precision, "recall": s.recall,
+            });
+            for (k, v) in scores.as_object().expect("an object") {
+                entry[k] = v.clone();
+            }
+            self.last_scores = Some(scores);
+        }
+        self.last_snapshot = path;
+        Ok(())
+    }
+}
+
+impl EvalHook<Generator, Discriminator> for RunHook<'_> {
+    fn after_g_step(&mut self, trainer: &mut StyleGan2Trainer, report: &StepReport) -> Result<()> {
+        if !(report.d_loss.is_finite() && report.g_loss.is_finite()) {
+            return Err(Error::invalid(format!(
+                "training diverged at kimg {:.3} (D loss {}, G loss {}); try a larger --gamma \
+                 or a lower learning rate",
+                trainer.images_seen as f64 / 1000.0,
+                report.d_loss,
+                report.g_loss
+            )));
+        }
+        self.losses.0 += report.d_loss;
+        self.losses.1 += report.g_loss;
+        self.losses.2 += 1;
+        let done = trainer.g_steps >= self.total_steps;
+        let images = trainer.images_seen;
+        self.bar.set_position(trainer.g_steps);
+        if !(done || images >= self.state.next_tick) {
+            return Ok(());
+        }
+        let mut entry = self.tick_entry(trainer);
+        while self.state.next_tick <= images {
+            self.state.next_tick += self.tick;
+        }
+        if done || images >= self.state.next_snap {
+            while self.state.next_snap <= images {
+                self.state.next_snap += self.snap;
+            }
+            self.snapshot(trainer, &mut entry)?;
+        }
+        crate::io::append_jsonl(&self.opts.out.join(LOG_FILE), &entry)?;
+        self.bar.set_message(format!(
+            "kimg {:.1}  D {:.3}  G {:.3}{}",
+            images as f64 / 1000.0,
+            entry["d_loss"].as_f64().unwrap_or(f64::NAN),
+            entry["g_loss"].as_f64().unwrap_or(f64::NAN),
+            entry["p"]
+                .as_f64()
+                .map_or(String::new(), |p| format!("  p {p:.3}")),
+        ));
+        self.losses = (0.0, 0.0, 0);
+        self.tick_timer = Instant::now();
+        self.tick_images = images;
+        Ok(())
+    }
+}

@@ -1,0 +1,226 @@
+//! The StyleGAN2 networks on the shared trainer: training passes of G (random noise, style
+//! mixing, tracking of `w_avg`), Freeze-D, and path-length regularisation.
+
+use super::{Discriminator, Generator, NoiseMode, Weights};
+use crate::train::{self, GeneratorPenalty, Mode};
+use crate::{Error, Result};
+use candle_core::{Tensor, Var};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+
+/// Decay of the tracked average w per training pass (the reference's `w_avg_beta`).
+const W_AVG_BETA: f64 = 0.995;
+
+/// Standard-normal values [n, dim] from `rng`.
+fn normal(rng: &mut ChaCha8Rng, shape: &[usize], device: &candle_core::Device) -> Result<Tensor> {
+    let n = shape.iter().product();
+    let values: Vec<f32> = (0..n).map(|_| rng.sample(StandardNormal)).collect();
+    Ok(Tensor::from_vec(values, shape, device)?)
+}
+
+impl Generator {
+    /// A training pass: ws of `z` (ψ = 1), `w_avg` moved towards their mean, style mixing with
+    /// probability [`Generator::style_mixing`] (one cut-off for the batch, the later ws from
+    /// fresh latents), random noise. With `ws_input`, the ws enter the synthesis through a
+    /// variable of the same value, so the gradient with respect to them can be read (path
+    /// length) while they stay connected to the mapping network.
+    pub fn training_pass(
+        &mut self,
+        z: &Tensor,
+        rng: &mut ChaCha8Rng,
+        ws_input: bool,
+    ) -> Result<(Tensor, Option<Var>)> {
+        let num_ws = self.synthesis.num_ws;
+        let mut ws = self.mapping.forward(z, num_ws, 1.0)?;
+        let mean = ws.narrow(1, 0, 1)?.squeeze(1)?.detach().mean(0)?;
+        let w_avg = &self.mapping.w_avg;
+        // torch's lerp(mean, w_avg, β) for β ≥ 0.5: w_avg − (w_avg − mean)·(1 − β).
+        self.mapping.w_avg = (w_avg - ((w_avg - mean)? * (1.0 - W_AVG_BETA))?)?;
+        if self.style_mixing > 0.0 {
+            let cutoff = rng.random_range(1..num_ws);
+            if rng.random::<f64>() < self.style_mixing {
+                let z2 = normal(rng, z.dims(), z.device())?;
+                let later = self.mapping.forward(&z2, num_ws, 1.0)?;
+                ws = Tensor::cat(
+                    &[
+                        ws.narrow(1, 0, cutoff)?,
+                        later.narrow(1, cutoff, num_ws - cutoff)?,
+                    ],
+                    1,
+                )?;
+            }
+        }
+        let noise = NoiseMode::Random { seed: rng.random() };
+        if !ws_input {
+            return Ok((self.synthesis.forward(&ws, noise)?, None));
+        }
+        let leaf = Var::from_tensor(&ws.detach())?;
+        let connected = (leaf.as_tensor() + (&ws - ws.detach())?)?;
+        Ok((self.synthesis.forward(&connected, noise)?, Some(leaf)))
+    }
+}
+
+impl train::Network for Generator {
+    fn parameters(&self) -> Vec<(String, Var)> {
+        self.named_params().to_vec()
+    }
+
+    fn buffers(&self) -> Vec<(String, Tensor)> {
+        self.named_buffers()
+    }
+
+    fn set_buffer(&mut self, name: &str, value: Tensor) -> Result<()> {
+        self.set_named_buffer(name, value)
+    }
+}
+
+impl train::Generator for Generator {
+    fn latent_dim(&self) -> usize {
+        self.mapping.z_dim
+    }
+
+    fn deep_copy(&self) -> Result<Self> {
+        let mut copy = Generator::load(&Weights::new(self.state_dict()?, "a generator copy"))?;
+        copy.synthesis.conv_clamp = self.synthesis.conv_clamp;
+        copy.style_mixing = self.style_mixing;
+        Ok(copy)
+    }
+
+    /// Train: [`Generator::training_pass`]; eval: ψ = 1 with the stored noise.
+    fn forward(&mut self, z: &Tensor, mode: Mode, rng: &mut ChaCha8Rng) -> Result<Tensor> {
+        match mode {
+            Mode::Train => Ok(self.training_pass(z, rng, false)?.0),
+            Mode::Eval => Generator::forward(self, z, 1.0, NoiseMode::Const),
+        }
+    }
+
+    /// The reference copies G's buffers (`w_avg`, noise images) into G_ema.
+    fn averages_buffers(&self) -> bool {
+        false
+    }
+}
+
+impl Discriminator {
+    /// Freezes the first `layers` layers in the reference's order ([`Discriminator::layer_names`]):
+    /// their tensors become buffers, which the optimiser does not update (Freeze-D).
+    pub fn freeze(&mut self, layers: usize) -> Result<()> {
+        let names = self.layer_names();
+        if layers > names.len() {
+            return Err(Error::invalid(format!(
+                "--freezed {layers}: the discriminator has {} freezable layers",
+                names.len()
+            )));
+        }
+        self.frozen = names[..layers].to_vec();
+        Ok(())
+    }
+
+    fn is_frozen(&self, param: &str) -> bool {
+        self.frozen.iter().any(|layer| {
+            param
+                .strip_prefix(layer.as_str())
+                .is_some_and(|r| r.starts_with('.'))
+        })
+    }
+}
+
+impl train::Network for Discriminator {
+    fn parameters(&self) -> Vec<(String, Var)> {
+        let params = self.named_params().iter().cloned();
+        params.filter(|(name, _)| !self.is_frozen(name)).collect()
+    }
+
+    fn buffers(&self) -> Vec<(String, Tensor)> {
+        let params = self.named_params().iter();
+        params
+            .filter(|(name, _)| self.is_frozen(name))
+            .map(|(name, var)| (name.clone(), var.as_tensor().clone()))
+            .collect()
+    }
+
+    fn set_buffer(&mut self, name: &str, value: Tensor) -> Result<()> {
+        let found = self.named_params().iter().find(|(n, _)| n == name);
+        match found {
+            Some((_, var)) if self.is_frozen(name) => Ok(var.set(&value)?),
+            _ => Err(Error::invalid(format!(
+                "the discriminator has no frozen tensor '{name}'"
+            ))),
+        }
+    }
+}
+
+impl train::Discriminator for Discriminator {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(Discriminator::forward(self, x)?.flatten_all()?)
+    }
+
+    fn forward_with_input_grad(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (logits, grad) = Discriminator::forward_with_input_grad(self, x)?;
+        Ok((logits.flatten_all()?, grad))
+    }
+}
+
+/// Path-length regularisation (lazy): for half a batch (`batch_shrink`) of training passes,
+/// the length a = √(mean over ws of ‖∂(img · y)/∂w‖²) with y standard normal / √(H·W); the
+/// penalty is weight · every · E[(a − ā)²] with ā the running mean (decay 0.01), updated from
+/// each batch before use, as the reference does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathLength {
+    pub weight: f64,
+    pub decay: f64,
+    pub batch_shrink: usize,
+    pub every: u64,
+    /// The running mean path length ā.
+    pub mean: f64,
+}
+
+impl PathLength {
+    /// The reference's settings: weight 2, decay 0.01, half batches, every 4 G steps.
+    pub fn official(weight: f64) -> Self {
+        PathLength {
+            weight,
+            decay: 0.01,
+            batch_shrink: 2,
+            every: 4,
+            mean: 0.0,
+        }
+    }
+}
+
+impl GeneratorPenalty<Generator> for PathLength {
+    fn every(&self) -> u64 {
+        self.every
+    }
+
+    fn penalty(&mut self, g: &mut Generator, rng: &mut ChaCha8Rng, batch: usize) -> Result<Tensor> {
+        let n = (batch / self.batch_shrink.max(1)).max(1);
+        let z = normal(rng, &[n, g.mapping.z_dim], g.mapping.w_avg.device())?;
+        let (img, ws) = g.training_pass(&z, rng, true)?;
+        let ws = ws.expect("asked for the ws input");
+        let (_, c, h, w) = img.dims4()?;
+        let y = (normal(rng, &[n, c, h, w], img.device())? / ((h * w) as f64).sqrt())?;
+        let grads = (img * y)?.sum_all()?.backward()?;
+        let grad = grads
+            .get(ws.as_tensor())
+            .ok_or_else(|| Error::invalid("the generator's images do not depend on their ws"))?;
+        let lengths = grad.sqr()?.sum(2)?.mean(1)?.sqrt()?;
+        // torch's lerp(ā, mean a, decay) for decay < 0.5, kept differentiable in mean a.
+        let mean = ((lengths.mean_all()? - self.mean)? * self.decay)?.affine(1.0, self.mean)?;
+        self.mean = f64::from(mean.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()?);
+        let penalty = lengths.broadcast_sub(&mean)?.sqr()?.mean_all()?;
+        Ok((penalty * (self.weight * self.every as f64))?)
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::json!({ "pl_mean": self.mean })
+    }
+
+    fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
+        self.mean = state
+            .get("pl_mean")
+            .and_then(|v| v.as_f64())
+            .ok_or_else(|| Error::invalid("path-length state has no 'pl_mean'"))?;
+        Ok(())
+    }
+}
