@@ -239,21 +239,22 @@ pub fn train_run(opts: &RunOptions) -> Result<RunSummary> {
     let total_images = (opts.kimg * 1000.0).round() as u64;
     let batch = opts.spec.preset.batch as u64;
     let total_steps = total_images.div_ceil(batch);
-    // Check a resume before any work or any write.
+    // Everything that can be refused is checked before the output folder is touched.
     let resumed = match &opts.resume {
         Some(path) => Some(read_run_checkpoint(path, &opts.spec)?),
         None => None,
     };
-    prepare_out(&opts.out, resumed.is_some(), opts.overwrite)?;
-
     let bar = progress_bar(opts.progress, total_steps);
     bar.set_message(format!("loading {} images", dataset.len()));
     let mut data = TrainingSet::load(&dataset, opts.spec.mirror, &opts.device, |_| {})?;
     let mut trainer = new_trainer(&opts.spec, data.resolution(), &opts.device)?;
+    if let Some((ckpt, _)) = &resumed {
+        trainer.resume(ckpt, MODEL)?;
+    }
+    prepare_out(&opts.out, resumed.is_some(), opts.overwrite)?;
     let log = opts.out.join(LOG_FILE);
     let (state, resumed_from_kimg) = match &resumed {
-        Some((ckpt, state)) => {
-            trainer.resume(ckpt, MODEL)?;
+        Some((_, state)) => {
             let kimg = trainer.images_seen as f64 / 1000.0;
             crate::io::truncate_jsonl(&log, "kimg", kimg)?;
             (state.clone(), Some(kimg))
@@ -390,6 +391,19 @@ fn prepare_out(out: &Path, resume: bool, overwrite: bool) -> Result<()> {
             "output folder is not empty; pass --resume SNAPSHOT to continue its run or \
              --overwrite to start over in it",
         ));
+    }
+    if non_empty && overwrite && !resume {
+        // Start over: the earlier run's snapshots and grids would mix with this run's.
+        for entry in std::fs::read_dir(out).map_err(|e| Error::io(out, e))? {
+            let path = entry.map_err(|e| Error::io(out, e))?.path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if name.starts_with("network-snapshot-") || name.starts_with("fakes") {
+                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            }
+        }
     }
     crate::io::create_writable_dir(out)
 }
