@@ -95,7 +95,7 @@ struct Unfold(Patches);
 /// col2im, the adjoint of [`Unfold`]: [n, c·kh·kw, ho·wo] → [n, c, h, w], overlaps summed.
 struct Fold(Patches);
 
-fn f32_input<'a>(
+pub(crate) fn f32_input<'a>(
     storage: &'a CpuStorage,
     layout: &Layout,
     op: &str,

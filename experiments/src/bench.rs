@@ -23,6 +23,7 @@ const REF_FID: &str = include_str!("../bench/ref_fid.py");
 const TOY_TORCH: &str = include_str!("../bench/toy_torch.py");
 const STYLEGAN2_TORCH: &str = include_str!("../bench/stylegan2_torch.py");
 const INCEPTION_TORCH: &str = include_str!("../bench/inception_torch.py");
+const STYLEGAN2_TRAIN_TORCH: &str = include_str!("../bench/stylegan2_train_torch.py");
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -95,6 +96,27 @@ enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// StyleGAN2-ADA training iterations (sec/kimg) against the official training code's phase
+    /// loop on PyTorch CPU, same configuration.
+    #[command(
+        after_help = "Both sides train a 32 × 32 network (set A's sizes: z/w 64, 2 mapping layers, \
+        64 channels) from scratch at batch 16 with path length, style mixing, lazy R1 and the \
+        bgc augmentation at p = 0.2; 2 warm-up iterations, then 16 timed (so each regulariser runs \
+        its share). Clone NVlabs/stylegan2-ada-pytorch and pass its folder.\n\n\
+        Example:\n  whichgan bench train --official ../stylegan2-ada-pytorch"
+    )]
+    Train {
+        /// Python interpreter that has torch.
+        #[arg(long, default_value = ".bench-venv/bin/python")]
+        python: PathBuf,
+        /// Folder of the official stylegan2-ada-pytorch code.
+        #[arg(long)]
+        official: PathBuf,
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// FID Inception features of PNG images against pytorch-fid on PyTorch CPU, same weights.
     #[command(
         after_help = "Both sides decode the same PNGs and use the same (formula) weights, \
@@ -161,6 +183,17 @@ pub fn run(args: BenchArgs) -> Result<()> {
             std::fs::remove_dir_all(&bench.scripts).ok();
             result
         }
+        BenchWhat::Train {
+            python,
+            official,
+            batch,
+            json,
+        } => {
+            let bench = Bench::new(python, 1)?;
+            let result = bench.train(&official, batch).map(|r| r.print(json));
+            std::fs::remove_dir_all(&bench.scripts).ok();
+            result
+        }
         BenchWhat::Stylegan2 {
             python,
             official,
@@ -197,6 +230,7 @@ impl Bench {
             ("ref_fid.py", REF_FID),
             ("toy_torch.py", TOY_TORCH),
             ("stylegan2_torch.py", STYLEGAN2_TORCH),
+            ("stylegan2_train_torch.py", STYLEGAN2_TRAIN_TORCH),
             ("inception_torch.py", INCEPTION_TORCH),
         ] {
             let path = scripts.join(name);
@@ -412,6 +446,99 @@ impl Bench {
             .with("ours_ms_per_cycle", ours_ms)
             .with("torch_ms_per_cycle", torch_ms)
             .with("speedup_vs_torch", ratio(torch_ms, ours_ms)))
+    }
+
+    fn train(&self, official: &Path, batch: usize) -> Result<Report> {
+        use whichgan::stylegan2::presets::Preset;
+        use whichgan::stylegan2::run::{new_trainer, AugMode, AugOptions, RunSpec};
+        use whichgan::stylegan2::TrainingSet;
+        const RES: usize = 32;
+        const WARMUP: usize = 2;
+        const TIMED: usize = 16;
+        let mut preset = Preset::new("auto", RES)?;
+        preset.batch = batch;
+        preset.mbstd_group = 4;
+        (preset.channel_base, preset.channel_max) = (2048, 64);
+        (preset.mapping_layers, preset.z_dim) = (2, 64);
+        let spec = RunSpec {
+            preset: preset.clone(),
+            seed: 0,
+            mirror: false,
+            aug: AugOptions {
+                mode: AugMode::Fixed,
+                pipe: "bgc".into(),
+                p: 0.2,
+            },
+            freezed: 0,
+            start: None,
+        };
+        let zip = self.scripts.join("train-data.zip");
+        let synth = whichgan::dataset::SynthSpec {
+            images: 256,
+            classes: 10,
+            resolution: RES as u32,
+            seed: 0,
+        };
+        whichgan::dataset::write_synth(&synth, &zip)?;
+        let dataset = whichgan::dataset::ImageDataset::open(&zip)?;
+        let device = candle_core::Device::Cpu;
+        let mut data = TrainingSet::load(&dataset, false, &device, |_| {})?;
+        whichgan::train::keep_gradient_graphs();
+        let mut trainer = new_trainer(&spec, RES, &device)?;
+        for _ in 0..WARMUP {
+            trainer.cycle(&mut data)?;
+        }
+        let start = Instant::now();
+        for _ in 0..TIMED {
+            trainer.cycle(&mut data)?;
+        }
+        let ours = start.elapsed().as_secs_f64() / ((TIMED * batch) as f64 / 1000.0);
+
+        let layers = serde_json::json!({
+            "channel_base": preset.channel_base, "channel_max": preset.channel_max,
+            "num_fp16_res": 0, "conv_clamp": preset.conv_clamp,
+        });
+        let g = serde_json::json!({
+            "z_dim": preset.z_dim, "c_dim": 0, "w_dim": preset.z_dim,
+            "img_resolution": RES, "img_channels": 3,
+            "mapping_kwargs": {"num_layers": preset.mapping_layers},
+            "synthesis_kwargs": layers,
+        });
+        let mut d = layers.clone();
+        d["c_dim"] = 0.into();
+        d["img_resolution"] = RES.into();
+        d["img_channels"] = 3.into();
+        d["epilogue_kwargs"] = serde_json::json!({"mbstd_group_size": preset.mbstd_group});
+        let config = serde_json::json!({
+            "G_kwargs": g, "D_kwargs": d, "batch": batch, "lr": preset.lr,
+            "gamma": preset.gamma, "pl_weight": preset.pl_weight,
+            "style_mixing": preset.style_mixing, "ema_kimg": preset.ema_kimg, "p": 0.2,
+            "warmup": WARMUP, "iterations": TIMED,
+        });
+        let config_path = self.scripts.join("train-config.json");
+        std::fs::write(&config_path, config.to_string()).map_err(|e| Error::io(&config_path, e))?;
+        let threads = rayon::current_num_threads().to_string();
+        let reference = self.python_json(
+            "stylegan2_train_torch.py",
+            &[
+                "--official".as_ref(),
+                official.as_os_str(),
+                "--config".as_ref(),
+                config_path.as_os_str(),
+                "--threads".as_ref(),
+                threads.as_ref(),
+            ],
+            true,
+        )?;
+        let torch = reference["sec_per_kimg"].as_f64().unwrap_or(f64::NAN);
+        Ok(Report::new()
+            .with(
+                "bench",
+                format!("StyleGAN2-ADA training 32×32, batch {batch}, {threads} threads"),
+            )
+            .with("ours_sec_per_kimg", ours)
+            .with("torch_sec_per_kimg", torch)
+            .with("speedup_vs_torch", ratio(torch, ours)))
     }
 
     fn stylegan2(&self, official: &Path, fixture: &Path, batch: usize) -> Result<Report> {

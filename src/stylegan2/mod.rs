@@ -9,6 +9,7 @@
 pub mod augment;
 pub mod dataset;
 pub mod discriminator;
+mod fir;
 pub mod generator;
 pub mod init;
 pub mod latents;

@@ -7,6 +7,7 @@
 //! order of filtering and convolving follows the reference, since the two orders round
 //! differently.
 
+use super::fir::Fir;
 pub use crate::conv::conv2d_square as conv2d;
 use crate::conv::every_nth;
 use crate::Result;
@@ -200,6 +201,31 @@ pub fn upfirdn_axis(
     pad: (isize, isize),
     gain: f64,
 ) -> Result<Tensor> {
+    let ordered: Vec<f64> = if flip_filter {
+        taps.to_vec()
+    } else {
+        taps.iter().rev().copied().collect()
+    };
+    let padded_len = (x.dim(dim)? * up) as isize + pad.0 + pad.1;
+    let filtered_len = padded_len + 1 - taps.len() as isize;
+    if filtered_len < 1 {
+        return Err(crate::Error::invalid(format!(
+            "upfirdn: {} samples padded by {pad:?} are fewer than the {} taps",
+            x.dim(dim)?,
+            taps.len()
+        )));
+    }
+    if x.device().is_cpu() && x.dtype() == DType::F32 {
+        let fir = Fir {
+            dim,
+            taps: ordered.iter().map(|t| (t * gain) as f32).collect(),
+            up,
+            down,
+            p0: pad.0,
+            out_len: (filtered_len as usize).div_ceil(down),
+        };
+        return Ok(fir.apply(x)?);
+    }
     let mut y = zero_insert(x, dim, up)?;
     let crop = |y: Tensor, before: usize, after: usize| -> Result<Tensor> {
         let len = y.dim(dim)? - before - after;
@@ -207,13 +233,8 @@ pub fn upfirdn_axis(
     };
     y = y.pad_with_zeros(dim, pad.0.max(0) as usize, pad.1.max(0) as usize)?;
     y = crop(y, (-pad.0).max(0) as usize, (-pad.1).max(0) as usize)?;
-    let out_len = y.dim(dim)? + 1 - taps.len();
+    let out_len = filtered_len as usize;
     let mut acc: Option<Tensor> = None;
-    let ordered: Vec<f64> = if flip_filter {
-        taps.to_vec()
-    } else {
-        taps.iter().rev().copied().collect()
-    };
     for (k, &tap) in ordered.iter().enumerate() {
         let term = (y.narrow(dim, k, out_len)? * (tap * gain))?;
         acc = Some(match acc {

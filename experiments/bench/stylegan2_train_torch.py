@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Reference timing of StyleGAN2-ADA training iterations with the official code on PyTorch CPU,
+for `whichgan bench train`. The official code is not part of this project: pass the folder of
+your copy of NVlabs/stylegan2-ada-pytorch.
+
+  python3 stylegan2_train_torch.py --official DIR --config run.json [--threads N]
+
+run.json (written by `whichgan bench train`): G_kwargs, D_kwargs, batch, lr, gamma, pl_weight,
+style_mixing, ema_kimg, p, augpipe ('bgc'), warmup and timed iterations. The loop is the
+official training loop's phase schedule on one device: Gmain, Greg every 4, Dmain, Dreg every
+16, with Adam's lr and betas adjusted for the lazy intervals, G_ema after each iteration, the
+augmentation at a fixed p. Real images are random 8-bit images. Prints one JSON object:
+{"sec_per_kimg", "iterations", "batch", "threads"}.
+"""
+import argparse, copy, json, os, sys, time
+
+import torch
+
+BGC = dict(xflip=1, rotate90=1, xint=1, scale=1, rotate=1, aniso=1, xfrac=1,
+           brightness=1, contrast=1, lumaflip=1, hue=1, saturation=1)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--official", required=True)
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    sys.path.insert(0, args.official)
+    from training.augment import AugmentPipe
+    from training.loss import StyleGAN2Loss
+    from training.networks import Discriminator, Generator
+
+    cfg = json.load(open(args.config))
+    torch.manual_seed(0)
+    device = torch.device("cpu")
+    G = Generator(**cfg["G_kwargs"]).train().requires_grad_(False)
+    D = Discriminator(**cfg["D_kwargs"]).train().requires_grad_(False)
+    G_ema = copy.deepcopy(G).eval()
+    pipe = AugmentPipe(**BGC).train().requires_grad_(False)
+    pipe.p.copy_(torch.as_tensor(cfg["p"]))
+    loss = StyleGAN2Loss(device=device, G_mapping=G.mapping, G_synthesis=G.synthesis, D=D,
+                         augment_pipe=pipe, style_mixing_prob=cfg["style_mixing"],
+                         r1_gamma=cfg["gamma"], pl_weight=cfg["pl_weight"])
+    phases = []
+    for name, module, interval in [("G", G, 4), ("D", D, 16)]:
+        ratio = interval / (interval + 1)
+        opt = torch.optim.Adam(module.parameters(), lr=cfg["lr"] * ratio,
+                               betas=(0.0, 0.99 ** ratio), eps=1e-8)
+        phases += [(name + "main", module, opt, 1), (name + "reg", module, opt, interval)]
+
+    batch, res = cfg["batch"], cfg["G_kwargs"]["img_resolution"]
+    reals = torch.randint(0, 256, [256, 3, res, res], dtype=torch.uint8)
+    c = torch.zeros([batch, 0])
+    ema_beta = 0.5 ** (batch / max(cfg["ema_kimg"] * 1000, 1e-8))
+
+    def iteration(batch_idx):
+        real = reals[torch.randint(0, len(reals), [batch])].to(torch.float32) / 127.5 - 1
+        all_z = torch.randn([len(phases) * batch, G.z_dim]).split(batch)
+        for (name, module, opt, interval), z in zip(phases, all_z):
+            if batch_idx % interval != 0:
+                continue
+            opt.zero_grad(set_to_none=True)
+            module.requires_grad_(True)
+            loss.accumulate_gradients(phase=name, real_img=real, real_c=c, gen_z=z, gen_c=c,
+                                      sync=True, gain=interval)
+            module.requires_grad_(False)
+            for param in module.parameters():
+                if param.grad is not None:
+                    torch.nan_to_num(param.grad, nan=0, posinf=1e5, neginf=-1e5, out=param.grad)
+            opt.step()
+        with torch.no_grad():
+            for p_ema, p in zip(G_ema.parameters(), G.parameters()):
+                p_ema.copy_(p.lerp(p_ema, ema_beta))
+            for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+                b_ema.copy_(b)
+
+    warmup, timed = cfg["warmup"], cfg["iterations"]
+    for i in range(warmup):
+        iteration(i)
+    start = time.perf_counter()
+    for i in range(warmup, warmup + timed):
+        iteration(i)
+    seconds = time.perf_counter() - start
+    print(json.dumps({
+        "sec_per_kimg": seconds / (timed * batch / 1000),
+        "iterations": timed,
+        "batch": batch,
+        "threads": args.threads,
+    }))
+
+
+if __name__ == "__main__":
+    main()
