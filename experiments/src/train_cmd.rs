@@ -19,10 +19,10 @@ use whichgan::{Error, Result};
     --resume imagenet-256-state.pt --freezed 4 --kimg 1000 --inception pt_inception.pth\n  \
     whichgan train --data flowers.zip --out runs/flowers --cfg paper256 --mirror \\\n      \
     --resume runs/flowers/network-snapshot-000200.safetensors --kimg 1000\n\n\
-    --resume takes a pretrained checkpoint (official/study .pt, safetensors with G./D./G_ema.\n\
-    tensors) to fine-tune from, or a snapshot of a whichgan run to continue it exactly (with the\n\
-    same options). Snapshots write network-snapshot-<kimg>.safetensors (usable by generate,\n\
-    select, features), fakes<kimg>.png and a line of log.jsonl.")]
+    --resume takes a snapshot in --out to continue that run exactly (with the same options), or\n\
+    any other checkpoint (official/study .pt, safetensors with G./D./G_ema. tensors, a snapshot\n\
+    of another run) to fine-tune from. Snapshots write network-snapshot-<kimg>.safetensors\n\
+    (usable by generate, select, features), fakes<kimg>.png and a line of log.jsonl.")]
 pub struct TrainArgs {
     /// Training images: a folder or a dataset .zip (square, one power-of-two size).
     #[arg(long)]
@@ -115,9 +115,14 @@ enum AugArg {
     Noaug,
 }
 
-/// The pretrained checkpoint a snapshot's run started from, when `path` is a snapshot of a
-/// whichgan run (`Some(None)`: trained from scratch); `None` for any other file.
-fn snapshot_start(path: &std::path::Path) -> Option<Option<String>> {
+/// The pretrained checkpoint a snapshot's run started from, when `path` is a snapshot of the
+/// run in `out` (`Some(None)`: trained from scratch); `None` for any other file, which then
+/// starts a fine-tune.
+fn snapshot_start(path: &std::path::Path, out: &std::path::Path) -> Option<Option<String>> {
+    let folder = path.parent()?.canonicalize().ok()?;
+    if out.canonicalize().ok()? != folder {
+        return None;
+    }
     let ckpt = Checkpoint::load(path, &candle_core::Device::Cpu).ok()?;
     let start = &ckpt.meta.extra["spec"]["start"];
     Some(start.as_str().map(str::to_owned))
@@ -128,7 +133,10 @@ impl TrainArgs {
         let dataset = whichgan::dataset::ImageDataset::open(&self.data)?;
         let (w, _) = dataset.image_size(whichgan::dataset::Resize::None, false)?;
         let mut preset = Preset::new(&self.cfg, w as usize)?;
-        let snapshot = self.resume.as_deref().and_then(snapshot_start);
+        let snapshot = self
+            .resume
+            .as_deref()
+            .and_then(|path| snapshot_start(path, &self.out));
         let continuing = snapshot.is_some();
         let start = match (&self.resume, snapshot) {
             (_, Some(start)) => start,

@@ -154,6 +154,14 @@ fn a_run_writes_snapshots_grids_and_its_log_and_resumes_exactly() {
     let untimed_log = |out: &Path| log(out).into_iter().map(untimed).collect::<Vec<_>>();
     assert_eq!(untimed_log(&straight), untimed_log(&split));
 
+    // A snapshot of another run starts a fine-tune (a new run from its networks).
+    let tuned = dir.path().join("tuned");
+    let mut fine_tune = run_args(&data, &tuned, "0.016");
+    fine_tune.extend(["--resume", s(&last), "--freezed", "3"]);
+    let summary = ok(whichgan(&fine_tune));
+    assert!(summary.get("resumed_from_kimg").is_none(), "{summary}");
+    assert_eq!(summary["kimg"], 0.016);
+
     // Resuming with other settings is refused, naming the setting.
     let mut other = run_args(&data, &split, "0.064");
     other.extend(["--resume", s(&snapshot), "--seed", "5"]);
