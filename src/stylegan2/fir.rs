@@ -28,7 +28,10 @@ impl Fir {
                 let mut pairs = Vec::new();
                 for (k, &c) in self.taps.iter().enumerate() {
                     let j = (o * self.down) as isize + k as isize - self.p0;
-                    if j >= 0 && j as usize % self.up == 0 && (j as usize / self.up) < in_len {
+                    if j >= 0
+                        && (j as usize).is_multiple_of(self.up)
+                        && (j as usize / self.up) < in_len
+                    {
                         pairs.push((j as usize / self.up, c));
                     }
                 }
@@ -108,7 +111,9 @@ mod tests {
 
     /// Resampling settings the networks and the augmentation use: 2× up and down with the
     /// [1, 3, 3, 1] filter, crops (negative padding), a 12-tap filter, no resampling.
-    const CASES: [(&[f64], bool, (usize, usize), (isize, isize)); 5] = [
+    /// Taps, flip_filter, (up, down), padding.
+    type Case = (&'static [f64], bool, (usize, usize), (isize, isize));
+    const CASES: [Case; 5] = [
         (&[1.0, 3.0, 3.0, 1.0], false, (2, 1), (2, 1)),
         (&[1.0, 3.0, 3.0, 1.0], false, (1, 2), (1, 1)),
         (&[1.0, 3.0, 3.0, 1.0], false, (1, 1), (-1, 2)),

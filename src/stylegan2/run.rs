@@ -319,7 +319,7 @@ pub fn train_run(opts: &RunOptions) -> Result<RunSummary> {
 
 fn kimg_images(kimg: f64, flag: &str) -> Result<u64> {
     let images = (kimg * 1000.0).round();
-    if !(images >= 1.0) {
+    if images.is_nan() || images < 1.0 {
         return Err(Error::invalid(format!(
             "{flag} {kimg}: needs at least 0.001 kimg"
         )));
