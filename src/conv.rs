@@ -106,6 +106,26 @@ pub(crate) fn f32_input<'a>(
     Ok(&data[start..end])
 }
 
+/// The patches of `input` (one image after another) as [n, c·kh·kw, ho·wo] columns.
+fn im2col(p: Patches, input: &[f32]) -> Vec<f32> {
+    let mut out = vec![0f32; p.n * p.columns_len()];
+    out.par_chunks_mut(p.columns_len())
+        .zip(input.par_chunks(p.image_len()))
+        .for_each(|(columns, image)| {
+            p.for_each_run(|col, img, len| {
+                let out = &mut columns[col..col + len];
+                if p.stride == 1 {
+                    out.copy_from_slice(&image[img..img + len]);
+                } else {
+                    for (o, v) in out.iter_mut().zip(image[img..].iter().step_by(p.stride)) {
+                        *o = *v;
+                    }
+                }
+            })
+        });
+    out
+}
+
 impl CustomOp1 for Unfold {
     fn name(&self) -> &'static str {
         "unfold"
@@ -117,22 +137,7 @@ impl CustomOp1 for Unfold {
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let p = self.0;
-        let input = f32_input(storage, layout, "unfold")?;
-        let mut out = vec![0f32; p.n * p.columns_len()];
-        out.par_chunks_mut(p.columns_len())
-            .zip(input.par_chunks(p.image_len()))
-            .for_each(|(columns, image)| {
-                p.for_each_run(|col, img, len| {
-                    let out = &mut columns[col..col + len];
-                    if p.stride == 1 {
-                        out.copy_from_slice(&image[img..img + len]);
-                    } else {
-                        for (o, v) in out.iter_mut().zip(image[img..].iter().step_by(p.stride)) {
-                            *o = *v;
-                        }
-                    }
-                })
-            });
+        let out = im2col(p, f32_input(storage, layout, "unfold")?);
         let shape = Shape::from((p.n, p.c * p.kh * p.kw, p.ho * p.wo));
         Ok((CpuStorage::F32(out), shape))
     }
@@ -217,6 +222,95 @@ fn unfold(
     unfold_by_slices(x, (kh, kw), (ph, pw), stride)
 }
 
+/// A convolution as one operation: on the CPU, patches × kernel without the patches entering
+/// the graph (the backward pass of a large patch tensor allocates, zeroes and sums buffers of its
+/// size). The backward pass is written with differentiable operations — the patch extraction,
+/// its adjoint and matrix products — so gradient penalties can differentiate it again.
+struct PatchConv {
+    p: Patches,
+    out_channels: usize,
+    /// One kernel per sample ([n, o, c, kh, kw]) rather than one for the batch.
+    per_sample: bool,
+}
+
+impl PatchConv {
+    /// The kernel as matrices: [o, c·kh·kw], or [n, o, c·kh·kw] per sample.
+    fn kernel_matrix(&self, w: &Tensor) -> candle_core::Result<Tensor> {
+        let ck = self.p.c * self.p.kh * self.p.kw;
+        if self.per_sample {
+            w.reshape((self.p.n, self.out_channels, ck))
+        } else {
+            w.reshape((self.out_channels, ck))
+        }
+    }
+
+    /// kernel × columns [n, c·kh·kw, ho·wo] → [n, o, ho·wo].
+    fn apply_kernel(&self, w: &Tensor, columns: &Tensor) -> candle_core::Result<Tensor> {
+        let w = self.kernel_matrix(w)?;
+        if self.per_sample {
+            w.matmul(columns)
+        } else {
+            w.broadcast_matmul(columns)
+        }
+    }
+}
+
+impl candle_core::CustomOp2 for PatchConv {
+    fn name(&self) -> &'static str {
+        "patch-conv"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_layout: &Layout,
+        w: &CpuStorage,
+        w_layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let p = self.p;
+        let device = candle_core::Device::Cpu;
+        let columns = im2col(p, f32_input(x, x_layout, "patch-conv")?);
+        let columns = Tensor::from_vec(columns, (p.n, p.c * p.kh * p.kw, p.ho * p.wo), &device)?;
+        let kernel = Tensor::from_slice(
+            f32_input(w, w_layout, "patch-conv")?,
+            w_layout.shape(),
+            &device,
+        )?;
+        let y = self.apply_kernel(&kernel, &columns)?;
+        let out = y.flatten_all()?.to_vec1::<f32>()?;
+        Ok((
+            CpuStorage::F32(out),
+            Shape::from((p.n, self.out_channels, p.ho, p.wo)),
+        ))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let p = self.p;
+        let g = grad.reshape((p.n, self.out_channels, p.ho * p.wo))?;
+        let kernel = self.kernel_matrix(w)?;
+        let grad_columns = if self.per_sample {
+            kernel.transpose(1, 2)?.matmul(&g)?
+        } else {
+            kernel.t()?.broadcast_matmul(&g)?
+        };
+        let grad_x = grad_columns.contiguous()?.apply_op1(Fold(p))?;
+        let columns = x.contiguous()?.apply_op1(Unfold(p))?;
+        let grad_kernel = g.matmul(&columns.transpose(1, 2)?)?;
+        let grad_w = if self.per_sample {
+            grad_kernel.reshape(w.shape())?
+        } else {
+            grad_kernel.sum(0)?.reshape(w.shape())?
+        };
+        Ok((Some(grad_x), Some(grad_w)))
+    }
+}
+
 /// [`unfold`] written with padding and strided slices (any device, differentiated by candle).
 fn unfold_by_slices(
     x: &Tensor,
@@ -250,11 +344,37 @@ fn unfold_by_slices(
 /// A convolution (cross-correlation, as torch's `conv2d`) with zero padding (rows, columns):
 /// `w` [O, C, kh, kw] is shared by the batch, or [N, O, C, kh, kw] holds one kernel per sample.
 pub fn conv2d(x: &Tensor, w: &Tensor, padding: (usize, usize), stride: usize) -> Result<Tensor> {
-    let n = x.dim(0)?;
+    let (n, c, h, width) = x.dims4()?;
     let rank = w.rank();
     let (kh, kw) = (w.dim(rank - 2)?, w.dim(rank - 1)?);
+    let o = w.dim(rank - 4)?;
+    let fused = x.device().is_cpu()
+        && x.dtype() == candle_core::DType::F32
+        && w.dtype() == candle_core::DType::F32
+        && (kh, kw, stride) != (1, 1, 1);
+    if fused {
+        let (ph, pw) = padding;
+        let p = Patches {
+            n,
+            c,
+            h,
+            w: width,
+            kh,
+            kw,
+            ph,
+            pw,
+            stride,
+            ho: (h + 2 * ph - kh) / stride + 1,
+            wo: (width + 2 * pw - kw) / stride + 1,
+        };
+        let op = PatchConv {
+            p,
+            out_channels: o,
+            per_sample: rank == 5,
+        };
+        return Ok(x.contiguous()?.apply_op2(&w.contiguous()?, op)?);
+    }
     let (columns, ho, wo) = unfold(x, (kh, kw), padding, stride)?;
-    let (o, c) = (w.dim(rank - 4)?, w.dim(rank - 3)?);
     let y = match rank {
         4 => w.reshape((o, c * kh * kw))?.broadcast_matmul(&columns)?,
         _ => w.reshape((n, o, c * kh * kw))?.matmul(&columns)?,
@@ -319,6 +439,38 @@ mod tests {
                 .unwrap();
             let (a, b) = (g_custom.get(&x).unwrap(), g_sliced.get(&x).unwrap());
             assert!(max_diff(a, b) < 1e-5, "gradient, {case}");
+        }
+    }
+
+    #[test]
+    fn fused_convolution_gradients_equal_the_unfused_ones_to_second_order() {
+        // f64 tensors take the unfused path (patches by slices, differentiated by candle).
+        for (shape, per_sample, padding, stride) in [
+            (&[4, 3, 3, 3][..], false, 1, 1),
+            (&[2, 4, 3, 3, 3][..], true, 1, 1),
+            (&[4, 3, 3, 3][..], false, 0, 2),
+        ] {
+            let run = |dtype: candle_core::DType| {
+                let x = Var::from_tensor(&ramp(&[2, 3, 9, 8], 1).to_dtype(dtype).unwrap()).unwrap();
+                let w = Var::from_tensor(&ramp(shape, 2).to_dtype(dtype).unwrap()).unwrap();
+                let y = conv2d(&x, &w, (padding, padding), stride).unwrap();
+                let r = ramp(y.dims(), 3).to_dtype(dtype).unwrap();
+                let grads = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+                let (gx, gw) = (grads.get(&x).unwrap(), grads.get(&w).unwrap());
+                // Second order: ‖∂/∂x‖² differentiated with respect to the kernel.
+                let second = gx.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+                let f32s = |t: &Tensor| t.to_dtype(candle_core::DType::F32).unwrap();
+                (f32s(gx), f32s(gw), f32s(second.get(&w).unwrap()))
+            };
+            crate::train::keep_gradient_graphs();
+            let (fused, unfused) = (run(candle_core::DType::F32), run(candle_core::DType::F64));
+            let case = format!("per-sample {per_sample}, stride {stride}");
+            assert!(max_diff(&fused.0, &unfused.0) < 1e-4, "grad x, {case}");
+            assert!(max_diff(&fused.1, &unfused.1) < 1e-3, "grad w, {case}");
+            assert!(
+                max_diff(&fused.2, &unfused.2) < 1e-2,
+                "second order, {case}"
+            );
         }
     }
 
