@@ -294,10 +294,11 @@ impl candle_core::CustomOp2 for PatchConv {
         let p = self.p;
         let g = grad.reshape((p.n, self.out_channels, p.ho * p.wo))?;
         let kernel = self.kernel_matrix(w)?;
+        // Transposed kernels are small: made contiguous, the products need not repack them.
         let grad_columns = if self.per_sample {
-            kernel.transpose(1, 2)?.matmul(&g)?
+            kernel.transpose(1, 2)?.contiguous()?.matmul(&g)?
         } else {
-            kernel.t()?.broadcast_matmul(&g)?
+            kernel.t()?.contiguous()?.broadcast_matmul(&g)?
         };
         let grad_x = grad_columns.contiguous()?.apply_op1(Fold(p))?;
         let columns = x.contiguous()?.apply_op1(Unfold(p))?;

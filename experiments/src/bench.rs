@@ -552,7 +552,8 @@ impl Bench {
             4,
         )?;
         let z = Tensor::randn(0f32, 1.0, (batch, g.mapping.z_dim), &device)?;
-        let img = g.forward(&z, 1.0, NoiseMode::Const)?;
+        // As the reference (under no_grad): D's backward stops at its input.
+        let img = g.forward(&z, 1.0, NoiseMode::Const)?.detach();
         let median_ms = |f: &dyn Fn() -> Result<()>| -> Result<f64> {
             f()?;
             let mut times = Vec::new();
