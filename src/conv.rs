@@ -152,6 +152,22 @@ impl CustomOp1 for Unfold {
     }
 }
 
+/// The adjoint of [`im2col`]: columns summed back into [n, c, h, w] images.
+fn col2im(p: Patches, columns: &[f32]) -> Vec<f32> {
+    let mut out = vec![0f32; p.n * p.image_len()];
+    out.par_chunks_mut(p.image_len())
+        .zip(columns.par_chunks(p.columns_len()))
+        .for_each(|(image, cols)| {
+            p.for_each_run(|col, img, len| {
+                let run = image[img..].iter_mut().step_by(p.stride);
+                for (o, v) in run.zip(&cols[col..col + len]) {
+                    *o += *v;
+                }
+            })
+        });
+    out
+}
+
 impl CustomOp1 for Fold {
     fn name(&self) -> &'static str {
         "fold"
@@ -163,18 +179,7 @@ impl CustomOp1 for Fold {
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let p = self.0;
-        let columns = f32_input(storage, layout, "fold")?;
-        let mut out = vec![0f32; p.n * p.image_len()];
-        out.par_chunks_mut(p.image_len())
-            .zip(columns.par_chunks(p.columns_len()))
-            .for_each(|(image, cols)| {
-                p.for_each_run(|col, img, len| {
-                    let run = image[img..].iter_mut().step_by(p.stride);
-                    for (o, v) in run.zip(&cols[col..col + len]) {
-                        *o += *v;
-                    }
-                })
-            });
+        let out = col2im(p, f32_input(storage, layout, "fold")?);
         Ok((CpuStorage::F32(out), Shape::from((p.n, p.c, p.h, p.w))))
     }
 
@@ -383,6 +388,121 @@ pub fn conv2d(x: &Tensor, w: &Tensor, padding: (usize, usize), stride: usize) ->
     Ok(y.reshape((n, o, ho, wo))?)
 }
 
+/// A transposed convolution with `stride` and no padding, on the CPU for f32 tensors:
+/// y[o, s·i + u, s·j + v] += w[o, c, u, v] · x[c, i, j], output [N, O, (H − 1)·s + k,
+/// (W − 1)·s + k]; `w` [O, C, k, k] shared or [N, O, C, k, k] per sample. One operation (kernel
+/// × input, then the patches' adjoint) whose backward is again written in differentiable
+/// operations. `None` where it does not apply (other devices or dtypes), for the caller's
+/// general path.
+pub fn conv_transpose2d(x: &Tensor, w: &Tensor, stride: usize) -> Result<Option<Tensor>> {
+    let f32_cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == candle_core::DType::F32;
+    if !(f32_cpu(x) && f32_cpu(w)) {
+        return Ok(None);
+    }
+    let (n, c, h, width) = x.dims4()?;
+    let rank = w.rank();
+    let (o, kh, kw) = (w.dim(rank - 4)?, w.dim(rank - 2)?, w.dim(rank - 1)?);
+    // [.., O, C, kh, kw] → [.., O·kh·kw, C]: the rows of the columns the kernel makes.
+    let matrix = match rank {
+        4 => w.permute((0, 2, 3, 1))?.reshape((o * kh * kw, c))?,
+        _ => w.permute((0, 1, 3, 4, 2))?.reshape((n, o * kh * kw, c))?,
+    };
+    let p = Patches {
+        n,
+        c: o,
+        h: (h - 1) * stride + kh,
+        w: (width - 1) * stride + kw,
+        kh,
+        kw,
+        ph: 0,
+        pw: 0,
+        stride,
+        ho: h,
+        wo: width,
+    };
+    let op = ColumnsToImage {
+        p,
+        in_channels: c,
+        per_sample: rank == 5,
+    };
+    Ok(Some(x.contiguous()?.apply_op2(&matrix.contiguous()?, op)?))
+}
+
+/// Kernel rows × input pixels, then the patches' adjoint (col2im): a transposed convolution.
+struct ColumnsToImage {
+    /// The geometry of the output image's patches (one patch per input pixel).
+    p: Patches,
+    in_channels: usize,
+    per_sample: bool,
+}
+
+impl ColumnsToImage {
+    /// [n, c, h·w] input pixels → [n, o·kh·kw, h·w] columns.
+    fn columns(&self, matrix: &Tensor, pixels: &Tensor) -> candle_core::Result<Tensor> {
+        if self.per_sample {
+            matrix.matmul(pixels)
+        } else {
+            matrix.broadcast_matmul(pixels)
+        }
+    }
+}
+
+impl candle_core::CustomOp2 for ColumnsToImage {
+    fn name(&self) -> &'static str {
+        "columns-to-image"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_layout: &Layout,
+        m: &CpuStorage,
+        m_layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let p = self.p;
+        let device = candle_core::Device::Cpu;
+        let pixels = f32_input(x, x_layout, "columns-to-image")?;
+        let pixels = Tensor::from_slice(pixels, (p.n, self.in_channels, p.ho * p.wo), &device)?;
+        let matrix = f32_input(m, m_layout, "columns-to-image")?;
+        let matrix = Tensor::from_slice(matrix, m_layout.shape(), &device)?;
+        let columns = self
+            .columns(&matrix, &pixels)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        Ok((
+            CpuStorage::F32(col2im(p, &columns)),
+            Shape::from((p.n, p.c, p.h, p.w)),
+        ))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        matrix: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let p = self.p;
+        let grad_columns = grad.contiguous()?.apply_op1(Unfold(p))?;
+        let pixels = x.reshape((p.n, self.in_channels, p.ho * p.wo))?;
+        let grad_x = if self.per_sample {
+            matrix
+                .transpose(1, 2)?
+                .contiguous()?
+                .matmul(&grad_columns)?
+        } else {
+            matrix.t()?.contiguous()?.broadcast_matmul(&grad_columns)?
+        };
+        let grad_matrix = grad_columns.matmul(&pixels.transpose(1, 2)?)?;
+        let grad_matrix = if self.per_sample {
+            grad_matrix
+        } else {
+            grad_matrix.sum(0)?
+        };
+        Ok((Some(grad_x.reshape(x.shape())?), Some(grad_matrix)))
+    }
+}
+
 /// [`conv2d`] with the same padding on both axes.
 pub fn conv2d_square(x: &Tensor, w: &Tensor, padding: usize, stride: usize) -> Result<Tensor> {
     conv2d(x, w, (padding, padding), stride)
@@ -472,6 +592,44 @@ mod tests {
                 max_diff(&fused.2, &unfused.2) < 1e-2,
                 "second order, {case}"
             );
+        }
+    }
+
+    #[test]
+    fn transposed_convolution_equals_candles_to_second_order() {
+        crate::train::keep_gradient_graphs();
+        let run = |ours: bool| {
+            let x = Var::from_tensor(&ramp(&[2, 3, 5, 4], 1)).unwrap();
+            let w = Var::from_tensor(&ramp(&[4, 3, 3, 3], 2)).unwrap();
+            let y = if ours {
+                conv_transpose2d(&x, &w, 2).unwrap().unwrap()
+            } else {
+                // candle's kernel layout is [in, out, k, k].
+                let w = w.transpose(0, 1).unwrap().contiguous().unwrap();
+                x.conv_transpose2d(&w, 0, 0, 2, 1).unwrap()
+            };
+            let r = ramp(y.dims(), 3);
+            let grads = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let (gx, gw) = (grads.get(&x).unwrap(), grads.get(&w).unwrap());
+            let second = gx.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            let gw2 = second.get(&w).unwrap().clone();
+            (y, gx.clone(), gw.clone(), gw2)
+        };
+        let (a, b) = (run(true), run(false));
+        assert_eq!(a.0.dims(), &[2, 4, 11, 9]);
+        assert!(max_diff(&a.0, &b.0) < 1e-4, "values");
+        assert!(max_diff(&a.1, &b.1) < 1e-3, "grad x");
+        assert!(max_diff(&a.2, &b.2) < 1e-3, "grad w");
+        assert!(max_diff(&a.3, &b.3) < 1e-2, "second order");
+        // One kernel per sample equals each sample with its own kernel.
+        let x = ramp(&[2, 3, 5, 4], 4);
+        let w = ramp(&[2, 4, 3, 3, 3], 5);
+        let y = conv_transpose2d(&x, &w, 2).unwrap().unwrap();
+        for i in 0..2 {
+            let xi = x.narrow(0, i, 1).unwrap();
+            let wi = w.get(i).unwrap();
+            let want = conv_transpose2d(&xi, &wi, 2).unwrap().unwrap();
+            assert!(max_diff(&y.narrow(0, i, 1).unwrap(), &want) < 1e-5);
         }
     }
 

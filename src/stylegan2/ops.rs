@@ -289,17 +289,23 @@ fn flip_kernel(w: &Tensor) -> Result<Tensor> {
 
 /// A k × k convolution followed by 2× up-sampling, as the reference's `conv2d_resample` with
 /// `up = 2`: a stride-2 transposed convolution (output 2H + 1), then the FIR filter with padding
-/// 1 and gain 4 (output 2H). The transposed convolution is written as a convolution of the
-/// zero-inserted input with the flipped kernel. `w` as for [`conv2d`].
+/// 1 and gain 4 (output 2H). On the CPU the transposed convolution is one operation; elsewhere
+/// it is the convolution of the zero-inserted input with the flipped kernel. `w` as for
+/// [`conv2d`].
 pub fn conv2d_up2(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    let k = w.dim(D::Minus1)?;
-    // Zero insertion to 2H (a trailing zero), padded to (k − 1) zeros before the first sample
-    // and after the last one.
-    let mut y = x.clone();
-    for dim in [3, 2] {
-        y = zero_insert(&y, dim, 2)?.pad_with_zeros(dim, k - 1, k - 2)?;
-    }
-    let y = conv2d(&y, &flip_kernel(w)?, 0, 1)?;
+    let y = match crate::conv::conv_transpose2d(x, w, 2)? {
+        Some(y) => y,
+        None => {
+            // Zero insertion to 2H (a trailing zero), padded to (k − 1) zeros before the first
+            // sample and after the last one.
+            let k = w.dim(D::Minus1)?;
+            let mut y = x.clone();
+            for dim in [3, 2] {
+                y = zero_insert(&y, dim, 2)?.pad_with_zeros(dim, k - 1, k - 2)?;
+            }
+            conv2d(&y, &flip_kernel(w)?, 0, 1)?
+        }
+    };
     upfirdn2d(&y, 1, 1, (1, 1), 4.0)
 }
 
