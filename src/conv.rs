@@ -307,7 +307,8 @@ impl candle_core::CustomOp2 for PatchConv {
         };
         let grad_x = grad_columns.contiguous()?.apply_op1(Fold(p))?;
         let columns = x.contiguous()?.apply_op1(Unfold(p))?;
-        let grad_kernel = g.matmul(&columns.transpose(1, 2)?)?;
+        // (columns · gᵀ)ᵀ: the large columns stay the contiguous operand of the product.
+        let grad_kernel = columns.matmul(&g.transpose(1, 2)?)?.transpose(1, 2)?;
         let grad_w = if self.per_sample {
             grad_kernel.reshape(w.shape())?
         } else {
