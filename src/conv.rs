@@ -307,12 +307,16 @@ impl candle_core::CustomOp2 for PatchConv {
         };
         let grad_x = grad_columns.contiguous()?.apply_op1(Fold(p))?;
         let columns = x.contiguous()?.apply_op1(Unfold(p))?;
-        // (columns · gᵀ)ᵀ: the large columns stay the contiguous operand of the product.
-        let grad_kernel = columns.matmul(&g.transpose(1, 2)?)?.transpose(1, 2)?;
+        // (columns · gᵀ)ᵀ: the large columns stay the contiguous operand of the product, and
+        // the batch sum runs over contiguous memory before the (small) transposition.
+        let grad_kernel = columns.matmul(&g.transpose(1, 2)?)?;
         let grad_w = if self.per_sample {
-            grad_kernel.reshape(w.shape())?
+            grad_kernel
+                .transpose(1, 2)?
+                .contiguous()?
+                .reshape(w.shape())?
         } else {
-            grad_kernel.sum(0)?.reshape(w.shape())?
+            grad_kernel.sum(0)?.t()?.contiguous()?.reshape(w.shape())?
         };
         Ok((Some(grad_x), Some(grad_w)))
     }

@@ -143,24 +143,33 @@ impl candle_core::CustomOp2 for FusedBiasAct {
         let channels = dims[1];
         let inner: usize = dims[2..].iter().product();
         let (alpha, gain) = (LRELU_ALPHA as f32, self.gain);
-        let out: Vec<f32> = x
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| {
-                let mut y = v + b[i / inner % channels];
-                if self.leaky {
-                    let scaled = y * alpha + 0.0;
-                    y = if y >= scaled { y } else { scaled };
+        let act = |v: f32| {
+            let mut y = v;
+            if self.leaky {
+                let scaled = y * alpha + 0.0;
+                y = if y >= scaled { y } else { scaled };
+            }
+            if gain != 1.0 {
+                y = y * gain + 0.0;
+            }
+            if let Some(c) = self.clamp {
+                y = y.min(c).max(-c);
+            }
+            y
+        };
+        // One sample per task; within it, one channel (one bias) per run.
+        let sample = (channels * inner).max(1);
+        let mut out = vec![0f32; x.len()];
+        use rayon::prelude::*;
+        out.par_chunks_mut(sample)
+            .zip(x.par_chunks(sample))
+            .for_each(|(out, x)| {
+                for ((out, x), &bias) in out.chunks_mut(inner).zip(x.chunks(inner)).zip(b) {
+                    for (o, &v) in out.iter_mut().zip(x) {
+                        *o = act(v + bias);
+                    }
                 }
-                if gain != 1.0 {
-                    y = y * gain + 0.0;
-                }
-                if let Some(c) = self.clamp {
-                    y = y.min(c).max(-c);
-                }
-                y
-            })
-            .collect();
+            });
         Ok((CpuStorage::F32(out), xl.shape().clone()))
     }
 
