@@ -227,6 +227,14 @@ fn unfold(
     unfold_by_slices(x, (kh, kw), (ph, pw), stride)
 }
 
+/// Σ over the first axis of a contiguous [n, r, c] tensor as a product with a row of ones
+/// (candle's reduction over a leading axis walks memory with a stride).
+fn batch_sum(t: &Tensor) -> candle_core::Result<Tensor> {
+    let (n, r, c) = t.dims3()?;
+    let ones = Tensor::ones((1, n), t.dtype(), t.device())?;
+    ones.matmul(&t.reshape((n, r * c))?)?.reshape((r, c))
+}
+
 /// A convolution as one operation: on the CPU, patches × kernel without the patches entering
 /// the graph (the backward pass of a large patch tensor allocates, zeroes and sums buffers of its
 /// size). The backward pass is written with differentiable operations — the patch extraction,
@@ -316,7 +324,10 @@ impl candle_core::CustomOp2 for PatchConv {
                 .contiguous()?
                 .reshape(w.shape())?
         } else {
-            grad_kernel.sum(0)?.t()?.contiguous()?.reshape(w.shape())?
+            batch_sum(&grad_kernel)?
+                .t()?
+                .contiguous()?
+                .reshape(w.shape())?
         };
         Ok((Some(grad_x), Some(grad_w)))
     }
@@ -502,7 +513,7 @@ impl candle_core::CustomOp2 for ColumnsToImage {
         let grad_matrix = if self.per_sample {
             grad_matrix
         } else {
-            grad_matrix.sum(0)?
+            batch_sum(&grad_matrix)?
         };
         Ok((Some(grad_x.reshape(x.shape())?), Some(grad_matrix)))
     }
