@@ -73,16 +73,25 @@ pub fn modulated_conv2d(
     up: bool,
 ) -> Result<Tensor> {
     let (n, i, _, _) = x.dims4()?;
-    let k = weight.dim(3)?;
-    let mut w = weight
-        .unsqueeze(0)?
-        .broadcast_mul(&styles.reshape((n, 1, i, 1, 1))?)?;
-    if demodulate {
-        let d = (w.sqr()?.sum_keepdim(4)?.sum_keepdim(3)?.sum_keepdim(2)? + 1e-8)?
-            .sqrt()?
-            .recip()?;
-        w = w.broadcast_mul(&d)?;
-    }
+    let (o, k) = (weight.dim(0)?, weight.dim(3)?);
+    // w[n, o, i, ·] = styles[n, i] · weight[o, i, ·], as one outer product per input channel
+    // (a batched product with an inner dimension of 1: the same single multiplications, and
+    // gradients that are matrix products rather than reductions over broadcast axes).
+    let per_channel = weight.permute((1, 0, 2, 3))?.reshape((i, 1, o * k * k))?;
+    let styles = styles.t()?.reshape((i, n, 1))?;
+    let w = styles
+        .matmul(&per_channel.contiguous()?)?
+        .reshape((i, n, o, k * k))?
+        .permute((1, 2, 0, 3))?
+        .contiguous()?
+        .reshape((n, o, i * k * k))?;
+    let w = if demodulate {
+        let d = (w.sqr()?.sum_keepdim(2)? + 1e-8)?.sqrt()?.recip()?;
+        w.broadcast_mul(&d)?
+    } else {
+        w
+    };
+    let w = w.reshape((n, o, i, k, k))?;
     if up {
         ops::conv2d_up2(x, &w)
     } else {
