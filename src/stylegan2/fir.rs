@@ -57,6 +57,14 @@ impl Fir {
     }
 }
 
+/// The contributions as flat arrays: input indices, taps, and how many belong to each output.
+fn flatten(contributions: &[Vec<(usize, f32)>]) -> (Vec<usize>, Vec<f32>, Vec<usize>) {
+    let index = contributions.iter().flatten().map(|&(i, _)| i).collect();
+    let taps = contributions.iter().flatten().map(|&(_, c)| c).collect();
+    let counts = contributions.iter().map(Vec::len).collect();
+    (index, taps, counts)
+}
+
 impl CustomOp1 for Fir {
     fn name(&self) -> &'static str {
         "fir"
@@ -75,19 +83,37 @@ impl CustomOp1 for Fir {
         let outer = input.len() / in_block.max(1);
         let contributions = self.contributions(in_len);
         let mut out = vec![0f32; outer * out_block];
-        out.par_chunks_mut(out_block)
-            .zip(input.par_chunks(in_block))
-            .for_each(|(dst, src)| {
-                for (o, pairs) in contributions.iter().enumerate() {
-                    let row = &mut dst[o * inner..(o + 1) * inner];
-                    for &(i, c) in pairs {
-                        let from = &src[i * inner..(i + 1) * inner];
-                        for (d, s) in row.iter_mut().zip(from) {
-                            *d += c * *s;
+        if inner == 1 {
+            // The last axis: one short row per task, its taps gathered by precomputed indices.
+            let (index, taps, counts) = flatten(&contributions);
+            out.par_chunks_mut(out_block)
+                .zip(input.par_chunks(in_block))
+                .for_each(|(dst, src)| {
+                    let mut at = 0;
+                    for (d, &count) in dst.iter_mut().zip(&counts) {
+                        let mut acc = 0f32;
+                        for t in at..at + count {
+                            acc += taps[t] * src[index[t]];
+                        }
+                        *d = acc;
+                        at += count;
+                    }
+                });
+        } else {
+            out.par_chunks_mut(out_block)
+                .zip(input.par_chunks(in_block))
+                .for_each(|(dst, src)| {
+                    for (o, pairs) in contributions.iter().enumerate() {
+                        let row = &mut dst[o * inner..(o + 1) * inner];
+                        for &(i, c) in pairs {
+                            let from = &src[i * inner..(i + 1) * inner];
+                            for (d, s) in row.iter_mut().zip(from) {
+                                *d += c * *s;
+                            }
                         }
                     }
-                }
-            });
+                });
+        }
         let mut shape = dims.to_vec();
         shape[self.dim] = self.out_len;
         Ok((CpuStorage::F32(out), Shape::from(shape)))
