@@ -236,6 +236,13 @@ pub fn train_run(opts: &RunOptions) -> Result<RunSummary> {
             opts.snap_kimg, opts.tick_kimg
         )));
     }
+    let (batch, group) = (opts.spec.preset.batch, opts.spec.preset.mbstd_group);
+    if batch % group.min(batch).max(1) != 0 {
+        return Err(Error::invalid(format!(
+            "--batch {batch} does not split into the discriminator's minibatch-std groups of \
+             {group}; use a multiple of {group}"
+        )));
+    }
     let total_images = (opts.kimg * 1000.0).round() as u64;
     let batch = opts.spec.preset.batch as u64;
     let total_steps = total_images.div_ceil(batch);
