@@ -6,9 +6,8 @@ use super::ops::{bias_act, upsample2d, Activation};
 use super::weights::Weights;
 use crate::{Error, Result};
 use candle_core::{Tensor, Var};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::StandardNormal;
 
 /// Learning-rate multiplier of the mapping network (the official default).
 const MAPPING_LR: f64 = 0.01;
@@ -140,8 +139,7 @@ impl SynthesisLayer {
                 let (n, _, h, w) = y.dims4()?;
                 let mut rng = ChaCha8Rng::seed_from_u64(seed);
                 rng.set_stream(self.noise_stream);
-                let values: Vec<f32> = (0..n * h * w).map(|_| rng.sample(StandardNormal)).collect();
-                let fresh = Tensor::from_vec(values, (n, 1, h, w), y.device())?;
+                let fresh = crate::train::standard_normal(&mut rng, &[n, 1, h, w], y.device())?;
                 y = y.broadcast_add(&fresh.broadcast_mul(strength)?)?;
             }
             NoiseMode::None => {}

@@ -4,9 +4,7 @@
 use super::{Discriminator, Generator, Weights};
 use crate::Result;
 use candle_core::{Device, Tensor};
-use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::StandardNormal;
 use std::collections::HashMap;
 
 /// The sizes that define a StyleGAN2 pair (unconditional).
@@ -125,11 +123,10 @@ impl<'a> Tensors<'a> {
 
     /// Standard-normal values times `scale`.
     fn normal(&mut self, name: &str, shape: &[usize], scale: f32) -> Result<()> {
-        let n = shape.iter().product();
-        let values: Vec<f32> = (0..n)
-            .map(|_| scale * self.rng.sample::<f32, _>(StandardNormal))
-            .collect();
-        let t = Tensor::from_vec(values, shape, &self.device)?;
+        let mut t = crate::train::standard_normal(self.rng, shape, &self.device)?;
+        if scale != 1.0 {
+            t = (t * f64::from(scale))?;
+        }
         self.tensors.insert(name.to_owned(), t);
         Ok(())
     }

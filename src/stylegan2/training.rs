@@ -2,22 +2,14 @@
 //! mixing, tracking of `w_avg`), Freeze-D, and path-length regularisation.
 
 use super::{Discriminator, Generator, NoiseMode, Weights};
-use crate::train::{self, GeneratorPenalty, Mode};
+use crate::train::{self, standard_normal, GeneratorPenalty, Mode};
 use crate::{Error, Result};
 use candle_core::{Tensor, Var};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::StandardNormal;
 
 /// Decay of the tracked average w per training pass (the reference's `w_avg_beta`).
 const W_AVG_BETA: f64 = 0.995;
-
-/// Standard-normal values [n, dim] from `rng`.
-fn normal(rng: &mut ChaCha8Rng, shape: &[usize], device: &candle_core::Device) -> Result<Tensor> {
-    let n = shape.iter().product();
-    let values: Vec<f32> = (0..n).map(|_| rng.sample(StandardNormal)).collect();
-    Ok(Tensor::from_vec(values, shape, device)?)
-}
 
 impl Generator {
     /// A training pass: ws of `z` (ψ = 1), `w_avg` moved towards their mean, style mixing with
@@ -40,7 +32,7 @@ impl Generator {
         if self.style_mixing > 0.0 {
             let cutoff = rng.random_range(1..num_ws);
             if rng.random::<f64>() < self.style_mixing {
-                let z2 = normal(rng, z.dims(), z.device())?;
+                let z2 = standard_normal(rng, z.dims(), z.device())?;
                 let later = self.mapping.forward(&z2, num_ws, 1.0)?;
                 ws = Tensor::cat(
                     &[
@@ -195,11 +187,11 @@ impl GeneratorPenalty<Generator> for PathLength {
 
     fn penalty(&mut self, g: &mut Generator, rng: &mut ChaCha8Rng, batch: usize) -> Result<Tensor> {
         let n = (batch / self.batch_shrink.max(1)).max(1);
-        let z = normal(rng, &[n, g.mapping.z_dim], g.mapping.w_avg.device())?;
+        let z = standard_normal(rng, &[n, g.mapping.z_dim], g.mapping.w_avg.device())?;
         let (img, ws) = g.training_pass(&z, rng, true)?;
         let ws = ws.expect("asked for the ws input");
         let (_, c, h, w) = img.dims4()?;
-        let y = (normal(rng, &[n, c, h, w], img.device())? / ((h * w) as f64).sqrt())?;
+        let y = (standard_normal(rng, &[n, c, h, w], img.device())? / ((h * w) as f64).sqrt())?;
         let grads = (img * y)?.sum_all()?.backward()?;
         let grad = grads
             .get(ws.as_tensor())

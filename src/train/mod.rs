@@ -90,6 +90,20 @@ pub trait RealData {
     fn sample(&mut self, rng: &mut ChaCha8Rng, batch: usize) -> Result<Tensor>;
 }
 
+/// Standard-normal f32 values of `shape` from `rng`, in row-major order: latents, noise
+/// inputs and initial weights all draw this way.
+pub fn standard_normal(
+    rng: &mut impl rand::Rng,
+    shape: &[usize],
+    device: &candle_core::Device,
+) -> Result<Tensor> {
+    let n = shape.iter().product();
+    let values: Vec<f32> = (0..n)
+        .map(|_| rng.sample(rand_distr::StandardNormal))
+        .collect();
+    Ok(Tensor::from_vec(values, shape, device)?)
+}
+
 /// Makes candle's backward passes build differentiable gradients (its
 /// `CANDLE_GRAD_DO_NOT_DETACH`), so that a penalty on a gradient — R1, path length — can be
 /// differentiated again with respect to the weights. candle reads the switch once per thread,

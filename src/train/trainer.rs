@@ -8,7 +8,6 @@ use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -117,11 +116,7 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
 
     /// Standard-normal latents [n, latent_dim] from the training stream.
     fn latents(&mut self, n: usize) -> Result<Tensor> {
-        let dim = self.g.latent_dim();
-        let values: Vec<f32> = (0..n * dim)
-            .map(|_| self.rng.sample(StandardNormal))
-            .collect();
-        Ok(Tensor::from_vec(values, (n, dim), &self.device)?)
+        super::standard_normal(&mut self.rng, &[n, self.g.latent_dim()], &self.device)
     }
 
     /// One D step: real and fake batches, the loss (with R1 when it is not lazy), one Adam

@@ -149,11 +149,7 @@ pub fn sample_generator(
     rng: &mut ChaCha8Rng,
     n: usize,
 ) -> Result<Vec<[f64; 2]>> {
-    use rand::Rng;
-    let values: Vec<f32> = (0..n * g.latent_dim())
-        .map(|_| rng.sample(rand_distr::StandardNormal))
-        .collect();
-    let z = Tensor::from_vec(values, (n, g.latent_dim()), &Device::Cpu)?;
+    let z = whichgan::train::standard_normal(rng, &[n, g.latent_dim()], &Device::Cpu)?;
     tensor_points(&g.forward_detached(&z, Mode::Eval, rng)?)
 }
 
