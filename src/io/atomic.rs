@@ -27,6 +27,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
+/// Whether the output folder `out` already holds something: an error saying `how_to_proceed`
+/// when it does and the run may not reuse it (`may_reuse`: resuming or overwriting).
+pub fn check_out_dir(out: &Path, may_reuse: bool, how_to_proceed: &str) -> Result<bool> {
+    let non_empty = std::fs::read_dir(out)
+        .map(|mut entries| entries.next().is_some())
+        .unwrap_or(false);
+    if non_empty && !may_reuse {
+        return Err(Error::in_file(
+            out,
+            format!("output folder is not empty; {how_to_proceed}"),
+        ));
+    }
+    Ok(non_empty)
+}
+
 /// Creates `dir` (and its parents) and checks that files can be written in it, so that a run
 /// fails before its work rather than at its first output.
 pub fn create_writable_dir(dir: &Path) -> Result<()> {

@@ -9,7 +9,7 @@ mod table;
 mod torch_pickle;
 mod weights;
 
-pub use atomic::{create_writable_dir, temporary_beside, write_atomic};
+pub use atomic::{check_out_dir, create_writable_dir, temporary_beside, write_atomic};
 pub use image::write_png_grid;
 pub use jsonl::{append_jsonl, truncate_jsonl};
 pub use npy::{read_npy, read_npz_stats, write_npy_f32, NpyArray};

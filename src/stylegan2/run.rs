@@ -389,16 +389,11 @@ fn to_flat(value: &impl Serialize) -> Vec<(String, String)> {
 
 /// An existing non-empty output folder needs a resume or `overwrite`.
 fn prepare_out(out: &Path, resume: bool, overwrite: bool) -> Result<()> {
-    let non_empty = std::fs::read_dir(out)
-        .map(|mut entries| entries.next().is_some())
-        .unwrap_or(false);
-    if non_empty && !resume && !overwrite {
-        return Err(Error::in_file(
-            out,
-            "output folder is not empty; pass --resume SNAPSHOT to continue its run or \
-             --overwrite to start over in it",
-        ));
-    }
+    let non_empty = crate::io::check_out_dir(
+        out,
+        resume || overwrite,
+        "pass --resume SNAPSHOT to continue its run or --overwrite to start over in it",
+    )?;
     if non_empty && overwrite && !resume {
         // Start over: the earlier run's snapshots and grids would mix with this run's.
         for entry in std::fs::read_dir(out).map_err(|e| Error::io(out, e))? {

@@ -303,16 +303,11 @@ pub struct TrainSummary {
 /// Prepares the output folder: an existing non-empty folder needs `resume` or `overwrite`, and
 /// the folder must be writable.
 fn prepare_out(out: &Path, resume: bool, overwrite: bool) -> Result<()> {
-    let non_empty = std::fs::read_dir(out)
-        .map(|mut entries| entries.next().is_some())
-        .unwrap_or(false);
-    if non_empty && !resume && !overwrite {
-        return Err(Error::in_file(
-            out,
-            "output folder is not empty; pass --resume to continue its run or --overwrite to \
-             replace it",
-        ));
-    }
+    let non_empty = whichgan::io::check_out_dir(
+        out,
+        resume || overwrite,
+        "pass --resume to continue its run or --overwrite to replace it",
+    )?;
     if overwrite && !resume && non_empty {
         let ckpts = ToyHook::checkpoint_dir(out);
         if ckpts.exists() {
