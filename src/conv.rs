@@ -193,40 +193,6 @@ impl CustomOp1 for Fold {
     }
 }
 
-/// The kh × kw patches of `x` [N, C, H, W] (zero padding (rows, columns), stride) as columns
-/// [N, C·kh·kw, H'·W'], ordered like a [O, C, kh, kw] kernel flattened to [O, C·kh·kw].
-fn unfold(
-    x: &Tensor,
-    (kh, kw): (usize, usize),
-    (ph, pw): (usize, usize),
-    stride: usize,
-) -> Result<(Tensor, usize, usize)> {
-    let (n, c, h, w) = x.dims4()?;
-    let (ho, wo) = (
-        (h + 2 * ph - kh) / stride + 1,
-        (w + 2 * pw - kw) / stride + 1,
-    );
-    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && (kh, kw, stride) != (1, 1, 1)
-    {
-        let geometry = Patches {
-            n,
-            c,
-            h,
-            w,
-            kh,
-            kw,
-            ph,
-            pw,
-            stride,
-            ho,
-            wo,
-        };
-        let columns = x.contiguous()?.apply_op1(Unfold(geometry))?;
-        return Ok((columns, ho, wo));
-    }
-    unfold_by_slices(x, (kh, kw), (ph, pw), stride)
-}
-
 /// Σ over the first axis of a contiguous [n, r, c] tensor as a product with a row of ones
 /// (candle's reduction over a leading axis walks memory with a stride).
 fn batch_sum(t: &Tensor) -> candle_core::Result<Tensor> {
@@ -333,7 +299,10 @@ impl candle_core::CustomOp2 for PatchConv {
     }
 }
 
-/// [`unfold`] written with padding and strided slices (any device, differentiated by candle).
+/// The kh × kw patches of `x` [N, C, H, W] (zero padding (rows, columns), stride) as columns
+/// [N, C·kh·kw, H'·W'], ordered like a [O, C, kh, kw] kernel flattened to [O, C·kh·kw], written
+/// with padding and strided slices (any device, differentiated by candle): the general path of
+/// [`conv2d`], and the reference the CPU patch operation is tested against.
 fn unfold_by_slices(
     x: &Tensor,
     (kh, kw): (usize, usize),
@@ -396,7 +365,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, padding: (usize, usize), stride: usize) ->
         };
         return Ok(x.contiguous()?.apply_op2(&w.contiguous()?, op)?);
     }
-    let (columns, ho, wo) = unfold(x, (kh, kw), padding, stride)?;
+    let (columns, ho, wo) = unfold_by_slices(x, (kh, kw), padding, stride)?;
     let y = match rank {
         4 => w.reshape((o, c * kh * kw))?.broadcast_matmul(&columns)?,
         _ => w.reshape((n, o, c * kh * kw))?.matmul(&columns)?,
@@ -527,6 +496,43 @@ pub fn conv2d_square(x: &Tensor, w: &Tensor, padding: usize, stride: usize) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The kh × kw patches of `x` [N, C, H, W] (zero padding (rows, columns), stride) as columns
+    /// [N, C·kh·kw, H'·W'], ordered like a [O, C, kh, kw] kernel flattened to [O, C·kh·kw].
+    fn unfold(
+        x: &Tensor,
+        (kh, kw): (usize, usize),
+        (ph, pw): (usize, usize),
+        stride: usize,
+    ) -> Result<(Tensor, usize, usize)> {
+        let (n, c, h, w) = x.dims4()?;
+        let (ho, wo) = (
+            (h + 2 * ph - kh) / stride + 1,
+            (w + 2 * pw - kw) / stride + 1,
+        );
+        if x.device().is_cpu()
+            && x.dtype() == candle_core::DType::F32
+            && (kh, kw, stride) != (1, 1, 1)
+        {
+            let geometry = Patches {
+                n,
+                c,
+                h,
+                w,
+                kh,
+                kw,
+                ph,
+                pw,
+                stride,
+                ho,
+                wo,
+            };
+            let columns = x.contiguous()?.apply_op1(Unfold(geometry))?;
+            return Ok((columns, ho, wo));
+        }
+        unfold_by_slices(x, (kh, kw), (ph, pw), stride)
+    }
+
     use candle_core::{Device, Var};
 
     fn ramp(shape: &[usize], seed: usize) -> Tensor {
