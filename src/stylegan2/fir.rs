@@ -161,6 +161,13 @@ mod tests {
         ),
     ];
 
+    /// max |a − b| in f64.
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+        let to64 = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
+        let diff = (to64(a) - to64(b)).unwrap().abs().unwrap();
+        diff.max_all().unwrap().to_scalar::<f64>().unwrap()
+    }
+
     #[test]
     fn equals_the_sliced_version_and_its_gradient_is_the_adjoint() {
         let dev = Device::Cpu;
@@ -172,14 +179,7 @@ mod tests {
                 let x64 = x.to_dtype(DType::F64).unwrap();
                 let sliced = upfirdn_axis(&x64, dim, taps, flip, updown, pad, 1.5).unwrap();
                 assert_eq!(fast.dims(), sliced.dims());
-                let diff = (fast.to_dtype(DType::F64).unwrap() - &sliced).unwrap();
-                let err = diff
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f64>()
-                    .unwrap();
+                let err = max_abs_diff(&fast, &sliced);
                 assert!(err < 1e-5, "{taps:?} {updown:?} {pad:?} dim {dim}: {err}");
                 // ⟨A x, y⟩ = ⟨x, Aᵀ y⟩ with Aᵀ y the gradient of ⟨A x, y⟩.
                 let var = Var::from_tensor(&x).unwrap();
@@ -215,14 +215,7 @@ mod tests {
                         .unwrap()
                         .clone()
                 };
-                let diff = (grad.to_dtype(DType::F64).unwrap() - sliced_grad).unwrap();
-                let err = diff
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f64>()
-                    .unwrap();
+                let err = max_abs_diff(&grad, &sliced_grad);
                 assert!(
                     err < 1e-5,
                     "gradient {taps:?} {updown:?} {pad:?} dim {dim}: {err}"
