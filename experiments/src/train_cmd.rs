@@ -123,8 +123,8 @@ fn snapshot_start(path: &std::path::Path, out: &std::path::Path) -> Option<Optio
     if out.canonicalize().ok()? != folder {
         return None;
     }
-    let ckpt = Checkpoint::load(path, &candle_core::Device::Cpu).ok()?;
-    let start = &ckpt.meta.extra["spec"]["start"];
+    let meta = Checkpoint::read_meta(path)?;
+    let start = &meta.extra["spec"]["start"];
     Some(start.as_str().map(str::to_owned))
 }
 
