@@ -1,11 +1,12 @@
 //! Convolution as matrix products: the patches of the input times the kernel as a matrix.
-//! Forward and backward are then patch copies and matrix products, with per-sample kernels
-//! batched into one product (modulated convolutions) instead of candle's loop over groups.
+//! Forward and backward are then patch copies and matrix products.
 //!
 //! Patch extraction (im2col) is one custom operation on the CPU, whose backward is its adjoint
-//! (col2im, summing overlapping patches) and vice versa, so gradients of gradients work too. On
-//! other devices it is written with strided slices, which candle differentiates itself.
+//! (col2im, summing overlapping patches) and vice versa, so gradients of gradients work too.
+//! On other devices (and for other dtypes) candle's own (transposed) convolution does the work,
+//! or patches written with strided slices, which candle differentiates itself.
 
+use crate::backend::cpu_kernels;
 use crate::Result;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use rayon::prelude::*;
@@ -208,29 +209,12 @@ fn batch_sum(t: &Tensor) -> candle_core::Result<Tensor> {
 struct PatchConv {
     p: Patches,
     out_channels: usize,
-    /// One kernel per sample ([n, o, c, kh, kw]) rather than one for the batch.
-    per_sample: bool,
 }
 
 impl PatchConv {
-    /// The kernel as matrices: [o, c·kh·kw], or [n, o, c·kh·kw] per sample.
+    /// The kernel [o, c, kh, kw] as a matrix [o, c·kh·kw].
     fn kernel_matrix(&self, w: &Tensor) -> candle_core::Result<Tensor> {
-        let ck = self.p.c * self.p.kh * self.p.kw;
-        if self.per_sample {
-            w.reshape((self.p.n, self.out_channels, ck))
-        } else {
-            w.reshape((self.out_channels, ck))
-        }
-    }
-
-    /// kernel × columns [n, c·kh·kw, ho·wo] → [n, o, ho·wo].
-    fn apply_kernel(&self, w: &Tensor, columns: &Tensor) -> candle_core::Result<Tensor> {
-        let w = self.kernel_matrix(w)?;
-        if self.per_sample {
-            w.matmul(columns)
-        } else {
-            w.broadcast_matmul(columns)
-        }
+        w.reshape((self.out_channels, self.p.c * self.p.kh * self.p.kw))
     }
 }
 
@@ -255,7 +239,7 @@ impl candle_core::CustomOp2 for PatchConv {
             w_layout.shape(),
             &device,
         )?;
-        let y = self.apply_kernel(&kernel, &columns)?;
+        let y = self.kernel_matrix(&kernel)?.broadcast_matmul(&columns)?;
         let out = y.flatten_all()?.to_vec1::<f32>()?;
         Ok((
             CpuStorage::F32(out),
@@ -274,27 +258,16 @@ impl candle_core::CustomOp2 for PatchConv {
         let g = grad.reshape((p.n, self.out_channels, p.ho * p.wo))?;
         let kernel = self.kernel_matrix(w)?;
         // Transposed kernels are small: made contiguous, the products need not repack them.
-        let grad_columns = if self.per_sample {
-            kernel.transpose(1, 2)?.contiguous()?.matmul(&g)?
-        } else {
-            kernel.t()?.contiguous()?.broadcast_matmul(&g)?
-        };
+        let grad_columns = kernel.t()?.contiguous()?.broadcast_matmul(&g)?;
         let grad_x = grad_columns.contiguous()?.apply_op1(Fold(p))?;
         let columns = x.contiguous()?.apply_op1(Unfold(p))?;
         // (columns · gᵀ)ᵀ: the large columns stay the contiguous operand of the product, and
         // the batch sum runs over contiguous memory before the (small) transposition.
         let grad_kernel = columns.matmul(&g.transpose(1, 2)?)?;
-        let grad_w = if self.per_sample {
-            grad_kernel
-                .transpose(1, 2)?
-                .contiguous()?
-                .reshape(w.shape())?
-        } else {
-            batch_sum(&grad_kernel)?
-                .t()?
-                .contiguous()?
-                .reshape(w.shape())?
-        };
+        let grad_w = batch_sum(&grad_kernel)?
+            .t()?
+            .contiguous()?
+            .reshape(w.shape())?;
         Ok((Some(grad_x), Some(grad_w)))
     }
 }
@@ -332,17 +305,17 @@ fn unfold_by_slices(
     Ok((columns, ho, wo))
 }
 
-/// A convolution (cross-correlation, as torch's `conv2d`) with zero padding (rows, columns):
-/// `w` [O, C, kh, kw] is shared by the batch, or [N, O, C, kh, kw] holds one kernel per sample.
+/// A convolution (cross-correlation, as torch's `conv2d`) of `x` [N, C, H, W] with the kernel
+/// `w` [O, C, kh, kw] and zero padding (rows, columns).
 pub fn conv2d(x: &Tensor, w: &Tensor, padding: (usize, usize), stride: usize) -> Result<Tensor> {
     let (n, c, h, width) = x.dims4()?;
-    let rank = w.rank();
-    let (kh, kw) = (w.dim(rank - 2)?, w.dim(rank - 1)?);
-    let o = w.dim(rank - 4)?;
-    let fused = x.device().is_cpu()
-        && x.dtype() == candle_core::DType::F32
-        && w.dtype() == candle_core::DType::F32
-        && (kh, kw, stride) != (1, 1, 1);
+    let (o, _, kh, kw) = w.dims4()?;
+    let fused = cpu_kernels(x) && cpu_kernels(w) && (kh, kw, stride) != (1, 1, 1);
+    // candle's own convolution (on CUDA one patch kernel and one GEMM), differentiable to any
+    // order; its backward assumes square inputs when strided.
+    if !cpu_kernels(x) && padding.0 == padding.1 && (stride == 1 || h == width) {
+        return Ok(x.conv2d(w, padding.0, stride, 1, 1)?);
+    }
     if fused {
         let (ph, pw) = padding;
         let p = Patches {
@@ -358,40 +331,28 @@ pub fn conv2d(x: &Tensor, w: &Tensor, padding: (usize, usize), stride: usize) ->
             ho: (h + 2 * ph - kh) / stride + 1,
             wo: (width + 2 * pw - kw) / stride + 1,
         };
-        let op = PatchConv {
-            p,
-            out_channels: o,
-            per_sample: rank == 5,
-        };
+        let op = PatchConv { p, out_channels: o };
         return Ok(x.contiguous()?.apply_op2(&w.contiguous()?, op)?);
     }
     let (columns, ho, wo) = unfold_by_slices(x, (kh, kw), padding, stride)?;
-    let y = match rank {
-        4 => w.reshape((o, c * kh * kw))?.broadcast_matmul(&columns)?,
-        _ => w.reshape((n, o, c * kh * kw))?.matmul(&columns)?,
-    };
+    let y = w.reshape((o, c * kh * kw))?.broadcast_matmul(&columns)?;
     Ok(y.reshape((n, o, ho, wo))?)
 }
 
-/// A transposed convolution with `stride` and no padding, on the CPU for f32 tensors:
-/// y[o, s·i + u, s·j + v] += w[o, c, u, v] · x[c, i, j], output [N, O, (H − 1)·s + k,
-/// (W − 1)·s + k]; `w` [O, C, k, k] shared or [N, O, C, k, k] per sample. One operation (kernel
-/// × input, then the patches' adjoint) whose backward is again written in differentiable
-/// operations. `None` where it does not apply (other devices or dtypes), for the caller's
-/// general path.
-pub fn conv_transpose2d(x: &Tensor, w: &Tensor, stride: usize) -> Result<Option<Tensor>> {
-    let f32_cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == candle_core::DType::F32;
-    if !(f32_cpu(x) && f32_cpu(w)) {
-        return Ok(None);
+/// A transposed convolution with `stride` and no padding: y[o, s·i + u, s·j + v] +=
+/// w[o, c, u, v] · x[c, i, j], output [N, O, (H − 1)·s + k, (W − 1)·s + k] for `w` [O, C, k, k].
+/// On the CPU one operation (kernel × input, then the patches' adjoint) whose backward is again
+/// written in differentiable operations; elsewhere candle's own transposed convolution.
+pub fn conv_transpose2d(x: &Tensor, w: &Tensor, stride: usize) -> Result<Tensor> {
+    if !(cpu_kernels(x) && cpu_kernels(w)) {
+        // candle's kernel layout is [in, out, k, k].
+        let w = w.transpose(0, 1)?.contiguous()?;
+        return Ok(x.conv_transpose2d(&w, 0, 0, stride, 1)?);
     }
     let (n, c, h, width) = x.dims4()?;
-    let rank = w.rank();
-    let (o, kh, kw) = (w.dim(rank - 4)?, w.dim(rank - 2)?, w.dim(rank - 1)?);
-    // [.., O, C, kh, kw] → [.., O·kh·kw, C]: the rows of the columns the kernel makes.
-    let matrix = match rank {
-        4 => w.permute((0, 2, 3, 1))?.reshape((o * kh * kw, c))?,
-        _ => w.permute((0, 1, 3, 4, 2))?.reshape((n, o * kh * kw, c))?,
-    };
+    let (o, _, kh, kw) = w.dims4()?;
+    // [O, C, kh, kw] → [O·kh·kw, C]: the rows of the columns the kernel makes.
+    let matrix = w.permute((0, 2, 3, 1))?.reshape((o * kh * kw, c))?;
     let p = Patches {
         n,
         c: o,
@@ -405,12 +366,8 @@ pub fn conv_transpose2d(x: &Tensor, w: &Tensor, stride: usize) -> Result<Option<
         ho: h,
         wo: width,
     };
-    let op = ColumnsToImage {
-        p,
-        in_channels: c,
-        per_sample: rank == 5,
-    };
-    Ok(Some(x.contiguous()?.apply_op2(&matrix.contiguous()?, op)?))
+    let op = ColumnsToImage { p, in_channels: c };
+    Ok(x.contiguous()?.apply_op2(&matrix.contiguous()?, op)?)
 }
 
 /// Kernel rows × input pixels, then the patches' adjoint (col2im): a transposed convolution.
@@ -418,18 +375,6 @@ struct ColumnsToImage {
     /// The geometry of the output image's patches (one patch per input pixel).
     p: Patches,
     in_channels: usize,
-    per_sample: bool,
-}
-
-impl ColumnsToImage {
-    /// [n, c, h·w] input pixels → [n, o·kh·kw, h·w] columns.
-    fn columns(&self, matrix: &Tensor, pixels: &Tensor) -> candle_core::Result<Tensor> {
-        if self.per_sample {
-            matrix.matmul(pixels)
-        } else {
-            matrix.broadcast_matmul(pixels)
-        }
-    }
 }
 
 impl candle_core::CustomOp2 for ColumnsToImage {
@@ -450,8 +395,9 @@ impl candle_core::CustomOp2 for ColumnsToImage {
         let pixels = Tensor::from_slice(pixels, (p.n, self.in_channels, p.ho * p.wo), &device)?;
         let matrix = f32_input(m, m_layout, "columns-to-image")?;
         let matrix = Tensor::from_slice(matrix, m_layout.shape(), &device)?;
-        let columns = self
-            .columns(&matrix, &pixels)?
+        // [n, c, h·w] input pixels → [n, o·kh·kw, h·w] columns.
+        let columns = matrix
+            .broadcast_matmul(&pixels)?
             .flatten_all()?
             .to_vec1::<f32>()?;
         Ok((
@@ -470,20 +416,8 @@ impl candle_core::CustomOp2 for ColumnsToImage {
         let p = self.p;
         let grad_columns = grad.contiguous()?.apply_op1(Unfold(p))?;
         let pixels = x.reshape((p.n, self.in_channels, p.ho * p.wo))?;
-        let grad_x = if self.per_sample {
-            matrix
-                .transpose(1, 2)?
-                .contiguous()?
-                .matmul(&grad_columns)?
-        } else {
-            matrix.t()?.contiguous()?.broadcast_matmul(&grad_columns)?
-        };
-        let grad_matrix = grad_columns.matmul(&pixels.transpose(1, 2)?)?;
-        let grad_matrix = if self.per_sample {
-            grad_matrix
-        } else {
-            batch_sum(&grad_matrix)?
-        };
+        let grad_x = matrix.t()?.contiguous()?.broadcast_matmul(&grad_columns)?;
+        let grad_matrix = batch_sum(&grad_columns.matmul(&pixels.transpose(1, 2)?)?)?;
         Ok((Some(grad_x.reshape(x.shape())?), Some(grad_matrix)))
     }
 }
@@ -587,27 +521,23 @@ mod tests {
 
     #[test]
     fn fused_convolution_gradients_equal_the_unfused_ones_to_second_order() {
-        // f64 tensors take the unfused path (patches by slices, differentiated by candle).
-        for (shape, per_sample, padding, stride) in [
-            (&[4, 3, 3, 3][..], false, 1, 1),
-            (&[2, 4, 3, 3, 3][..], true, 1, 1),
-            (&[4, 3, 3, 3][..], false, 0, 2),
-        ] {
+        // f64 tensors take the generic path (candle's convolution, or patches by slices).
+        for (padding, stride) in [(1, 1), (0, 2)] {
             let run = |dtype: candle_core::DType| {
                 let x = Var::from_tensor(&ramp(&[2, 3, 9, 8], 1).to_dtype(dtype).unwrap()).unwrap();
-                let w = Var::from_tensor(&ramp(shape, 2).to_dtype(dtype).unwrap()).unwrap();
+                let w = Var::from_tensor(&ramp(&[4, 3, 3, 3], 2).to_dtype(dtype).unwrap()).unwrap();
                 let y = conv2d(&x, &w, (padding, padding), stride).unwrap();
                 let r = ramp(y.dims(), 3).to_dtype(dtype).unwrap();
-                let grads = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+                let loss = (y * &r).unwrap().sum_all().unwrap();
+                let grads = crate::train::differentiable_backward(&loss).unwrap();
                 let (gx, gw) = (grads.get(&x).unwrap(), grads.get(&w).unwrap());
                 // Second order: ‖∂/∂x‖² differentiated with respect to the kernel.
                 let second = gx.sqr().unwrap().sum_all().unwrap().backward().unwrap();
                 let f32s = |t: &Tensor| t.to_dtype(candle_core::DType::F32).unwrap();
                 (f32s(gx), f32s(gw), f32s(second.get(&w).unwrap()))
             };
-            crate::train::keep_gradient_graphs();
             let (fused, unfused) = (run(candle_core::DType::F32), run(candle_core::DType::F64));
-            let case = format!("per-sample {per_sample}, stride {stride}");
+            let case = format!("stride {stride}");
             assert!(max_diff(&fused.0, &unfused.0) < 1e-4, "grad x, {case}");
             assert!(max_diff(&fused.1, &unfused.1) < 1e-3, "grad w, {case}");
             assert!(
@@ -619,19 +549,19 @@ mod tests {
 
     #[test]
     fn transposed_convolution_equals_candles_to_second_order() {
-        crate::train::keep_gradient_graphs();
         let run = |ours: bool| {
             let x = Var::from_tensor(&ramp(&[2, 3, 5, 4], 1)).unwrap();
             let w = Var::from_tensor(&ramp(&[4, 3, 3, 3], 2)).unwrap();
             let y = if ours {
-                conv_transpose2d(&x, &w, 2).unwrap().unwrap()
+                conv_transpose2d(&x, &w, 2).unwrap()
             } else {
                 // candle's kernel layout is [in, out, k, k].
                 let w = w.transpose(0, 1).unwrap().contiguous().unwrap();
                 x.conv_transpose2d(&w, 0, 0, 2, 1).unwrap()
             };
             let r = ramp(y.dims(), 3);
-            let grads = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let loss = (&y * &r).unwrap().sum_all().unwrap();
+            let grads = crate::train::differentiable_backward(&loss).unwrap();
             let (gx, gw) = (grads.get(&x).unwrap(), grads.get(&w).unwrap());
             let second = gx.sqr().unwrap().sum_all().unwrap().backward().unwrap();
             let gw2 = second.get(&w).unwrap().clone();
@@ -643,16 +573,6 @@ mod tests {
         assert!(max_diff(&a.1, &b.1) < 1e-3, "grad x");
         assert!(max_diff(&a.2, &b.2) < 1e-3, "grad w");
         assert!(max_diff(&a.3, &b.3) < 1e-2, "second order");
-        // One kernel per sample equals each sample with its own kernel.
-        let x = ramp(&[2, 3, 5, 4], 4);
-        let w = ramp(&[2, 4, 3, 3, 3], 5);
-        let y = conv_transpose2d(&x, &w, 2).unwrap().unwrap();
-        for i in 0..2 {
-            let xi = x.narrow(0, i, 1).unwrap();
-            let wi = w.get(i).unwrap();
-            let want = conv_transpose2d(&xi, &wi, 2).unwrap().unwrap();
-            assert!(max_diff(&y.narrow(0, i, 1).unwrap(), &want) < 1e-5);
-        }
     }
 
     #[test]

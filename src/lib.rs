@@ -4,6 +4,7 @@
 //! Every fallible function returns [`Result`], whose [`Error`] says what was wrong and where
 //! (file, row, column), in one line a user can act on.
 
+pub mod backend;
 pub mod conv;
 pub mod dataset;
 pub mod error;

@@ -1,9 +1,14 @@
 //! ADA's `bgc` augmentation against the official pipeline in its deterministic
-//! (`debug_percentile`) mode: outputs and input gradients (tests/fixtures/augment).
+//! (`debug_percentile`) mode: outputs and input gradients (tests/fixtures/augment). The
+//! pipeline runs on the GPU named by `WHICHGAN_TEST_DEVICE=cuda:N`, if set.
 
 use candle_core::{Device, Tensor, Var};
 use std::path::Path;
 use whichgan::stylegan2::augment::{AugmentPipe, AugmentSpec, Draws};
+
+#[path = "common/device.rs"]
+mod device;
+use device::test_device;
 
 fn load(name: &str) -> Tensor {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -36,20 +41,25 @@ fn relative(actual: &Tensor, expected: &Tensor) -> f32 {
 
 #[test]
 fn bgc_matches_the_official_pipeline_at_fixed_percentiles() {
-    let x = Var::from_tensor(&load("input")).unwrap();
-    let weights = load("weights");
+    let device = test_device();
+    let x = Var::from_tensor(&load("input").to_device(&device).unwrap()).unwrap();
+    let weights = load("weights").to_device(&device).unwrap();
     let pipe = AugmentPipe::new(AugmentSpec::preset("bgc").unwrap(), 1.0);
     for q in ["0_10", "0_35", "0_50", "0_62", "0_90"] {
         let percentile: f32 = q.replace('_', ".").parse().unwrap();
         let y = pipe.apply(&x, &mut Draws::Percentile(percentile)).unwrap();
-        let out = relative(&y, &load(&format!("out_{q}")));
+        let out = relative(
+            &y.to_device(&Device::Cpu).unwrap(),
+            &load(&format!("out_{q}")),
+        );
         let grads = (y * &weights)
             .unwrap()
             .sum_all()
             .unwrap()
             .backward()
             .unwrap();
-        let grad = relative(grads.get(&x).unwrap(), &load(&format!("grad_{q}")));
+        let grad = grads.get(&x).unwrap().to_device(&Device::Cpu).unwrap();
+        let grad = relative(&grad, &load(&format!("grad_{q}")));
         eprintln!("percentile {percentile}: output {out:.1e}, input gradient {grad:.1e}");
         assert!(
             out < 1e-4 && grad < 1e-4,

@@ -2,6 +2,10 @@
 //! weights (tests/fixtures/stylegan2, set A): ws, truncation, images with constant and no
 //! noise, style mixing with a batch of one, discriminator logits and the block outputs. Each
 //! tensor must agree within 1e-4 of its largest magnitude (plus 1e-6).
+//!
+//! The networks run on the CPU; `WHICHGAN_TEST_DEVICE=cuda:N` runs them on that GPU instead (a
+//! test binary built with `--features cuda`); the comparisons are made on the CPU. On the CPU
+//! the main checks run twice: with the fused CPU kernels and with the generic operations.
 
 use candle_core::{DType, Device, Tensor};
 use std::collections::HashMap;
@@ -9,31 +13,47 @@ use std::path::Path;
 use whichgan::stylegan2::weights::load_network;
 use whichgan::stylegan2::{Discriminator, Generator, NoiseMode};
 
+#[path = "common/device.rs"]
+mod device;
+use device::test_device;
+
 fn fixture(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/stylegan2")
         .join(name)
 }
 
+/// The reference inputs and outputs, on the test device.
 fn io() -> HashMap<String, Tensor> {
-    candle_core::safetensors::load(fixture("io.safetensors"), &Device::Cpu).unwrap()
+    candle_core::safetensors::load(fixture("io.safetensors"), &test_device()).unwrap()
 }
 
 fn generator() -> Generator {
-    Generator::load(&load_network(&fixture("G.safetensors"), "G", &Device::Cpu).unwrap()).unwrap()
+    Generator::load(&load_network(&fixture("G.safetensors"), "G", &test_device()).unwrap()).unwrap()
 }
 
 fn discriminator() -> Discriminator {
     Discriminator::load(
-        &load_network(&fixture("D.safetensors"), "D", &Device::Cpu).unwrap(),
+        &load_network(&fixture("D.safetensors"), "D", &test_device()).unwrap(),
         4,
     )
     .unwrap()
 }
 
+/// Runs `check` with the crate's CPU kernels, then with the generic operations a GPU runs
+/// (the same on a GPU).
+fn on_both_paths(check: fn()) {
+    check();
+    whichgan::backend::with_generic_ops(check);
+}
+
 /// Largest |got − want| relative to max |want|.
 fn rel_err(got: &Tensor, want: &Tensor) -> f64 {
     assert_eq!(got.dims(), want.dims());
+    let (got, want) = (
+        &got.to_device(&Device::Cpu).unwrap(),
+        &want.to_device(&Device::Cpu).unwrap(),
+    );
     let scalar = |t: Tensor| t.to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap();
     let diff = scalar((got - want).unwrap().abs().unwrap().max_all().unwrap());
     let scale = scalar(want.abs().unwrap().max_all().unwrap());
@@ -71,6 +91,10 @@ fn mapping_and_truncation_match_the_reference() {
 
 #[test]
 fn images_match_the_reference() {
+    on_both_paths(images_match_the_reference_on_this_path);
+}
+
+fn images_match_the_reference_on_this_path() {
     let io = io();
     let g = generator();
     for (name, psi, noise) in [
@@ -94,6 +118,10 @@ fn images_match_the_reference() {
 
 #[test]
 fn discriminator_logits_match_the_reference() {
+    on_both_paths(discriminator_logits_match_the_reference_on_this_path);
+}
+
+fn discriminator_logits_match_the_reference_on_this_path() {
     let io = io();
     let d = discriminator();
     check("d_real", &d.forward(&io["real"]).unwrap(), &io["d_real"]);
@@ -112,8 +140,11 @@ fn discriminator_logits_match_the_reference() {
 
 #[test]
 fn input_gradient_and_r1_match_the_reference() {
-    // The input gradient must itself stay differentiable (R1's parameter gradients).
-    whichgan::train::keep_gradient_graphs();
+    on_both_paths(input_gradient_and_r1_match_the_reference_on_this_path);
+}
+
+fn input_gradient_and_r1_match_the_reference_on_this_path() {
+    // The input gradient stays differentiable (R1's parameter gradients).
     let io = io();
     let d = discriminator();
     let (logits, grad) = d.forward_with_input_grad(&io["real"]).unwrap();
@@ -137,6 +168,10 @@ fn input_gradient_and_r1_match_the_reference() {
 
 #[test]
 fn generator_loss_matches_the_reference() {
+    on_both_paths(generator_loss_matches_the_reference_on_this_path);
+}
+
+fn generator_loss_matches_the_reference_on_this_path() {
     let io = io();
     let (g, d) = (generator(), discriminator());
     let logits = d
@@ -188,14 +223,14 @@ fn pytorch_checkpoint_loads_to_identical_outputs() {
     let io = io();
     let pt = fixture("checkpoint.pt");
     for net in ["G", "G_ema"] {
-        let g = Generator::load(&load_network(&pt, net, &Device::Cpu).unwrap()).unwrap();
+        let g = Generator::load(&load_network(&pt, net, &test_device()).unwrap()).unwrap();
         let img = g.forward(&io["z"], 1.0, NoiseMode::Const).unwrap();
         let from_safetensors = generator()
             .forward(&io["z"], 1.0, NoiseMode::Const)
             .unwrap();
         assert_eq!(rel_err(&img, &from_safetensors), 0.0, "{net}");
     }
-    let d = Discriminator::load(&load_network(&pt, "D", &Device::Cpu).unwrap(), 4).unwrap();
+    let d = Discriminator::load(&load_network(&pt, "D", &test_device()).unwrap(), 4).unwrap();
     assert_eq!(
         rel_err(
             &d.forward(&io["real"]).unwrap(),

@@ -15,7 +15,7 @@ use whichgan::stylegan2::run::{
 };
 use whichgan::stylegan2::training::PathLength;
 use whichgan::stylegan2::{NoiseMode, TrainingSet};
-use whichgan::train::{keep_gradient_graphs, GeneratorPenalty};
+use whichgan::train::GeneratorPenalty;
 
 fn dataset(dir: &Path, resolution: u32) -> TrainingSet {
     let zip = dir.join(format!("shapes{resolution}.zip"));
@@ -57,7 +57,6 @@ fn tiny_spec(aug: AugMode, p: f64) -> RunSpec {
 }
 
 fn trainer(spec: &RunSpec) -> StyleGan2Trainer {
-    keep_gradient_graphs();
     new_trainer(spec, 16, &Device::Cpu).unwrap()
 }
 
@@ -147,6 +146,16 @@ fn ada_raises_p_when_d_overfits_and_lowers_it_otherwise() {
 
 #[test]
 fn resumed_run_equals_the_uninterrupted_one() {
+    resume_equals_uninterrupted();
+}
+
+/// The same on the generic operations a GPU runs (non-fused modulation, candle's convolutions).
+#[test]
+fn resumed_run_equals_the_uninterrupted_one_on_the_generic_operations() {
+    whichgan::backend::with_generic_ops(resume_equals_uninterrupted);
+}
+
+fn resume_equals_uninterrupted() {
     let dir = tempfile::tempdir().unwrap();
     let spec = tiny_spec(
         AugMode::Ada {
@@ -236,7 +245,6 @@ fn fine_tune_from_the_fixture_checkpoint_loads_every_tensor() {
         0.0,
     );
     spec.start = Some(fixture("checkpoint.pt").display().to_string());
-    keep_gradient_graphs();
     let mut t = new_trainer(&spec, 32, &Device::Cpu).unwrap();
     let file = whichgan::io::read_tensor_file(&fixture("checkpoint.pt"), &Device::Cpu).unwrap();
     let ckpt = t.checkpoint(MODEL).unwrap();
@@ -273,7 +281,6 @@ fn fine_tune_from_the_fixture_checkpoint_loads_every_tensor() {
 
 #[test]
 fn path_length_reads_the_gradient_with_respect_to_w_and_reaches_the_mapping() {
-    keep_gradient_graphs();
     let spec = tiny_spec(AugMode::NoAug, 0.0);
     let mut t = trainer(&spec);
     let g = &mut t.g;

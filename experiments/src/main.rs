@@ -85,10 +85,7 @@ fn main() {
             single_threaded_tensor_kernels();
             features_cmd::select(args)
         }
-        Command::Train(args) => {
-            whichgan::train::keep_gradient_graphs();
-            train_cmd::run(args)
-        }
+        Command::Train(args) => train_cmd::run(args),
         Command::Dataset(args) => dataset_cmd::run(args),
         Command::Convergence(args) => convergence_cmd::run(args),
         Command::Bench(args) => bench::run(args),

@@ -209,7 +209,7 @@ impl Discriminator {
     pub fn forward_with_input_grad(&self, img: &Tensor) -> Result<(Tensor, Tensor)> {
         let x = Var::from_tensor(img)?;
         let logits = self.forward(x.as_tensor())?;
-        let grads = logits.sum_all()?.backward()?;
+        let grads = crate::train::differentiable_backward(&logits.sum_all()?)?;
         let grad = grads.get(x.as_tensor()).cloned().ok_or_else(|| {
             Error::invalid("the discriminator's output does not depend on its input")
         })?;

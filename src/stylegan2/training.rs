@@ -192,7 +192,7 @@ impl GeneratorPenalty<Generator> for PathLength {
         let ws = ws.expect("asked for the ws input");
         let (_, c, h, w) = img.dims4()?;
         let y = (standard_normal(rng, &[n, c, h, w], img.device())? / ((h * w) as f64).sqrt())?;
-        let grads = (img * y)?.sum_all()?.backward()?;
+        let grads = crate::train::differentiable_backward(&(img * y)?.sum_all()?)?;
         let grad = grads
             .get(ws.as_tensor())
             .ok_or_else(|| Error::invalid("the generator's images do not depend on their ws"))?;

@@ -2,7 +2,7 @@
 //! that checkpoints can resume it exactly.
 
 use crate::{Error, Result};
-use candle_core::{backprop::GradStore, DType, Tensor, Var};
+use candle_core::{backprop::GradStore, Tensor, Var};
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AdamConfig {
@@ -113,7 +113,7 @@ impl Adam {
                     )))
                 }
             };
-            if p.device().is_cpu() && p.dtype() == DType::F32 {
+            if crate::backend::cpu_kernels(p) {
                 // Small CPU tensors: one fused loop instead of a dozen tensor operations.
                 let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
                 let (mut w, g) = (flat(p)?, flat(grad)?);
@@ -177,7 +177,7 @@ impl Adam {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
+    use candle_core::{DType, Device};
 
     /// Minimises Σ (p − target)² for a few steps; returns the parameters.
     fn run(dtype: DType, steps: usize) -> Vec<f64> {

@@ -12,6 +12,7 @@
 
 mod adam;
 mod checkpoint;
+mod differentiable;
 mod ema;
 mod hooks;
 mod loss;
@@ -19,6 +20,7 @@ mod trainer;
 
 pub use adam::{Adam, AdamConfig};
 pub use checkpoint::{Checkpoint, CheckpointMeta};
+pub use differentiable::differentiable_backward;
 pub use ema::Ema;
 pub use hooks::{Augment, GeneratorPenalty};
 pub use loss::{r1, wgan_gp, Loss, Penalty};
@@ -102,12 +104,4 @@ pub fn standard_normal(
         .map(|_| rng.sample(rand_distr::StandardNormal))
         .collect();
     Ok(Tensor::from_vec(values, shape, device)?)
-}
-
-/// Makes candle's backward passes build differentiable gradients (its
-/// `CANDLE_GRAD_DO_NOT_DETACH`), so that a penalty on a gradient — R1, path length — can be
-/// differentiated again with respect to the weights. candle reads the switch once per thread,
-/// at the thread's first backward pass: call this before any.
-pub fn keep_gradient_graphs() {
-    std::env::set_var("CANDLE_GRAD_DO_NOT_DETACH", "1");
 }

@@ -180,7 +180,6 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
 
     /// The reals as D sees them, D's logits and their gradient with respect to the reals
     /// before augmentation (as the reference takes R1), built from differentiable operations.
-    /// Through an augmentation this needs [`super::keep_gradient_graphs`].
     fn real_logits_with_grad(&mut self, real: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
         let Some(augment) = &self.augment else {
             let (logits, grad) = self.d.forward_with_input_grad(real)?;
@@ -189,7 +188,7 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
         let input = candle_core::Var::from_tensor(real)?;
         let seen = augment.apply(input.as_tensor(), &mut self.rng)?;
         let logits = self.d.forward(&seen)?;
-        let grads = logits.sum_all()?.backward()?;
+        let grads = super::differentiable_backward(&logits.sum_all()?)?;
         let grad = grads.get(input.as_tensor()).cloned().ok_or_else(|| {
             Error::invalid("the discriminator's output does not depend on its input")
         })?;
@@ -427,7 +426,7 @@ fn blend<G: Generator>(avg: &mut G, net: &G, beta: f64) -> Result<()> {
 
 /// β·a + (1 − β)·b; small f32 CPU tensors in one loop rather than three tensor operations.
 fn mix(a: &Tensor, b: &Tensor, beta: f64) -> Result<Tensor> {
-    if a.device().is_cpu() && a.dtype() == DType::F32 {
+    if crate::backend::cpu_kernels(a) {
         let (x, y) = (
             a.flatten_all()?.to_vec1::<f32>()?,
             b.flatten_all()?.to_vec1::<f32>()?,
