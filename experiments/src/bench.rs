@@ -2,8 +2,12 @@
 //! (POT, prdc, the playground's torch code, numpy, pytorch-fid) on the same inputs, in one run,
 //! and reports the ratios. The reference scripts are embedded in the binary.
 
+use crate::device::parse_device;
 use crate::report::Report;
+use candle_core::Device;
 use clap::{Args, Subcommand};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,6 +28,7 @@ const TOY_TORCH: &str = include_str!("../bench/toy_torch.py");
 const STYLEGAN2_TORCH: &str = include_str!("../bench/stylegan2_torch.py");
 const INCEPTION_TORCH: &str = include_str!("../bench/inception_torch.py");
 const STYLEGAN2_TRAIN_TORCH: &str = include_str!("../bench/stylegan2_train_torch.py");
+const OFFICIAL_PLUGINS: &str = include_str!("../bench/official_plugins.py");
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -72,11 +77,16 @@ enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
-    /// StyleGAN2 G forward and D forward + backward against the official code on PyTorch CPU.
+    /// StyleGAN2 G forward and D forward + backward against the official code on PyTorch, same
+    /// device.
     #[command(
         after_help = "The official networks are not part of this project: clone \
-        NVlabs/stylegan2-ada-pytorch and pass its folder.\n\n\
-        Example:\n  whichgan bench stylegan2 --official ../stylegan2-ada-pytorch --batch 8"
+        NVlabs/stylegan2-ada-pytorch and pass its folder. On a GPU the official networks are \
+        also timed as its `auto` configuration runs them (float16 in the four highest \
+        resolutions); ours compute in float32.\n\n\
+        Examples:\n  whichgan bench stylegan2 --official ../stylegan2-ada-pytorch --batch 8\n  \
+        whichgan bench stylegan2 --official ../stylegan2-ada-pytorch --res 256 --batch 32 \
+        --device cuda:0 --python python3"
     )]
     Stylegan2 {
         /// Python interpreter that has torch.
@@ -88,22 +98,34 @@ enum BenchWhat {
         /// Weights and configuration (config.json, G/D.safetensors, checkpoint.pt).
         #[arg(long, default_value = "tests/fixtures/stylegan2")]
         fixture: PathBuf,
+        /// Time freshly initialised networks of the `auto` configuration at this resolution
+        /// instead of the fixture's.
+        #[arg(long)]
+        res: Option<usize>,
         #[arg(long, default_value_t = 8)]
         batch: usize,
         /// Timed repetitions on each side (medians are reported).
         #[arg(long, default_value_t = 5)]
         reps: usize,
+        /// cpu or cuda:N (both sides).
+        #[arg(long, default_value = "cpu")]
+        device: String,
         #[arg(long)]
         json: bool,
     },
     /// StyleGAN2-ADA training iterations (sec/kimg) against the official training code's phase
-    /// loop on PyTorch CPU, same configuration.
+    /// loop on PyTorch, same configuration and device.
     #[command(
-        after_help = "Both sides train a 32 × 32 network (set A's sizes: z/w 64, 2 mapping layers, \
-        64 channels) from scratch at batch 16 with path length, style mixing, lazy R1 and the \
-        bgc augmentation at p = 0.2; 2 warm-up iterations, then 16 timed (so each regulariser runs \
-        its share). Clone NVlabs/stylegan2-ada-pytorch and pass its folder.\n\n\
-        Example:\n  whichgan bench train --official ../stylegan2-ada-pytorch"
+        after_help = "By default both sides train a 32 × 32 network (set A's sizes: z/w 64, 2 \
+        mapping layers, 64 channels) from scratch at batch 16; --cfg takes an official preset \
+        as it is instead. Path length, style mixing, lazy R1 and the bgc augmentation at p = 0.2; \
+        2 warm-up iterations, then --iters timed (16 lets each regulariser run its share). On a \
+        GPU the official loop is also timed as its train.py runs the preset: float16 in the four \
+        highest resolutions and the preset's per-GPU batch (--batch-gpu); ours computes in \
+        float32 over the whole batch. Clone NVlabs/stylegan2-ada-pytorch and pass its folder.\n\n\
+        Examples:\n  whichgan bench train --official ../stylegan2-ada-pytorch\n  \
+        whichgan bench train --official ../stylegan2-ada-pytorch --cfg paper256 --res 256 \
+        --batch-gpu 8 --device cuda:0 --python python3"
     )]
     Train {
         /// Python interpreter that has torch.
@@ -112,8 +134,25 @@ enum BenchWhat {
         /// Folder of the official stylegan2-ada-pytorch code.
         #[arg(long)]
         official: PathBuf,
+        /// Official configuration preset (auto, stylegan2, paper256, …) instead of set A's sizes.
+        #[arg(long)]
+        cfg: Option<String>,
+        /// Image side.
+        #[arg(long, default_value_t = 32)]
+        res: usize,
+        /// Batch size (default: 16, or the preset's).
+        #[arg(long)]
+        batch: Option<usize>,
+        /// The official loop's per-GPU batch in its float16 run on a GPU (train.py's: the
+        /// preset's batch over its reference GPU count, e.g. 8 for paper256).
+        #[arg(long)]
+        batch_gpu: Option<usize>,
+        /// Timed iterations on each side.
         #[arg(long, default_value_t = 16)]
-        batch: usize,
+        iters: usize,
+        /// cpu or cuda:N (both sides).
+        #[arg(long, default_value = "cpu")]
+        device: String,
         #[arg(long)]
         json: bool,
     },
@@ -186,11 +225,24 @@ pub fn run(args: BenchArgs) -> Result<()> {
         BenchWhat::Train {
             python,
             official,
+            cfg,
+            res,
             batch,
+            batch_gpu,
+            iters,
+            device,
             json,
         } => {
+            let device = parse_device(&device)?;
             let bench = Bench::new(python, 1)?;
-            let result = bench.train(&official, batch).map(|r| r.print(json));
+            let run = TrainBench {
+                cfg,
+                res,
+                batch,
+                batch_gpu,
+                iters,
+            };
+            let result = bench.train(&official, &run, &device).map(|r| r.print(json));
             std::fs::remove_dir_all(&bench.scripts).ok();
             result
         }
@@ -198,13 +250,20 @@ pub fn run(args: BenchArgs) -> Result<()> {
             python,
             official,
             fixture,
+            res,
             batch,
             reps,
+            device,
             json,
         } => {
+            let device = parse_device(&device)?;
             let bench = Bench::new(python, reps)?;
+            let networks = match res {
+                Some(res) => Networks::Auto(res),
+                None => Networks::Fixture(fixture),
+            };
             let result = bench
-                .stylegan2(&official, &fixture, batch)
+                .stylegan2(&official, &networks, batch, &device)
                 .map(|r| r.print(json));
             std::fs::remove_dir_all(&bench.scripts).ok();
             result
@@ -215,7 +274,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
 impl Bench {
     /// Checks the interpreter and writes the embedded reference scripts to a temporary folder.
     fn new(python: PathBuf, runs: usize) -> Result<Self> {
-        if !python.exists() {
+        // A bare name (`python3`) is looked up on the PATH when the script runs.
+        if python.components().count() > 1 && !python.exists() {
             return Err(Error::invalid(format!(
                 "no Python at {} (see `whichgan bench metrics --help` for the set-up)",
                 python.display()
@@ -231,6 +291,7 @@ impl Bench {
             ("toy_torch.py", TOY_TORCH),
             ("stylegan2_torch.py", STYLEGAN2_TORCH),
             ("stylegan2_train_torch.py", STYLEGAN2_TRAIN_TORCH),
+            ("official_plugins.py", OFFICIAL_PLUGINS),
             ("inception_torch.py", INCEPTION_TORCH),
         ] {
             let path = scripts.join(name);
@@ -292,6 +353,53 @@ fn time<T>(runs: usize, mut f: impl FnMut() -> Result<T>) -> Result<(f64, T)> {
 
 fn ratio(reference: f64, ours: f64) -> f64 {
     reference / ours
+}
+
+/// What `bench train` runs (see its help).
+struct TrainBench {
+    cfg: Option<String>,
+    res: usize,
+    batch: Option<usize>,
+    batch_gpu: Option<usize>,
+    iters: usize,
+}
+
+/// The networks `bench stylegan2` times.
+enum Networks {
+    /// G/D.safetensors, checkpoint.pt and config.json in a folder.
+    Fixture(PathBuf),
+    /// Fresh networks of the `auto` preset at this resolution.
+    Auto(usize),
+}
+
+/// The device's name for PyTorch.
+fn torch_device(device: &Device) -> String {
+    match device.location() {
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        _ => "cpu".to_owned(),
+    }
+}
+
+/// The official `Generator` and `Discriminator` constructor arguments for a preset (float32,
+/// the preset's `conv_clamp`).
+fn official_kwargs(preset: &whichgan::stylegan2::presets::Preset, res: usize) -> (Value, Value) {
+    let layers = serde_json::json!({
+        "channel_base": preset.channel_base, "channel_max": preset.channel_max,
+        "num_fp16_res": 0, "conv_clamp": preset.conv_clamp,
+    });
+    let g = serde_json::json!({
+        "z_dim": preset.z_dim, "c_dim": 0, "w_dim": preset.z_dim,
+        "img_resolution": res, "img_channels": 3,
+        "mapping_kwargs": {"num_layers": preset.mapping_layers},
+        "synthesis_kwargs": layers,
+    });
+    let mut d = layers.clone();
+    d["c_dim"] = 0.into();
+    d["img_resolution"] = res.into();
+    d["img_channels"] = 3.into();
+    d["architecture"] = if preset.d_resnet { "resnet" } else { "orig" }.into();
+    d["epilogue_kwargs"] = serde_json::json!({"mbstd_group_size": preset.mbstd_group});
+    (g, d)
 }
 
 impl Bench {
@@ -448,18 +556,27 @@ impl Bench {
             .with("speedup_vs_torch", ratio(torch_ms, ours_ms)))
     }
 
-    fn train(&self, official: &Path, batch: usize) -> Result<Report> {
+    fn train(&self, official: &Path, run: &TrainBench, device: &Device) -> Result<Report> {
         use whichgan::stylegan2::presets::Preset;
         use whichgan::stylegan2::run::{new_trainer, AugMode, AugOptions, RunSpec};
         use whichgan::stylegan2::TrainingSet;
-        const RES: usize = 32;
         const WARMUP: usize = 2;
-        const TIMED: usize = 16;
-        let mut preset = Preset::new("auto", RES)?;
-        preset.batch = batch;
-        preset.mbstd_group = 4;
-        (preset.channel_base, preset.channel_max) = (2048, 64);
-        (preset.mapping_layers, preset.z_dim) = (2, 64);
+        let res = run.res;
+        let mut preset = match &run.cfg {
+            Some(name) => Preset::new(name, res)?,
+            None => {
+                let mut preset = Preset::new("auto", res)?;
+                preset.batch = 16;
+                preset.mbstd_group = 4;
+                (preset.channel_base, preset.channel_max) = (2048, 64);
+                (preset.mapping_layers, preset.z_dim) = (2, 64);
+                preset
+            }
+        };
+        if let Some(batch) = run.batch {
+            preset.batch = batch;
+        }
+        let batch = preset.batch;
         let spec = RunSpec {
             preset: preset.clone(),
             seed: 0,
@@ -476,48 +593,45 @@ impl Bench {
         let synth = whichgan::dataset::SynthSpec {
             images: 256,
             classes: 10,
-            resolution: RES as u32,
+            resolution: res as u32,
             seed: 0,
         };
         whichgan::dataset::write_synth(&synth, &zip)?;
         let dataset = whichgan::dataset::ImageDataset::open(&zip)?;
-        let device = candle_core::Device::Cpu;
-        let mut data = TrainingSet::load(&dataset, false, &device, |_| {})?;
-        whichgan::train::keep_gradient_graphs();
-        let mut trainer = new_trainer(&spec, RES, &device)?;
+        let mut data = TrainingSet::load(&dataset, false, device, |_| {})?;
+        let mut trainer = new_trainer(&spec, res, device)?;
         for _ in 0..WARMUP {
             trainer.cycle(&mut data)?;
         }
+        device.synchronize()?;
         let start = Instant::now();
-        for _ in 0..TIMED {
+        for _ in 0..run.iters {
             trainer.cycle(&mut data)?;
         }
-        let ours = start.elapsed().as_secs_f64() / ((TIMED * batch) as f64 / 1000.0);
+        device.synchronize()?;
+        let ours = start.elapsed().as_secs_f64() / ((run.iters * batch) as f64 / 1000.0);
 
-        let layers = serde_json::json!({
-            "channel_base": preset.channel_base, "channel_max": preset.channel_max,
-            "num_fp16_res": 0, "conv_clamp": preset.conv_clamp,
-        });
-        let g = serde_json::json!({
-            "z_dim": preset.z_dim, "c_dim": 0, "w_dim": preset.z_dim,
-            "img_resolution": RES, "img_channels": 3,
-            "mapping_kwargs": {"num_layers": preset.mapping_layers},
-            "synthesis_kwargs": layers,
-        });
-        let mut d = layers.clone();
-        d["c_dim"] = 0.into();
-        d["img_resolution"] = RES.into();
-        d["img_channels"] = 3.into();
-        d["epilogue_kwargs"] = serde_json::json!({"mbstd_group_size": preset.mbstd_group});
+        // The reference: float32 over the whole batch as ours; on a GPU also as train.py runs.
+        let mut variants = vec![serde_json::json!({
+            "name": "float32", "num_fp16_res": 0, "batch_gpu": batch,
+        })];
+        if device.is_cuda() {
+            variants.push(serde_json::json!({
+                "name": "float16", "num_fp16_res": 4,
+                "batch_gpu": run.batch_gpu.unwrap_or(batch),
+            }));
+        }
+        let (g, d) = official_kwargs(&preset, res);
         let config = serde_json::json!({
             "G_kwargs": g, "D_kwargs": d, "batch": batch, "lr": preset.lr,
             "gamma": preset.gamma, "pl_weight": preset.pl_weight,
             "style_mixing": preset.style_mixing, "ema_kimg": preset.ema_kimg, "p": 0.2,
-            "warmup": WARMUP, "iterations": TIMED,
+            "warmup": WARMUP, "iterations": run.iters, "variants": variants,
         });
         let config_path = self.scripts.join("train-config.json");
         std::fs::write(&config_path, config.to_string()).map_err(|e| Error::io(&config_path, e))?;
         let threads = rayon::current_num_threads().to_string();
+        let torch_device = torch_device(device);
         let reference = self.python_json(
             "stylegan2_train_torch.py",
             &[
@@ -527,39 +641,84 @@ impl Bench {
                 config_path.as_os_str(),
                 "--threads".as_ref(),
                 threads.as_ref(),
+                "--device".as_ref(),
+                torch_device.as_ref(),
             ],
             true,
         )?;
-        let torch = reference["sec_per_kimg"].as_f64().unwrap_or(f64::NAN);
-        Ok(Report::new()
+        let torch = reference["float32"].as_f64().unwrap_or(f64::NAN);
+        let on = if device.is_cuda() {
+            torch_device.clone()
+        } else {
+            format!("{threads} CPU threads")
+        };
+        let name = run.cfg.as_deref().unwrap_or("set A sizes");
+        let mut report = Report::new()
             .with(
                 "bench",
-                format!("StyleGAN2-ADA training 32×32, batch {batch}, {threads} threads"),
+                format!("StyleGAN2-ADA training {res}×{res} ({name}), batch {batch}, {on}"),
             )
             .with("ours_sec_per_kimg", ours)
             .with("torch_sec_per_kimg", torch)
-            .with("speedup_vs_torch", ratio(torch, ours)))
+            .with("speedup_vs_torch", ratio(torch, ours));
+        if device.is_cuda() {
+            let fp16 = reference["float16"].as_f64().unwrap_or(f64::NAN);
+            report = report
+                .with("torch_trainpy_sec_per_kimg", fp16)
+                .with("speedup_vs_torch_trainpy", ratio(fp16, ours))
+                .with("torch_cuda_plugins", reference["plugins"].to_string());
+        }
+        Ok(report)
     }
 
-    fn stylegan2(&self, official: &Path, fixture: &Path, batch: usize) -> Result<Report> {
-        use candle_core::{Device, Tensor};
+    fn stylegan2(
+        &self,
+        official: &Path,
+        networks: &Networks,
+        batch: usize,
+        device: &Device,
+    ) -> Result<Report> {
+        use whichgan::stylegan2::presets::Preset;
         use whichgan::stylegan2::weights::load_network;
         use whichgan::stylegan2::{Discriminator, Generator, NoiseMode};
-        let device = Device::Cpu;
-        let g = Generator::load(&load_network(&fixture.join("G.safetensors"), "G", &device)?)?;
-        let d = Discriminator::load(
-            &load_network(&fixture.join("D.safetensors"), "D", &device)?,
-            4,
+        let (g, d, config, checkpoint) = match networks {
+            Networks::Fixture(dir) => {
+                let g = Generator::load(&load_network(&dir.join("G.safetensors"), "G", device)?)?;
+                let d = load_network(&dir.join("D.safetensors"), "D", device)?;
+                let d = Discriminator::load(&d, 4)?;
+                let checkpoint = Some(dir.join("checkpoint.pt"));
+                (g, d, dir.join("config.json"), checkpoint)
+            }
+            Networks::Auto(res) => {
+                let preset = Preset::new("auto", *res)?;
+                let arch = preset.architecture(*res, 3);
+                let mut rng = ChaCha8Rng::seed_from_u64(0);
+                let mut g = arch.generator(&mut rng, device)?;
+                let mut d = arch.discriminator(&mut rng, preset.mbstd_group, device)?;
+                g.synthesis.conv_clamp = preset.conv_clamp;
+                d.conv_clamp = preset.conv_clamp;
+                let (g_kwargs, d_kwargs) = official_kwargs(&preset, *res);
+                let config = serde_json::json!({"G_kwargs": g_kwargs, "D_kwargs": d_kwargs});
+                let path = self.scripts.join("networks.json");
+                std::fs::write(&path, config.to_string()).map_err(|e| Error::io(&path, e))?;
+                (g, d, path, None)
+            }
+        };
+        let z = whichgan::train::standard_normal(
+            &mut ChaCha8Rng::seed_from_u64(1),
+            &[batch, g.mapping.z_dim],
+            device,
         )?;
-        let z = Tensor::randn(0f32, 1.0, (batch, g.mapping.z_dim), &device)?;
         // As the reference (under no_grad): D's backward stops at its input.
         let img = g.forward(&z, 1.0, NoiseMode::Const)?.detach();
         let median_ms = |f: &dyn Fn() -> Result<()>| -> Result<f64> {
             f()?;
+            device.synchronize()?;
             let mut times = Vec::new();
             for _ in 0..self.runs {
                 let start = Instant::now();
                 f()?;
+                device.synchronize()?;
                 times.push(start.elapsed().as_secs_f64() * 1e3);
             }
             times.sort_by(f64::total_cmp);
@@ -575,37 +734,62 @@ impl Bench {
         })?;
         let (batch_arg, reps_arg) = (batch.to_string(), self.runs.to_string());
         let threads = rayon::current_num_threads().to_string();
-        let reference = self.python_json(
-            "stylegan2_torch.py",
-            &[
-                "--official".as_ref(),
-                official.as_os_str(),
-                "--fixture".as_ref(),
-                fixture.as_os_str(),
-                "--batch".as_ref(),
-                batch_arg.as_ref(),
-                "--reps".as_ref(),
-                reps_arg.as_ref(),
-                "--threads".as_ref(),
-                threads.as_ref(),
-            ],
-            true,
-        )?;
-        let ref_g = reference["g_forward_ms"].as_f64().unwrap_or(f64::NAN);
-        let ref_d = reference["d_forward_backward_ms"]
-            .as_f64()
-            .unwrap_or(f64::NAN);
-        Ok(Report::new()
+        let torch_device = torch_device(device);
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "--official".as_ref(),
+            official.as_os_str(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--batch".as_ref(),
+            batch_arg.as_ref(),
+            "--reps".as_ref(),
+            reps_arg.as_ref(),
+            "--threads".as_ref(),
+            threads.as_ref(),
+            "--device".as_ref(),
+            torch_device.as_ref(),
+        ];
+        if let Some(checkpoint) = &checkpoint {
+            args.extend(["--checkpoint".as_ref(), checkpoint.as_os_str()]);
+        }
+        let reference = self.python_json("stylegan2_torch.py", &args, true)?;
+        let number = |key: &str| reference[key].as_f64().unwrap_or(f64::NAN);
+        let (ref_g, ref_d) = (number("g_forward_ms"), number("d_forward_backward_ms"));
+        let images_per_s = |ms: f64| batch as f64 / (ms / 1e3);
+        let (what, on) = match networks {
+            Networks::Fixture(_) => ("set-A".to_owned(), format!("{threads} threads")),
+            Networks::Auto(res) => (format!("auto {res}×{res}"), torch_device.clone()),
+        };
+        let on = if device.is_cuda() {
+            torch_device.clone()
+        } else {
+            on
+        };
+        let mut report = Report::new()
             .with(
                 "bench",
-                format!("StyleGAN2 set-A networks, batch {batch}, {threads} threads"),
+                format!("StyleGAN2 {what} networks, batch {batch}, {on}"),
             )
             .with("ours_g_forward_ms", g_ms)
             .with("torch_g_forward_ms", ref_g)
             .with("speedup_g_forward", ratio(ref_g, g_ms))
+            .with("ours_g_images_per_s", images_per_s(g_ms))
+            .with("torch_g_images_per_s", images_per_s(ref_g))
             .with("ours_d_forward_backward_ms", d_ms)
             .with("torch_d_forward_backward_ms", ref_d)
-            .with("speedup_d_forward_backward", ratio(ref_d, d_ms)))
+            .with("speedup_d_forward_backward", ratio(ref_d, d_ms));
+        if device.is_cuda() {
+            let (g16, d16) = (
+                number("g_forward_ms_fp16"),
+                number("d_forward_backward_ms_fp16"),
+            );
+            report = report
+                .with("torch_fp16_g_forward_ms", g16)
+                .with("torch_fp16_g_images_per_s", images_per_s(g16))
+                .with("torch_fp16_d_forward_backward_ms", d16)
+                .with("torch_cuda_plugins", reference["plugins"].to_string());
+        }
+        Ok(report)
     }
 
     fn features(&self, data: &Path, n: usize, res: usize, batch: usize) -> Result<Report> {
