@@ -756,14 +756,14 @@ impl Bench {
         let number = |key: &str| reference[key].as_f64().unwrap_or(f64::NAN);
         let (ref_g, ref_d) = (number("g_forward_ms"), number("d_forward_backward_ms"));
         let images_per_s = |ms: f64| batch as f64 / (ms / 1e3);
-        let (what, on) = match networks {
-            Networks::Fixture(_) => ("set-A".to_owned(), format!("{threads} threads")),
-            Networks::Auto(res) => (format!("auto {res}×{res}"), torch_device.clone()),
+        let what = match networks {
+            Networks::Fixture(_) => "set-A".to_owned(),
+            Networks::Auto(res) => format!("auto {res}×{res}"),
         };
         let on = if device.is_cuda() {
             torch_device.clone()
         } else {
-            on
+            format!("{threads} threads")
         };
         let mut report = Report::new()
             .with(
