@@ -46,6 +46,28 @@ struct Patches {
 }
 
 impl Patches {
+    /// The patches of an [n, c, h, w] input for a (kh, kw) kernel, padding (ph, pw) and stride.
+    fn new(
+        (n, c, h, w): (usize, usize, usize, usize),
+        (kh, kw): (usize, usize),
+        (ph, pw): (usize, usize),
+        stride: usize,
+    ) -> Self {
+        Patches {
+            n,
+            c,
+            h,
+            w,
+            kh,
+            kw,
+            ph,
+            pw,
+            stride,
+            ho: (h + 2 * ph - kh) / stride + 1,
+            wo: (w + 2 * pw - kw) / stride + 1,
+        }
+    }
+
     fn image_len(&self) -> usize {
         self.c * self.h * self.w
     }
@@ -282,11 +304,7 @@ fn unfold_by_slices(
     (ph, pw): (usize, usize),
     stride: usize,
 ) -> Result<(Tensor, usize, usize)> {
-    let (n, c, h, w) = x.dims4()?;
-    let (ho, wo) = (
-        (h + 2 * ph - kh) / stride + 1,
-        (w + 2 * pw - kw) / stride + 1,
-    );
+    let Patches { n, c, ho, wo, .. } = Patches::new(x.dims4()?, (kh, kw), (ph, pw), stride);
     let x = x.pad_with_zeros(2, ph, ph)?.pad_with_zeros(3, pw, pw)?;
     if kh == 1 && kw == 1 {
         let x = every_nth(&every_nth(&x, 2, stride)?, 3, stride)?;
@@ -317,20 +335,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, padding: (usize, usize), stride: usize) ->
         return Ok(x.conv2d(w, padding.0, stride, 1, 1)?);
     }
     if fused {
-        let (ph, pw) = padding;
-        let p = Patches {
-            n,
-            c,
-            h,
-            w: width,
-            kh,
-            kw,
-            ph,
-            pw,
-            stride,
-            ho: (h + 2 * ph - kh) / stride + 1,
-            wo: (width + 2 * pw - kw) / stride + 1,
-        };
+        let p = Patches::new((n, c, h, width), (kh, kw), padding, stride);
         let op = PatchConv { p, out_channels: o };
         return Ok(x.contiguous()?.apply_op2(&w.contiguous()?, op)?);
     }
@@ -430,6 +435,7 @@ pub fn conv2d_square(x: &Tensor, w: &Tensor, padding: usize, stride: usize) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::max_diff;
 
     /// The kh × kw patches of `x` [N, C, H, W] (zero padding (rows, columns), stride) as columns
     /// [N, C·kh·kw, H'·W'], ordered like a [O, C, kh, kw] kernel flattened to [O, C·kh·kw].
@@ -439,28 +445,12 @@ mod tests {
         (ph, pw): (usize, usize),
         stride: usize,
     ) -> Result<(Tensor, usize, usize)> {
-        let (n, c, h, w) = x.dims4()?;
-        let (ho, wo) = (
-            (h + 2 * ph - kh) / stride + 1,
-            (w + 2 * pw - kw) / stride + 1,
-        );
+        let geometry = Patches::new(x.dims4()?, (kh, kw), (ph, pw), stride);
+        let (ho, wo) = (geometry.ho, geometry.wo);
         if x.device().is_cpu()
             && x.dtype() == candle_core::DType::F32
             && (kh, kw, stride) != (1, 1, 1)
         {
-            let geometry = Patches {
-                n,
-                c,
-                h,
-                w,
-                kh,
-                kw,
-                ph,
-                pw,
-                stride,
-                ho,
-                wo,
-            };
             let columns = x.contiguous()?.apply_op1(Unfold(geometry))?;
             return Ok((columns, ho, wo));
         }
@@ -475,17 +465,6 @@ mod tests {
             .map(|i| (((i + seed) * 7919) % 23) as f32 / 7.0 - 1.5)
             .collect();
         Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap()
     }
 
     #[test]
@@ -598,21 +577,9 @@ mod tests {
             ((3, 2), (0, 1), 2),
             ((2, 2), (1, 0), 1),
         ] {
-            let (columns, ho, wo) = unfold(&x, k, p, s).unwrap();
+            let (columns, _, _) = unfold(&x, k, p, s).unwrap();
             let y = ramp(columns.dims(), 7);
-            let geometry = Patches {
-                n: 2,
-                c: 3,
-                h: 6,
-                w: 5,
-                kh: k.0,
-                kw: k.1,
-                ph: p.0,
-                pw: p.1,
-                stride: s,
-                ho,
-                wo,
-            };
+            let geometry = Patches::new((2, 3, 6, 5), k, p, s);
             let folded = y.apply_op1(Fold(geometry)).unwrap();
             let lhs: f32 = (columns * &y)
                 .unwrap()

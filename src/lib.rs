@@ -16,5 +16,8 @@ pub mod select;
 pub mod stylegan2;
 pub mod train;
 
+#[cfg(test)]
+mod test_util;
+
 pub use error::{Error, Result};
 pub use io::Points;

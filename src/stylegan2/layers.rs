@@ -148,6 +148,7 @@ impl Conv2dLayer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::max_diff;
     use candle_core::Device;
 
     /// Deterministic values in about [-1, 1].
@@ -155,17 +156,6 @@ mod tests {
         let len = shape.iter().product::<usize>();
         let v = (0..len).map(|i| (i as f32 * 0.37 + phase).sin()).collect();
         Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap()
     }
 
     #[test]

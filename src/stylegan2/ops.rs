@@ -310,6 +310,7 @@ pub fn conv1x1_down2(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::max_diff;
 
     #[test]
     fn fused_bias_act_equals_the_separate_steps_and_their_gradients() {
@@ -330,14 +331,7 @@ mod tests {
         ] {
             let fused = bias_act(&x, Some(&b), act, gain, clamp).unwrap();
             let steps = bias_act_by_steps(&x, Some(&b), act, gain, clamp).unwrap();
-            let diff: f32 = (&fused - &steps)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar()
-                .unwrap();
+            let diff = max_diff(&fused, &steps);
             assert_eq!(diff, 0.0, "{act:?} {clamp:?}");
             let g1 = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
             let g2 = (steps * &r).unwrap().sum_all().unwrap().backward().unwrap();
@@ -351,7 +345,7 @@ mod tests {
             }
         }
     }
-    use candle_core::{DType, Device};
+    use candle_core::Device;
 
     fn ramp(shape: (usize, usize, usize, usize)) -> Tensor {
         let n = shape.0 * shape.1 * shape.2 * shape.3;
@@ -433,11 +427,7 @@ mod tests {
             let got = conv2d(&x, &w, padding, stride).unwrap();
             let want = x.conv2d(&w, padding, stride, 1, 1).unwrap();
             assert_eq!(got.dims(), want.dims());
-            let diff = (got - want).unwrap().abs().unwrap().max_all().unwrap();
-            assert!(
-                diff.to_scalar::<f32>().unwrap() < 1e-4,
-                "{k} {padding} {stride}"
-            );
+            assert!(max_diff(&got, &want) < 1e-4, "{k} {padding} {stride}");
         }
     }
 
@@ -458,16 +448,7 @@ mod tests {
             .unwrap();
         let want = upfirdn2d(&t, 1, 1, (1, 1), 4.0).unwrap();
         assert_eq!(got.dims(), &[1, 3, 6, 6]);
-        let diff = (got - want)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_dtype(DType::F64)
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
+        let diff = max_diff(&got, &want);
         assert!(diff < 1e-5, "{diff}");
     }
 }

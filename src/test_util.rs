@@ -1,0 +1,15 @@
+//! Helpers shared by the unit tests.
+
+use candle_core::Tensor;
+
+/// max |a − b| over all elements (f32 tensors of the same shape).
+pub fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap()
+}
