@@ -37,7 +37,7 @@ fn dataset(dir: &Path, resolution: u32) -> TrainingSet {
 
 fn tiny_spec(aug: AugMode, p: f64) -> RunSpec {
     let mut preset = Preset::new("auto", 16).unwrap();
-    preset.batch = 4;
+    (preset.batch, preset.batch_gpu) = (4, 4);
     preset.channel_base = 256;
     preset.channel_max = 64;
     preset.z_dim = 32;
@@ -144,26 +144,29 @@ fn ada_raises_p_when_d_overfits_and_lowers_it_otherwise() {
     }
 }
 
+/// Batches of 4 in rounds of 2 (each phase's gradients summed over two passes).
 #[test]
-fn resumed_run_equals_the_uninterrupted_one() {
-    resume_equals_uninterrupted();
+fn resumed_run_in_rounds_equals_the_uninterrupted_one() {
+    resume_equals_uninterrupted(2);
 }
 
-/// The same on the generic operations a GPU runs (non-fused modulation, candle's convolutions).
+/// One pass per batch, on the generic operations a GPU runs (non-fused modulation, candle's
+/// convolutions).
 #[test]
 fn resumed_run_equals_the_uninterrupted_one_on_the_generic_operations() {
-    whichgan::backend::with_generic_ops(resume_equals_uninterrupted);
+    whichgan::backend::with_generic_ops(|| resume_equals_uninterrupted(4));
 }
 
-fn resume_equals_uninterrupted() {
+fn resume_equals_uninterrupted(batch_gpu: usize) {
     let dir = tempfile::tempdir().unwrap();
-    let spec = tiny_spec(
+    let mut spec = tiny_spec(
         AugMode::Ada {
             target: 0.6,
             speed_kimg: 1.0,
         },
         0.1,
     );
+    spec.preset.batch_gpu = batch_gpu;
     let mut data = dataset(dir.path(), 16);
     let mut straight = trainer(&spec);
     for _ in 0..18 {

@@ -121,11 +121,12 @@ enum BenchWhat {
         as it is instead. Path length, style mixing, lazy R1 and the bgc augmentation at p = 0.2; \
         2 warm-up iterations, then --iters timed (16 lets each regulariser run its share). On a \
         GPU the official loop is also timed as its train.py runs the preset: float16 in the four \
-        highest resolutions and the preset's per-GPU batch (--batch-gpu); ours computes in \
-        float32 over the whole batch. Clone NVlabs/stylegan2-ada-pytorch and pass its folder.\n\n\
+        highest resolutions; ours computes in float32. Both run each batch in rounds of \
+        --batch-gpu images (default: the preset's, or the batch). Clone \
+        NVlabs/stylegan2-ada-pytorch and pass its folder.\n\n\
         Examples:\n  whichgan bench train --official ../stylegan2-ada-pytorch\n  \
         whichgan bench train --official ../stylegan2-ada-pytorch --cfg paper256 --res 256 \
-        --batch-gpu 8 --device cuda:0 --python python3"
+        --device cuda:0 --python python3"
     )]
     Train {
         /// Python interpreter that has torch.
@@ -143,8 +144,8 @@ enum BenchWhat {
         /// Batch size (default: 16, or the preset's).
         #[arg(long)]
         batch: Option<usize>,
-        /// The official loop's per-GPU batch in its float16 run on a GPU (train.py's: the
-        /// preset's batch over its reference GPU count, e.g. 8 for paper256).
+        /// Images per pass on both sides (train.py's per-GPU batch; default: the preset's, e.g.
+        /// 8 for paper256, or --batch).
         #[arg(long)]
         batch_gpu: Option<usize>,
         /// Timed iterations on each side.
@@ -566,7 +567,7 @@ impl Bench {
             Some(name) => Preset::new(name, res)?,
             None => {
                 let mut preset = Preset::new("auto", res)?;
-                preset.batch = 16;
+                (preset.batch, preset.batch_gpu) = (16, 16);
                 preset.mbstd_group = 4;
                 (preset.channel_base, preset.channel_max) = (2048, 64);
                 (preset.mapping_layers, preset.z_dim) = (2, 64);
@@ -574,9 +575,12 @@ impl Bench {
             }
         };
         if let Some(batch) = run.batch {
-            preset.batch = batch;
+            (preset.batch, preset.batch_gpu) = (batch, batch);
         }
-        let batch = preset.batch;
+        if let Some(round) = run.batch_gpu {
+            preset.batch_gpu = round;
+        }
+        let (batch, batch_gpu) = (preset.batch, preset.batch_gpu);
         let spec = RunSpec {
             preset: preset.clone(),
             seed: 0,
@@ -611,14 +615,13 @@ impl Bench {
         device.synchronize()?;
         let ours = start.elapsed().as_secs_f64() / ((run.iters * batch) as f64 / 1000.0);
 
-        // The reference: float32 over the whole batch as ours; on a GPU also as train.py runs.
+        // The reference: float32 as ours; on a GPU also as train.py runs.
         let mut variants = vec![serde_json::json!({
-            "name": "float32", "num_fp16_res": 0, "batch_gpu": batch,
+            "name": "float32", "num_fp16_res": 0, "batch_gpu": batch_gpu,
         })];
         if device.is_cuda() {
             variants.push(serde_json::json!({
-                "name": "float16", "num_fp16_res": 4,
-                "batch_gpu": run.batch_gpu.unwrap_or(batch),
+                "name": "float16", "num_fp16_res": 4, "batch_gpu": batch_gpu,
             }));
         }
         let (g, d) = official_kwargs(&preset, res);
@@ -656,7 +659,10 @@ impl Bench {
         let mut report = Report::new()
             .with(
                 "bench",
-                format!("StyleGAN2-ADA training {res}×{res} ({name}), batch {batch}, {on}"),
+                format!(
+                    "StyleGAN2-ADA training {res}×{res} ({name}), batch {batch} in rounds of \
+                     {batch_gpu}, {on}"
+                ),
             )
             .with("ours_sec_per_kimg", ours)
             .with("torch_sec_per_kimg", torch)

@@ -39,6 +39,11 @@ pub struct TrainArgs {
     /// Batch size (default: the preset's).
     #[arg(long)]
     batch: Option<usize>,
+    /// Images per forward and backward pass; each batch runs in rounds of this many, their
+    /// gradients summed, as train.py does per GPU (default: the preset's batch over its
+    /// reference GPU count, e.g. 8 for paper256; with --batch, the batch).
+    #[arg(long)]
+    batch_gpu: Option<usize>,
     /// R1 weight γ (default: the preset's).
     #[arg(long)]
     gamma: Option<f64>,
@@ -150,8 +155,12 @@ impl TrainArgs {
             // As the reference does for fine-tuning: a faster ADA, no EMA ramp-up.
             preset.ema_rampup = None;
         }
+        if let Some(batch) = self.batch {
+            preset.batch_gpu = batch;
+        }
         for (value, field, flag) in [
             (self.batch, &mut preset.batch, "--batch"),
+            (self.batch_gpu, &mut preset.batch_gpu, "--batch-gpu"),
             (self.cbase, &mut preset.channel_base, "--cbase"),
             (self.cmax, &mut preset.channel_max, "--cmax"),
             (self.map, &mut preset.mapping_layers, "--map"),

@@ -54,6 +54,9 @@ pub struct Preset {
     pub name: String,
     pub kimg: f64,
     pub batch: usize,
+    /// Images per pass (the reference's `batch_gpu`: the batch over its reference GPU count,
+    /// run here in rounds on the one device; `batch` itself for `auto`).
+    pub batch_gpu: usize,
     pub mbstd_group: usize,
     pub channel_base: usize,
     pub channel_max: usize,
@@ -75,7 +78,7 @@ impl Preset {
     /// The preset `name` for images of `resolution` on one device (what the reference's
     /// `auto` computes with `--gpus 1`).
     pub fn new(name: &str, resolution: usize) -> Result<Preset> {
-        let (kimg, batch, mbstd, fmaps, lr, gamma, ema, ramp, map) = if name == "auto" {
+        let (kimg, batch, gpus, mbstd, fmaps, lr, gamma, ema, ramp, map) = if name == "auto" {
             let batch = (4096 / resolution).clamp(1, 32);
             let fmaps = if resolution >= 512 { 1.0 } else { 0.5 };
             let lr = if resolution >= 1024 { 0.002 } else { 0.0025 };
@@ -84,6 +87,7 @@ impl Preset {
             (
                 25_000.0,
                 batch,
+                1,
                 batch.min(4),
                 fmaps,
                 lr,
@@ -99,14 +103,15 @@ impl Preset {
                     NAMES.join(", ")
                 ))
             })?;
-            let (_, _, kimg, mb, mbstd, fmaps, lr, gamma, ema, ramp, map) = *row;
-            (kimg, mb, mbstd, fmaps, lr, gamma, ema, ramp, map)
+            let (_, gpus, kimg, mb, mbstd, fmaps, lr, gamma, ema, ramp, map) = *row;
+            (kimg, mb, gpus, mbstd, fmaps, lr, gamma, ema, ramp, map)
         };
         let cifar = name == "cifar";
         Ok(Preset {
             name: name.to_owned(),
             kimg,
             batch,
+            batch_gpu: batch / gpus,
             mbstd_group: mbstd,
             channel_base: (fmaps * 32768.0) as usize,
             channel_max: 512,
@@ -149,6 +154,7 @@ impl Preset {
         };
         TrainConfig {
             batch: self.batch,
+            batch_gpu: self.batch_gpu,
             d_steps: 1,
             loss: Loss::Vanilla,
             penalty: if self.gamma > 0.0 {
@@ -178,6 +184,7 @@ mod tests {
         // One GPU at 256²: batch min(4096/256, 32) = 16, mbstd 4, γ = 0.0002·256²/16.
         let p = Preset::new("auto", 256).unwrap();
         assert_eq!((p.batch, p.mbstd_group, p.channel_base), (16, 4, 16384));
+        assert_eq!(p.batch_gpu, 16);
         assert!((p.gamma - 0.8192).abs() < 1e-12);
         assert_eq!((p.ema_kimg, p.lr, p.mapping_layers), (5.0, 0.0025, 2));
         let p = Preset::new("auto", 1024).unwrap();
@@ -185,6 +192,10 @@ mod tests {
         let c = Preset::new("cifar", 32).unwrap();
         assert_eq!((c.pl_weight, c.style_mixing, c.d_resnet), (0.0, 0.0, false));
         assert!(Preset::new("paper2048", 32).is_err());
+        // train.py's batch_gpu = mb / ref_gpus: rounds of 8 for paper256, 4 for stylegan2.
+        let batch_gpu = |name| Preset::new(name, 256).unwrap().batch_gpu;
+        assert_eq!((batch_gpu("paper256"), batch_gpu("stylegan2")), (8, 4));
+        assert_eq!(batch_gpu("cifar"), 32);
     }
 
     #[test]

@@ -236,11 +236,18 @@ pub fn train_run(opts: &RunOptions) -> Result<RunSummary> {
             opts.snap_kimg, opts.tick_kimg
         )));
     }
-    let (batch, group) = (opts.spec.preset.batch, opts.spec.preset.mbstd_group);
-    if batch % group.min(batch).max(1) != 0 {
+    let preset = &opts.spec.preset;
+    let (batch, round, group) = (preset.batch, preset.batch_gpu, preset.mbstd_group);
+    if round == 0 || batch % round != 0 {
         return Err(Error::invalid(format!(
-            "--batch {batch} does not split into the discriminator's minibatch-std groups of \
-             {group}; use a multiple of {group}"
+            "--batch {batch} does not split into rounds of --batch-gpu {round}; use a divisor \
+             of {batch}"
+        )));
+    }
+    if round % group.min(round).max(1) != 0 {
+        return Err(Error::invalid(format!(
+            "--batch-gpu {round} does not split into the discriminator's minibatch-std groups \
+             of {group}; use a multiple of {group}"
         )));
     }
     let total_images = (opts.kimg * 1000.0).round() as u64;

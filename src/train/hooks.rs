@@ -28,7 +28,8 @@ pub trait Augment: Send {
 pub trait GeneratorPenalty<G>: Send {
     /// The interval in G steps; the penalty runs when the G-step count is a multiple of it.
     fn every(&self) -> u64;
-    /// The penalty for this G step, already scaled for the interval; random draws from `rng`.
+    /// The penalty for one round of this G step (`batch` images), already scaled for the
+    /// interval; random draws from `rng`.
     fn penalty(&mut self, g: &mut G, rng: &mut ChaCha8Rng, batch: usize) -> Result<Tensor>;
     /// What a checkpoint keeps (e.g. the running mean path length).
     fn state(&self) -> serde_json::Value;

@@ -5,7 +5,7 @@ use super::{
     GeneratorPenalty, Loss, Mode, Network, Penalty, RealData,
 };
 use crate::{Error, Result};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{backprop::GradStore, DType, Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,11 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     pub batch: usize,
+    /// Images per forward and backward pass: each step runs its batch in rounds of this many
+    /// and sums their gradients, the loss of each round being its own mean (the reference's
+    /// `batch_gpu`; batch statistics such as minibatch standard deviation see one round).
+    /// Equal to `batch` for one pass.
+    pub batch_gpu: usize,
     /// D steps per G step.
     pub d_steps: usize,
     pub loss: Loss,
@@ -61,6 +66,12 @@ pub struct Trainer<G: Generator, D: Discriminator> {
 impl<G: Generator, D: Discriminator> Trainer<G, D> {
     /// A trainer starting at step 0; G-EMA starts as a copy of G.
     pub fn new(g: G, d: D, config: TrainConfig, seed: u64, device: &Device) -> Result<Self> {
+        let (batch, round) = (config.batch, config.batch_gpu);
+        if round == 0 || batch % round != 0 {
+            return Err(Error::invalid(format!(
+                "batch {batch} does not split into rounds of {round} images (batch_gpu)"
+            )));
+        }
         let g_ema = g.deep_copy()?;
         let opt_g = Adam::new(g.parameters(), config.adam_g)?;
         let opt_d = Adam::new(d.parameters(), config.adam_d)?;
@@ -121,23 +132,59 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
 
     /// One D step: real and fake batches, the loss (with R1 when it is not lazy), one Adam
     /// update; with a lazy R1 due, then a separate R1 update (the reference's `Dreg` phase).
+    /// Both run in rounds of `batch_gpu` images.
     fn d_step(&mut self, data: &mut impl RealData) -> Result<f64> {
         let batch = self.config.batch;
         let real_images = data.sample(&mut self.rng, batch)?;
         let z = self.latents(batch)?;
-        // Train mode: the fake batch updates G's running statistics, as in the reference.
-        let fake = self.g.forward_detached(&z, Mode::Train, &mut self.rng)?;
         let r1_due = match self.config.penalty {
             Penalty::R1 { gamma, every } if self.d_steps.is_multiple_of(every.max(1) as u64) => {
                 Some((gamma, every.max(1)))
             }
             _ => None,
         };
+        let (reals, zs) = (self.rounds(&real_images)?, self.rounds(&z)?);
+        let mut grads = GradStore::default();
+        let (mut loss_sum, mut real_logits) = (0.0, Vec::with_capacity(reals.len()));
+        for (real, z) in reals.iter().zip(&zs) {
+            let (loss, logits) = self.d_round(real, z, r1_due)?;
+            loss_sum += f64::from(loss.to_scalar::<f32>()?);
+            grads.extend(loss.backward()?)?;
+            real_logits.push(logits);
+        }
+        if let Some(augment) = &mut self.augment {
+            let logits = Tensor::cat(&real_logits, 0)?;
+            augment.observe_real_logits(&logits, self.images_seen + batch as u64)?;
+        }
+        self.opt_d.step(&grads)?;
+        if let Some((gamma, every)) = r1_due.filter(|&(_, every)| every > 1) {
+            let mut grads = GradStore::default();
+            for real in &reals {
+                let (_, _, grad) = self.real_logits_with_grad(real)?;
+                let r1 = loss::r1(&grad, gamma, every)?.to_dtype(DType::F32)?;
+                grads.extend(r1.backward()?)?;
+            }
+            self.opt_d.step_regulariser(&grads)?;
+        }
+        self.d_steps += 1;
+        self.images_seen += batch as u64;
+        Ok(loss_sum / reals.len() as f64)
+    }
+
+    /// One round of a D step: its loss (f32) and D's logits on its reals (detached).
+    fn d_round(
+        &mut self,
+        real_images: &Tensor,
+        z: &Tensor,
+        r1_due: Option<(f64, usize)>,
+    ) -> Result<(Tensor, Tensor)> {
+        // Train mode: the fake batch updates G's running statistics, as in the reference.
+        let fake = self.g.forward_detached(z, Mode::Train, &mut self.rng)?;
         // R1 inside the D loss needs D's input gradient at the reals, so their logits come
         // from that pass; otherwise real and fake logits may share one.
         let (real, real_logits, fake, fake_logits, r1_grad) = match r1_due {
             Some((_, 1)) => {
-                let (real, logits, grad) = self.real_logits_with_grad(&real_images)?;
+                let (real, logits, grad) = self.real_logits_with_grad(real_images)?;
                 let fake = self.for_d(fake)?;
                 let fake_logits = self.d.forward(&fake)?;
                 (real, logits, fake, fake_logits, Some(grad))
@@ -149,16 +196,14 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
                 (real, r, fake, f, None)
             }
         };
-        if let Some(augment) = &mut self.augment {
-            augment.observe_real_logits(&real_logits.detach(), self.images_seen + batch as u64)?;
-        }
         let mut total = self.config.loss.discriminator(&real_logits, &fake_logits)?;
         if let (Some((gamma, every)), Some(grad)) = (r1_due, &r1_grad) {
             total = (total + loss::r1(grad, gamma, every)?)?;
         }
         if let Penalty::WganGp { weight } = self.config.penalty {
-            let t: Vec<f32> = (0..batch).map(|_| self.rng.random::<f32>()).collect();
-            let shape: Vec<usize> = std::iter::once(batch)
+            let n = real.dim(0)?;
+            let t: Vec<f32> = (0..n).map(|_| self.rng.random::<f32>()).collect();
+            let shape: Vec<usize> = std::iter::once(n)
                 .chain(std::iter::repeat_n(1, real.rank() - 1))
                 .collect();
             let t = Tensor::from_vec(t, shape, &self.device)?;
@@ -166,16 +211,16 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
             let (logits, grad) = self.d.forward_with_input_grad(&mixed)?;
             total = (total + loss::wgan_gp(&logits, &grad, weight)?)?;
         }
-        total = total.to_dtype(DType::F32)?;
-        self.opt_d.step(&total.backward()?)?;
-        if let Some((gamma, every)) = r1_due.filter(|&(_, every)| every > 1) {
-            let (_, _, grad) = self.real_logits_with_grad(&real_images)?;
-            let r1 = loss::r1(&grad, gamma, every)?.to_dtype(DType::F32)?;
-            self.opt_d.step_regulariser(&r1.backward()?)?;
-        }
-        self.d_steps += 1;
-        self.images_seen += batch as u64;
-        Ok(total.to_scalar::<f32>()? as f64)
+        Ok((total.to_dtype(DType::F32)?, real_logits.detach()))
+    }
+
+    /// `x` ([batch, …]) split into the rounds of a step.
+    fn rounds(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        let round = self.config.batch_gpu;
+        let n = x.dim(0)? / round;
+        Ok((0..n)
+            .map(|i| x.narrow(0, i * round, round))
+            .collect::<Result<_, _>>()?)
     }
 
     /// The reals as D sees them, D's logits and their gradient with respect to the reals
@@ -207,37 +252,49 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
     }
 
     /// One G step, with a lazy G penalty due a separate update after it (the reference's
-    /// `Greg` phase), and the moving-average update.
+    /// `Greg` phase), both in rounds of `batch_gpu` images, and the moving-average update.
     fn g_step(&mut self) -> Result<f64> {
-        let z = self.latents(self.config.batch)?;
-        let fake = self.g.forward(&z, Mode::Train, &mut self.rng)?;
-        let fake = self.for_d(fake)?;
-        let mut loss = self.config.loss.generator(&self.d.forward_frozen(&fake)?)?;
         let penalty_every = match &self.g_penalty {
             Some(p) if self.g_steps.is_multiple_of(p.every().max(1)) => Some(p.every().max(1)),
             _ => None,
         };
-        if penalty_every == Some(1) {
-            let extra = self.generator_penalty()?.to_dtype(loss.dtype())?;
-            loss = (loss + extra)?;
+        let z = self.latents(self.config.batch)?;
+        let zs = self.rounds(&z)?;
+        let mut grads = GradStore::default();
+        let mut loss_sum = 0.0;
+        for z in &zs {
+            let fake = self.g.forward(z, Mode::Train, &mut self.rng)?;
+            let fake = self.for_d(fake)?;
+            let mut loss = self.config.loss.generator(&self.d.forward_frozen(&fake)?)?;
+            if penalty_every == Some(1) {
+                let extra = self.generator_penalty()?.to_dtype(loss.dtype())?;
+                loss = (loss + extra)?;
+            }
+            loss_sum += f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?);
+            grads.extend(loss.backward()?)?;
         }
-        self.opt_g.step(&loss.backward()?)?;
+        self.opt_g.step(&grads)?;
         if penalty_every.is_some_and(|every| every > 1) {
-            let extra = self.generator_penalty()?.to_dtype(DType::F32)?;
-            self.opt_g.step_regulariser(&extra.backward()?)?;
+            let mut grads = GradStore::default();
+            for _ in &zs {
+                let extra = self.generator_penalty()?.to_dtype(DType::F32)?;
+                grads.extend(extra.backward()?)?;
+            }
+            self.opt_g.step_regulariser(&grads)?;
         }
         let beta = self.config.ema.beta(self.config.batch, self.images_seen);
         blend(&mut self.g_ema, &self.g, beta)?;
         self.g_steps += 1;
-        Ok(loss.to_scalar::<f32>()? as f64)
+        Ok(loss_sum / zs.len() as f64)
     }
 
+    /// The G penalty of one round.
     fn generator_penalty(&mut self) -> Result<Tensor> {
         let penalty = self
             .g_penalty
             .as_mut()
             .expect("called only with a penalty set");
-        penalty.penalty(&mut self.g, &mut self.rng, self.config.batch)
+        penalty.penalty(&mut self.g, &mut self.rng, self.config.batch_gpu)
     }
 
     /// D steps until the next G step is due, then that G step (the reference loop's order:

@@ -207,7 +207,10 @@ fn bad_input_is_refused_before_anything_is_written() {
     let mut args = run_args(&data, &out, "0.032");
     let batch = args.iter().position(|a| *a == "--batch").unwrap();
     args[batch + 1] = "6";
-    assert_error(&args, &["--batch 6", "groups of 4"]);
+    assert_error(&args, &["--batch-gpu 6", "groups of 4"]);
+    let mut args = run_args(&data, &out, "0.032");
+    args.extend(["--batch-gpu", "3"]);
+    assert_error(&args, &["--batch 4", "rounds of --batch-gpu 3"]);
     let odd = shapes(dir.path(), "24");
     assert_error(&run_args(&odd, &out, "0.032"), &["24×24", "power-of-two"]);
     let missing = dir.path().join("missing.pt");

@@ -255,3 +255,103 @@ fn lazy_r1_is_a_separate_d_update_every_k_steps() {
         assert_eq!(t.checkpoint(MODEL).unwrap().meta.adam_steps_d, 8 + extra);
     }
 }
+
+/// Each parameter's gradient, summed over `rounds` losses, each differentiated alone.
+fn summed_gradients(net: &impl Network, rounds: &[Tensor]) -> Vec<(String, Vec<f32>)> {
+    let mut sums: Vec<(String, Vec<f32>)> = Vec::new();
+    for loss in rounds {
+        let grads = loss.backward().unwrap();
+        for (i, (name, var)) in net.parameters().into_iter().enumerate() {
+            let g: Vec<f32> = grads
+                .get(var.as_tensor())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            match sums.get_mut(i) {
+                Some((_, sum)) => sum.iter_mut().zip(&g).for_each(|(s, v)| *s += v),
+                None => sums.push((name, g)),
+            }
+        }
+    }
+    sums
+}
+
+/// Adam's first moment after one update is (1 − β₁)·gradient: compares it with `expected`.
+fn assert_first_moments(t: &ToyTrainer, opt: &str, expected: &[(String, Vec<f32>)]) {
+    let ckpt = t.checkpoint(MODEL).unwrap();
+    let beta1 = t.config.adam_d.beta1 as f32;
+    for (name, grad) in expected {
+        let m: Vec<f32> = ckpt.tensors[&format!("{opt}.m.{name}")]
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let scale = grad.iter().fold(1e-12f32, |a, v| a.max(v.abs()));
+        for (got, g) in m.iter().zip(grad) {
+            let want = (1.0 - beta1) * g;
+            assert!(
+                (got - want).abs() <= 1e-5 * scale,
+                "{opt} {name}: {got} vs {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_step_in_rounds_sums_the_gradients_of_each_rounds_mean_loss() {
+    use whichgan::train::{standard_normal, Generator, Mode, RealData};
+    let mut config = playground_config(Loss::Vanilla, Penalty::None, 1);
+    config.batch_gpu = 16;
+    let mut t = new_trainer(config, 16, 4).unwrap();
+    let augment = Scale::new(1.0);
+    let (observed, rows) = (augment.observed.clone(), augment.rows_seen.clone());
+    t.set_augment(Box::new(augment));
+
+    // The reference makes the same draws from the training stream (the D step's reals and
+    // latents, then the G step's latents; the playground G draws nothing else) and
+    // differentiates each round's mean loss alone: G's batch statistics see 16 samples.
+    let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(4);
+    let mut g = t.g.deep_copy().unwrap();
+    let round = |x: &Tensor, i: usize| x.narrow(0, 16 * i, 16).unwrap();
+    let reals = data().sample(&mut rng, 64).unwrap();
+    let z = standard_normal(&mut rng, &[64, g.latent_dim()], &Device::Cpu).unwrap();
+    let d_losses: Vec<Tensor> = (0..4)
+        .map(|i| {
+            let fake = g.forward(&round(&z, i), Mode::Train, &mut rng).unwrap();
+            let real = t.d.forward(&round(&reals, i)).unwrap();
+            let fake = t.d.forward(&fake.detach()).unwrap();
+            Loss::Vanilla.discriminator(&real, &fake).unwrap()
+        })
+        .collect();
+    let d_grads = summed_gradients(&t.d, &d_losses);
+
+    t.cycle(&mut data()).unwrap();
+    assert_first_moments(&t, "opt_D", &d_grads);
+    // The G step ran against the updated D.
+    let z = standard_normal(&mut rng, &[64, g.latent_dim()], &Device::Cpu).unwrap();
+    let g_losses: Vec<Tensor> = (0..4)
+        .map(|i| {
+            let fake = g.forward(&round(&z, i), Mode::Train, &mut rng).unwrap();
+            Loss::Vanilla
+                .generator(&t.d.forward_frozen(&fake).unwrap())
+                .unwrap()
+        })
+        .collect();
+    assert_first_moments(&t, "opt_G", &summed_gradients(&g, &g_losses));
+    // ADA's place sees all of a step's real logits at once.
+    assert_eq!(observed.load(Ordering::SeqCst), 1);
+    assert_eq!(rows.load(Ordering::SeqCst), 64);
+}
+
+#[test]
+fn a_batch_that_does_not_split_into_rounds_is_refused() {
+    let mut config = playground_config(Loss::Vanilla, Penalty::None, 1);
+    config.batch_gpu = 48;
+    let err = new_trainer(config, 16, 4).err().unwrap().to_string();
+    assert!(
+        err.contains("batch 64 does not split into rounds of 48"),
+        "{err}"
+    );
+}

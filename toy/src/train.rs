@@ -56,6 +56,7 @@ pub fn tensor_points(t: &Tensor) -> Result<Vec<[f64; 2]>> {
 pub fn playground_config(loss: Loss, penalty: Penalty, d_steps: usize) -> TrainConfig {
     TrainConfig {
         batch: 64,
+        batch_gpu: 64,
         d_steps,
         loss,
         penalty,
