@@ -129,23 +129,27 @@ pub(crate) fn f32_input<'a>(
     Ok(&data[start..end])
 }
 
+/// The patches of one image as [c·kh·kw, ho·wo] columns, written over `columns`.
+fn im2col_image(p: Patches, image: &[f32], columns: &mut [f32]) {
+    columns.fill(0.0);
+    p.for_each_run(|col, img, len| {
+        let out = &mut columns[col..col + len];
+        if p.stride == 1 {
+            out.copy_from_slice(&image[img..img + len]);
+        } else {
+            for (o, v) in out.iter_mut().zip(image[img..].iter().step_by(p.stride)) {
+                *o = *v;
+            }
+        }
+    });
+}
+
 /// The patches of `input` (one image after another) as [n, c·kh·kw, ho·wo] columns.
 fn im2col(p: Patches, input: &[f32]) -> Vec<f32> {
     let mut out = vec![0f32; p.n * p.columns_len()];
     out.par_chunks_mut(p.columns_len())
         .zip(input.par_chunks(p.image_len()))
-        .for_each(|(columns, image)| {
-            p.for_each_run(|col, img, len| {
-                let out = &mut columns[col..col + len];
-                if p.stride == 1 {
-                    out.copy_from_slice(&image[img..img + len]);
-                } else {
-                    for (o, v) in out.iter_mut().zip(image[img..].iter().step_by(p.stride)) {
-                        *o = *v;
-                    }
-                }
-            })
-        });
+        .for_each(|(columns, image)| im2col_image(p, image, columns));
     out
 }
 
@@ -175,19 +179,27 @@ impl CustomOp1 for Unfold {
     }
 }
 
+/// The adjoint of [`im2col_image`]: one image's columns summed into `image` (zeroed first).
+fn col2im_image(p: Patches, columns: &[f32], image: &mut [f32]) {
+    image.fill(0.0);
+    p.for_each_run(|col, img, len| {
+        let columns = &columns[col..col + len];
+        if p.stride == 1 {
+            let run = &mut image[img..img + len];
+            run.iter_mut().zip(columns).for_each(|(o, v)| *o += *v);
+        } else {
+            let run = image[img..].iter_mut().step_by(p.stride);
+            run.zip(columns).for_each(|(o, v)| *o += *v);
+        }
+    });
+}
+
 /// The adjoint of [`im2col`]: columns summed back into [n, c, h, w] images.
 fn col2im(p: Patches, columns: &[f32]) -> Vec<f32> {
     let mut out = vec![0f32; p.n * p.image_len()];
     out.par_chunks_mut(p.image_len())
         .zip(columns.par_chunks(p.columns_len()))
-        .for_each(|(image, cols)| {
-            p.for_each_run(|col, img, len| {
-                let run = image[img..].iter_mut().step_by(p.stride);
-                for (o, v) in run.zip(&cols[col..col + len]) {
-                    *o += *v;
-                }
-            })
-        });
+        .for_each(|(image, cols)| col2im_image(p, cols, image));
     out
 }
 
@@ -214,6 +226,243 @@ impl CustomOp1 for Fold {
     ) -> candle_core::Result<Option<Tensor>> {
         Ok(Some(grad.contiguous()?.apply_op1(Unfold(self.0))?))
     }
+}
+
+/// A matrix view of f32 data for [`matmul_into`]: row-major, or transposed by its strides.
+#[derive(Clone, Copy)]
+struct Mat<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> Mat<'a> {
+    /// The row-major [rows, cols] matrix at the start of `data`.
+    fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        assert!(data.len() >= rows * cols, "matrix data too short");
+        Mat {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    fn t(self) -> Self {
+        Mat {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
+    }
+}
+
+/// `dst` (row-major [lhs rows, rhs cols]) = lhs · rhs, or += with `accumulate`; the product
+/// split over `threads`.
+fn matmul_into(dst: &mut [f32], lhs: Mat, rhs: Mat, accumulate: bool, threads: usize) {
+    assert!(lhs.cols == rhs.rows && dst.len() == lhs.rows * rhs.cols);
+    let parallelism = match threads {
+        0 | 1 => gemm::Parallelism::None,
+        n => gemm::Parallelism::Rayon(n),
+    };
+    // SAFETY: every view lies inside its slice (checked when it was made; a transposed view
+    // covers the same elements), and `dst`, borrowed mutably, overlaps neither operand.
+    unsafe {
+        gemm::gemm(
+            lhs.rows,
+            rhs.cols,
+            lhs.cols,
+            dst.as_mut_ptr(),
+            1,
+            rhs.cols as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
+/// `src` [rows, cols] transposed into `dst` [cols, rows].
+fn transpose_into(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    for (r, row) in src.chunks(cols).take(rows).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            dst[c * rows + r] = v;
+        }
+    }
+}
+
+/// Runs `f(state, image index, out chunk, product threads)` for each image of a batch whose
+/// output `out` holds one chunk per image, with one `state` per task (from `init`): whole images
+/// per task, their products on one thread, when there are at least as many images as threads
+/// (an image's patches then stay in cache for its product); else one image after another with
+/// the products split over the threads. Returns the tasks' states.
+fn over_images<S: Send>(
+    out: &mut [f32],
+    images: usize,
+    init: impl Fn() -> S + Sync + Send,
+    f: impl Fn(&mut S, usize, &mut [f32], usize) + Sync + Send,
+) -> Vec<S> {
+    let len = out.len() / images.max(1);
+    let threads = rayon::current_num_threads();
+    if images < threads {
+        let mut state = init();
+        for (i, chunk) in out.chunks_mut(len).enumerate() {
+            f(&mut state, i, chunk, threads);
+        }
+        return vec![state];
+    }
+    out.par_chunks_mut(len)
+        .enumerate()
+        .fold(&init, |mut state, (i, chunk)| {
+            f(&mut state, i, chunk, 1);
+            state
+        })
+        .collect()
+}
+
+/// The sum of the tasks' matrices.
+fn sum_all(mut parts: Vec<Vec<f32>>) -> Vec<f32> {
+    let mut total = parts.pop().unwrap_or_default();
+    for part in parts {
+        total.iter_mut().zip(&part).for_each(|(t, v)| *t += v);
+    }
+    total
+}
+
+/// The convolution's forward pass on CPU data: for each image, its patches times the kernel
+/// matrix.
+fn conv_forward(p: Patches, out_channels: usize, input: &[f32], kernel: &[f32]) -> Vec<f32> {
+    let (rows, pixels) = (p.c * p.kh * p.kw, p.ho * p.wo);
+    let kernel = Mat::new(kernel, out_channels, rows);
+    let mut out = vec![0f32; p.n * out_channels * pixels];
+    over_images(&mut out, p.n, Vec::new, |columns, i, y, threads| {
+        columns.resize(p.columns_len(), 0.0);
+        im2col_image(p, &input[i * p.image_len()..], columns);
+        matmul_into(y, kernel, Mat::new(columns, rows, pixels), false, threads);
+    });
+    out
+}
+
+/// One task's buffers in the backward passes below.
+struct Scratch {
+    columns: Vec<f32>,
+    transposed: Vec<f32>,
+    /// The task's share of the kernel gradient (a sum over its images).
+    kernel_grad: Vec<f32>,
+}
+
+impl Scratch {
+    fn new(columns: usize, transposed: usize, kernel: usize) -> Self {
+        Scratch {
+            columns: vec![0f32; columns],
+            transposed: vec![0f32; transposed],
+            kernel_grad: vec![0f32; kernel],
+        }
+    }
+}
+
+/// The convolution's backward pass on CPU data, as plain numbers (not differentiable again):
+/// per image, the input gradient (kernelᵀ · output gradient, summed back into the image) and
+/// the kernel gradient's share (patches · output gradientᵀ, transposed at the end).
+fn conv_backward(
+    p: Patches,
+    out_channels: usize,
+    input: &[f32],
+    kernel: &[f32],
+    grad: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let (o, rows, pixels) = (out_channels, p.c * p.kh * p.kw, p.ho * p.wo);
+    let kernel_t = Mat::new(kernel, o, rows).t();
+    let mut grad_x = vec![0f32; p.n * p.image_len()];
+    let init = || Scratch::new(p.columns_len(), pixels * o, rows * o);
+    let tasks = over_images(&mut grad_x, p.n, init, |s, i, grad_x, threads| {
+        let g = &grad[i * o * pixels..(i + 1) * o * pixels];
+        matmul_into(
+            &mut s.columns,
+            kernel_t,
+            Mat::new(g, o, pixels),
+            false,
+            threads,
+        );
+        col2im_image(p, &s.columns, grad_x);
+        im2col_image(p, &input[i * p.image_len()..], &mut s.columns);
+        // A transposed (strided) operand would slow the product more than this copy costs.
+        transpose_into(g, o, pixels, &mut s.transposed);
+        let columns = Mat::new(&s.columns, rows, pixels);
+        let g_t = Mat::new(&s.transposed, pixels, o);
+        matmul_into(&mut s.kernel_grad, columns, g_t, true, threads);
+    });
+    let kernel_grad_t = sum_all(tasks.into_iter().map(|s| s.kernel_grad).collect());
+    let mut kernel_grad = vec![0f32; o * rows];
+    transpose_into(&kernel_grad_t, rows, o, &mut kernel_grad);
+    (grad_x, kernel_grad)
+}
+
+/// The transposed convolution's forward pass on CPU data: per image, the kernel rows times the
+/// input pixels, summed into the output image (col2im).
+fn transposed_forward(p: Patches, in_channels: usize, input: &[f32], matrix: &[f32]) -> Vec<f32> {
+    let (rows, pixels) = (p.c * p.kh * p.kw, p.ho * p.wo);
+    let matrix = Mat::new(matrix, rows, in_channels);
+    let mut out = vec![0f32; p.n * p.image_len()];
+    over_images(&mut out, p.n, Vec::new, |columns, i, image, threads| {
+        columns.resize(p.columns_len(), 0.0);
+        let x = Mat::new(&input[i * in_channels * pixels..], in_channels, pixels);
+        matmul_into(columns, matrix, x, false, threads);
+        col2im_image(p, columns, image);
+    });
+    out
+}
+
+/// Its backward pass, as plain numbers: per image, the output gradient's patches give the input
+/// gradient (matrixᵀ · patches) and the matrix gradient's share (patches · inputᵀ).
+fn transposed_backward(
+    p: Patches,
+    in_channels: usize,
+    input: &[f32],
+    matrix: &[f32],
+    grad: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let (c, rows, pixels) = (in_channels, p.c * p.kh * p.kw, p.ho * p.wo);
+    let matrix_t = Mat::new(matrix, rows, c).t();
+    let mut grad_x = vec![0f32; p.n * c * pixels];
+    let init = || Scratch::new(p.columns_len(), pixels * c, rows * c);
+    let tasks = over_images(&mut grad_x, p.n, init, |s, i, grad_x, threads| {
+        im2col_image(p, &grad[i * p.image_len()..], &mut s.columns);
+        let columns = Mat::new(&s.columns, rows, pixels);
+        matmul_into(grad_x, matrix_t, columns, false, threads);
+        transpose_into(&input[i * c * pixels..], c, pixels, &mut s.transposed);
+        let x_t = Mat::new(&s.transposed, pixels, c);
+        matmul_into(&mut s.kernel_grad, columns, x_t, true, threads);
+    });
+    (
+        grad_x,
+        sum_all(tasks.into_iter().map(|s| s.kernel_grad).collect()),
+    )
+}
+
+/// Runs `f` on the f32 data of a CPU tensor (made contiguous).
+pub(crate) fn with_cpu_data<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    let candle_core::Storage::Cpu(cpu) = &*storage else {
+        candle_core::bail!("expects a CPU tensor");
+    };
+    Ok(f(f32_input(cpu, layout, "a CPU operation")?))
 }
 
 /// Σ over the first axis of a contiguous [n, r, c] tensor as a product with a row of ones
@@ -253,16 +502,12 @@ impl candle_core::CustomOp2 for PatchConv {
         w_layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let p = self.p;
-        let device = candle_core::Device::Cpu;
-        let columns = im2col(p, f32_input(x, x_layout, "patch-conv")?);
-        let columns = Tensor::from_vec(columns, (p.n, p.c * p.kh * p.kw, p.ho * p.wo), &device)?;
-        let kernel = Tensor::from_slice(
+        let out = conv_forward(
+            p,
+            self.out_channels,
+            f32_input(x, x_layout, "patch-conv")?,
             f32_input(w, w_layout, "patch-conv")?,
-            w_layout.shape(),
-            &device,
-        )?;
-        let y = self.kernel_matrix(&kernel)?.broadcast_matmul(&columns)?;
-        let out = y.flatten_all()?.to_vec1::<f32>()?;
+        );
         Ok((
             CpuStorage::F32(out),
             Shape::from((p.n, self.out_channels, p.ho, p.wo)),
@@ -277,6 +522,17 @@ impl candle_core::CustomOp2 for PatchConv {
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let p = self.p;
+        if !crate::train::gradients_are_differentiable() {
+            let (grad_x, grad_w) = with_cpu_data(x, |x| {
+                with_cpu_data(w, |w| {
+                    with_cpu_data(grad, |g| conv_backward(p, self.out_channels, x, w, g))
+                })
+            })???;
+            return Ok((
+                Some(Tensor::from_vec(grad_x, x.shape(), x.device())?),
+                Some(Tensor::from_vec(grad_w, w.shape(), w.device())?),
+            ));
+        }
         let g = grad.reshape((p.n, self.out_channels, p.ho * p.wo))?;
         let kernel = self.kernel_matrix(w)?;
         // Transposed kernels are small: made contiguous, the products need not repack them.
@@ -395,20 +651,13 @@ impl candle_core::CustomOp2 for ColumnsToImage {
         m_layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let p = self.p;
-        let device = candle_core::Device::Cpu;
-        let pixels = f32_input(x, x_layout, "columns-to-image")?;
-        let pixels = Tensor::from_slice(pixels, (p.n, self.in_channels, p.ho * p.wo), &device)?;
-        let matrix = f32_input(m, m_layout, "columns-to-image")?;
-        let matrix = Tensor::from_slice(matrix, m_layout.shape(), &device)?;
-        // [n, c, h·w] input pixels → [n, o·kh·kw, h·w] columns.
-        let columns = matrix
-            .broadcast_matmul(&pixels)?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
-        Ok((
-            CpuStorage::F32(col2im(p, &columns)),
-            Shape::from((p.n, p.c, p.h, p.w)),
-        ))
+        let out = transposed_forward(
+            p,
+            self.in_channels,
+            f32_input(x, x_layout, "columns-to-image")?,
+            f32_input(m, m_layout, "columns-to-image")?,
+        );
+        Ok((CpuStorage::F32(out), Shape::from((p.n, p.c, p.h, p.w))))
     }
 
     fn bwd(
@@ -419,6 +668,21 @@ impl candle_core::CustomOp2 for ColumnsToImage {
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let p = self.p;
+        if !crate::train::gradients_are_differentiable() {
+            let (grad_x, grad_matrix) = with_cpu_data(x, |x| {
+                with_cpu_data(matrix, |m| {
+                    with_cpu_data(grad, |g| transposed_backward(p, self.in_channels, x, m, g))
+                })
+            })???;
+            return Ok((
+                Some(Tensor::from_vec(grad_x, x.shape(), x.device())?),
+                Some(Tensor::from_vec(
+                    grad_matrix,
+                    matrix.shape(),
+                    matrix.device(),
+                )?),
+            ));
+        }
         let grad_columns = grad.contiguous()?.apply_op1(Unfold(p))?;
         let pixels = x.reshape((p.n, self.in_channels, p.ho * p.wo))?;
         let grad_x = matrix.t()?.contiguous()?.broadcast_matmul(&grad_columns)?;
@@ -552,6 +816,59 @@ mod tests {
         assert!(max_diff(&a.1, &b.1) < 1e-3, "grad x");
         assert!(max_diff(&a.2, &b.2) < 1e-3, "grad w");
         assert!(max_diff(&a.3, &b.3) < 1e-2, "second order");
+    }
+
+    /// The plain first-order gradients (one image per task, or one image after another with
+    /// the products split) against candle's own convolutions'.
+    #[test]
+    fn plain_gradients_equal_candles() {
+        let relative = |a: &Tensor, b: &Tensor| {
+            let scale = b
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            max_diff(a, b) / scale
+        };
+        let grads = |y: Tensor, x: &Var, w: &Var| {
+            let r = ramp(y.dims(), 3);
+            let g = (y * r).unwrap().sum_all().unwrap().backward().unwrap();
+            (g.get(x).unwrap().clone(), g.get(w).unwrap().clone())
+        };
+        // Two threads: a single image takes the split products, five images the tasks.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            for n in [1, 5] {
+                for (k, padding, stride) in [(3, 1, 1), (3, 0, 2), (4, 2, 1)] {
+                    let case = format!("n {n} k {k} padding {padding} stride {stride}");
+                    let x = Var::from_tensor(&ramp(&[n, 3, 8, 8], 1)).unwrap();
+                    let w = Var::from_tensor(&ramp(&[4, 3, k, k], 2)).unwrap();
+                    let ours = grads(conv2d(&x, &w, (padding, padding), stride).unwrap(), &x, &w);
+                    let want = grads(x.conv2d(&w, padding, stride, 1, 1).unwrap(), &x, &w);
+                    assert!(relative(&ours.0, &want.0) < 1e-5, "grad x, {case}");
+                    assert!(relative(&ours.1, &want.1) < 1e-5, "grad w, {case}");
+                }
+                let x = Var::from_tensor(&ramp(&[n, 3, 5, 5], 1)).unwrap();
+                let w = Var::from_tensor(&ramp(&[4, 3, 3, 3], 2)).unwrap();
+                let ours = grads(conv_transpose2d(&x, &w, 2).unwrap(), &x, &w);
+                let candle_layout = w.transpose(0, 1).unwrap().contiguous().unwrap();
+                let y = x.conv_transpose2d(&candle_layout, 0, 0, 2, 1).unwrap();
+                let want = grads(y, &x, &w);
+                assert!(
+                    relative(&ours.0, &want.0) < 1e-5,
+                    "transposed grad x, n {n}"
+                );
+                assert!(
+                    relative(&ours.1, &want.1) < 1e-5,
+                    "transposed grad w, n {n}"
+                );
+            }
+        });
     }
 
     #[test]

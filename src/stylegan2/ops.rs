@@ -10,7 +10,7 @@
 use super::fir::Fir;
 use crate::backend::cpu_kernels;
 pub use crate::conv::conv2d_square as conv2d;
-use crate::conv::every_nth;
+use crate::conv::{every_nth, with_cpu_data};
 use crate::Result;
 use candle_core::Tensor;
 
@@ -102,20 +102,61 @@ impl FusedBiasAct {
     /// the clamp) — constant almost everywhere, so a product with it differentiates again.
     fn derivative(&self, y: &Tensor) -> Result<Tensor> {
         let values: Vec<f32> = y.detach().flatten_all()?.to_vec1()?;
-        let slope = LRELU_ALPHA as f32;
-        let d: Vec<f32> = values
-            .iter()
-            .map(|&v| {
-                let act = if self.leaky && v <= 0.0 { slope } else { 1.0 };
-                let inside = self.clamp.is_none_or(|c| v.abs() < c);
-                if inside {
-                    act * self.gain
-                } else {
-                    0.0
-                }
+        let d: Vec<f32> = values.iter().map(|&v| self.slope_at(v)).collect();
+        Ok(Tensor::from_vec(d, y.shape(), y.device())?)
+    }
+
+    /// ∂y/∂x at the output value `v`.
+    fn slope_at(&self, v: f32) -> f32 {
+        let act = if self.leaky && v <= 0.0 {
+            LRELU_ALPHA as f32
+        } else {
+            1.0
+        };
+        if self.clamp.is_none_or(|c| v.abs() < c) {
+            act * self.gain
+        } else {
+            0.0
+        }
+    }
+
+    /// The gradients with respect to x and the bias as plain numbers, in one pass over the
+    /// outputs `y` and their gradient `g` ([n, c, inner] data): what a backward pass whose
+    /// gradients are not differentiated again needs.
+    fn plain_gradients(
+        &self,
+        y: &[f32],
+        g: &[f32],
+        (n, c): (usize, usize),
+    ) -> (Vec<f32>, Vec<f32>) {
+        use rayon::prelude::*;
+        let sample = (y.len() / n.max(1)).max(1);
+        let inner = (sample / c.max(1)).max(1);
+        let mut dx = vec![0f32; y.len()];
+        let sums: Vec<Vec<f32>> = dx
+            .par_chunks_mut(sample)
+            .zip(y.par_chunks(sample).zip(g.par_chunks(sample)))
+            .map(|(dx, (y, g))| {
+                let channels = dx
+                    .chunks_mut(inner)
+                    .zip(y.chunks(inner).zip(g.chunks(inner)));
+                channels
+                    .map(|(dx, (y, g))| {
+                        let mut sum = 0f32;
+                        for (d, (&v, &gv)) in dx.iter_mut().zip(y.iter().zip(g)) {
+                            *d = gv * self.slope_at(v);
+                            sum += *d;
+                        }
+                        sum
+                    })
+                    .collect()
             })
             .collect();
-        Ok(Tensor::from_vec(d, y.shape(), y.device())?)
+        let mut db = vec![0f32; c];
+        for sample in &sums {
+            db.iter_mut().zip(sample).for_each(|(b, v)| *b += v);
+        }
+        (dx, db)
     }
 }
 
@@ -181,11 +222,20 @@ impl candle_core::CustomOp2 for FusedBiasAct {
         y: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let (n, c) = (x.dim(0)?, x.dim(1)?);
+        if !crate::train::gradients_are_differentiable() {
+            let (dx, db) = with_cpu_data(y, |y| {
+                with_cpu_data(grad, |g| self.plain_gradients(y, g, (n, c)))
+            })??;
+            return Ok((
+                Some(Tensor::from_vec(dx, x.shape(), x.device())?),
+                Some(Tensor::from_vec(db, c, x.device())?),
+            ));
+        }
         let derivative = self
             .derivative(y)
             .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         let dx = grad.mul(&derivative)?;
-        let (n, c) = (x.dim(0)?, x.dim(1)?);
         let inner = x.elem_count() / (n * c);
         // Contiguous last-axis sums: far faster than a broadcast's reduction over N, H, W.
         let db = dx.reshape((n, c, inner))?.sum(2)?.sum(0)?;

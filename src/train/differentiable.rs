@@ -15,6 +15,19 @@ use candle_core::{Device, Tensor, Var};
 use std::sync::mpsc;
 use std::sync::OnceLock;
 
+thread_local! {
+    /// Whether this thread's backward passes keep the graphs of their gradients.
+    static KEEPS_GRAPHS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether a backward pass running on this thread builds gradients that may be differentiated
+/// again (the worker below, or candle's switch set for the whole process); operations may
+/// compute plain, faster gradients otherwise.
+pub fn gradients_are_differentiable() -> bool {
+    KEEPS_GRAPHS.with(|keeps| keeps.get())
+        || std::env::var_os("CANDLE_GRAD_DO_NOT_DETACH").is_some()
+}
+
 /// `output.backward()` with gradients that can be differentiated again.
 pub fn differentiable_backward(output: &Tensor) -> Result<GradStore> {
     let (reply, answer) = mpsc::channel();
@@ -45,6 +58,7 @@ fn worker() -> &'static mpsc::Sender<Job> {
             .name("differentiable-backward".into())
             .spawn(move || {
                 keep_graphs_on_this_thread();
+                KEEPS_GRAPHS.with(|keeps| keeps.set(true));
                 ready.send(()).ok();
                 for job in queue {
                     let grads = backend::with_ops_choice(job.generic_ops, || job.output.backward());

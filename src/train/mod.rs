@@ -20,7 +20,7 @@ mod trainer;
 
 pub use adam::{Adam, AdamConfig};
 pub use checkpoint::{Checkpoint, CheckpointMeta};
-pub use differentiable::differentiable_backward;
+pub use differentiable::{differentiable_backward, gradients_are_differentiable};
 pub use ema::Ema;
 pub use hooks::{Augment, GeneratorPenalty};
 pub use loss::{r1, wgan_gp, Loss, Penalty};
