@@ -129,9 +129,12 @@ pub(crate) fn f32_input<'a>(
     Ok(&data[start..end])
 }
 
-/// The patches of one image as [c·kh·kw, ho·wo] columns, written over `columns`.
+/// The patches of one image as [c·kh·kw, ho·wo] columns, written over `columns` (without
+/// padding every value is written; with it, the zeros too).
 fn im2col_image(p: Patches, image: &[f32], columns: &mut [f32]) {
-    columns.fill(0.0);
+    if p.ph > 0 || p.pw > 0 {
+        columns.fill(0.0);
+    }
     p.for_each_run(|col, img, len| {
         let out = &mut columns[col..col + len];
         if p.stride == 1 {
@@ -306,33 +309,45 @@ fn transpose_into(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
     }
 }
 
-/// Runs `f(state, image index, out chunk, product threads)` for each image of a batch whose
-/// output `out` holds one chunk per image, with one `state` per task (from `init`): whole images
-/// per task, their products on one thread, when there are at least as many images as threads
-/// (an image's patches then stay in cache for its product); else one image after another with
-/// the products split over the threads. Returns the tasks' states.
+/// Runs `f(state, image index, output chunk, product threads)` for each image of a batch, with
+/// one `state` per task (from `init`); `outs` holds each image's output chunk (empty when the
+/// pass writes none). Whole images per task, their products on one thread, when there are at
+/// least as many images as threads (an image's patches then stay in cache for its product);
+/// else one image after another with the products split over the threads. Returns the tasks'
+/// states.
 fn over_images<S: Send>(
-    out: &mut [f32],
-    images: usize,
+    outs: Vec<&mut [f32]>,
     init: impl Fn() -> S + Sync + Send,
     f: impl Fn(&mut S, usize, &mut [f32], usize) + Sync + Send,
 ) -> Vec<S> {
-    let len = out.len() / images.max(1);
-    let threads = rayon::current_num_threads();
+    let (images, threads) = (outs.len(), rayon::current_num_threads());
     if images < threads {
         let mut state = init();
-        for (i, chunk) in out.chunks_mut(len).enumerate() {
+        for (i, chunk) in outs.into_iter().enumerate() {
             f(&mut state, i, chunk, threads);
         }
         return vec![state];
     }
-    out.par_chunks_mut(len)
+    // At most one task (one state) per thread.
+    outs.into_par_iter()
         .enumerate()
+        .with_min_len(images.div_ceil(threads))
         .fold(&init, |mut state, (i, chunk)| {
             f(&mut state, i, chunk, 1);
             state
         })
         .collect()
+}
+
+/// `buffer` cut into `images` chunks, or as many empty chunks when there is no buffer.
+fn image_chunks(buffer: Option<&mut Vec<f32>>, images: usize) -> Vec<&mut [f32]> {
+    match buffer {
+        Some(buffer) => {
+            let len = buffer.len() / images.max(1);
+            buffer.chunks_mut(len.max(1)).collect()
+        }
+        None => (0..images).map(|_| <&mut [f32]>::default()).collect(),
+    }
 }
 
 /// The sum of the tasks' matrices.
@@ -350,7 +365,8 @@ fn conv_forward(p: Patches, out_channels: usize, input: &[f32], kernel: &[f32]) 
     let (rows, pixels) = (p.c * p.kh * p.kw, p.ho * p.wo);
     let kernel = Mat::new(kernel, out_channels, rows);
     let mut out = vec![0f32; p.n * out_channels * pixels];
-    over_images(&mut out, p.n, Vec::new, |columns, i, y, threads| {
+    let outs = image_chunks(Some(&mut out), p.n);
+    over_images(outs, Vec::new, |columns, i, y, threads| {
         columns.resize(p.columns_len(), 0.0);
         im2col_image(p, &input[i * p.image_len()..], columns);
         matmul_into(y, kernel, Mat::new(columns, rows, pixels), false, threads);
@@ -362,54 +378,76 @@ fn conv_forward(p: Patches, out_channels: usize, input: &[f32], kernel: &[f32]) 
 struct Scratch {
     columns: Vec<f32>,
     transposed: Vec<f32>,
-    /// The task's share of the kernel gradient (a sum over its images).
-    kernel_grad: Vec<f32>,
+    /// The task's share of the kernel gradient (a sum over its images), when it is wanted.
+    kernel_grad: Option<Vec<f32>>,
 }
 
 impl Scratch {
-    fn new(columns: usize, transposed: usize, kernel: usize) -> Self {
+    fn new(columns: usize, transposed: usize, kernel: Option<usize>) -> Self {
         Scratch {
             columns: vec![0f32; columns],
             transposed: vec![0f32; transposed],
-            kernel_grad: vec![0f32; kernel],
+            kernel_grad: kernel.map(|len| vec![0f32; len]),
         }
     }
 }
 
+/// The tasks' kernel-gradient shares summed, when they were computed.
+fn kernel_grad(tasks: Vec<Scratch>) -> Option<Vec<f32>> {
+    let parts: Option<Vec<Vec<f32>>> = tasks.into_iter().map(|s| s.kernel_grad).collect();
+    parts.map(sum_all)
+}
+
+/// The gradients a backward pass asks for: of the input, of the kernel.
+#[derive(Clone, Copy)]
+struct Wanted {
+    input: bool,
+    kernel: bool,
+}
+
 /// The convolution's backward pass on CPU data, as plain numbers (not differentiable again):
 /// per image, the input gradient (kernelᵀ · output gradient, summed back into the image) and
-/// the kernel gradient's share (patches · output gradientᵀ, transposed at the end).
+/// the kernel gradient's share (patches · output gradientᵀ, transposed at the end), each only
+/// when wanted.
 fn conv_backward(
     p: Patches,
     out_channels: usize,
-    input: &[f32],
-    kernel: &[f32],
-    grad: &[f32],
-) -> (Vec<f32>, Vec<f32>) {
+    (input, kernel, grad): (&[f32], &[f32], &[f32]),
+    wanted: Wanted,
+) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
     let (o, rows, pixels) = (out_channels, p.c * p.kh * p.kw, p.ho * p.wo);
     let kernel_t = Mat::new(kernel, o, rows).t();
-    let mut grad_x = vec![0f32; p.n * p.image_len()];
-    let init = || Scratch::new(p.columns_len(), pixels * o, rows * o);
-    let tasks = over_images(&mut grad_x, p.n, init, |s, i, grad_x, threads| {
+    let mut grad_x = wanted.input.then(|| vec![0f32; p.n * p.image_len()]);
+    let transposed = if wanted.kernel { pixels * o } else { 0 };
+    let init = || {
+        Scratch::new(
+            p.columns_len(),
+            transposed,
+            wanted.kernel.then_some(rows * o),
+        )
+    };
+    let outs = image_chunks(grad_x.as_mut(), p.n);
+    let tasks = over_images(outs, init, |s, i, grad_x, threads| {
         let g = &grad[i * o * pixels..(i + 1) * o * pixels];
-        matmul_into(
-            &mut s.columns,
-            kernel_t,
-            Mat::new(g, o, pixels),
-            false,
-            threads,
-        );
-        col2im_image(p, &s.columns, grad_x);
-        im2col_image(p, &input[i * p.image_len()..], &mut s.columns);
-        // A transposed (strided) operand would slow the product more than this copy costs.
-        transpose_into(g, o, pixels, &mut s.transposed);
-        let columns = Mat::new(&s.columns, rows, pixels);
-        let g_t = Mat::new(&s.transposed, pixels, o);
-        matmul_into(&mut s.kernel_grad, columns, g_t, true, threads);
+        if wanted.input {
+            let g = Mat::new(g, o, pixels);
+            matmul_into(&mut s.columns, kernel_t, g, false, threads);
+            col2im_image(p, &s.columns, grad_x);
+        }
+        if let Some(kernel_grad) = &mut s.kernel_grad {
+            im2col_image(p, &input[i * p.image_len()..], &mut s.columns);
+            // A transposed (strided) operand would slow the product more than this copy costs.
+            transpose_into(g, o, pixels, &mut s.transposed);
+            let columns = Mat::new(&s.columns, rows, pixels);
+            let g_t = Mat::new(&s.transposed, pixels, o);
+            matmul_into(kernel_grad, columns, g_t, true, threads);
+        }
     });
-    let kernel_grad_t = sum_all(tasks.into_iter().map(|s| s.kernel_grad).collect());
-    let mut kernel_grad = vec![0f32; o * rows];
-    transpose_into(&kernel_grad_t, rows, o, &mut kernel_grad);
+    let kernel_grad = kernel_grad(tasks).map(|sum_t| {
+        let mut sum = vec![0f32; o * rows];
+        transpose_into(&sum_t, rows, o, &mut sum);
+        sum
+    });
     (grad_x, kernel_grad)
 }
 
@@ -419,7 +457,8 @@ fn transposed_forward(p: Patches, in_channels: usize, input: &[f32], matrix: &[f
     let (rows, pixels) = (p.c * p.kh * p.kw, p.ho * p.wo);
     let matrix = Mat::new(matrix, rows, in_channels);
     let mut out = vec![0f32; p.n * p.image_len()];
-    over_images(&mut out, p.n, Vec::new, |columns, i, image, threads| {
+    let outs = image_chunks(Some(&mut out), p.n);
+    over_images(outs, Vec::new, |columns, i, image, threads| {
         columns.resize(p.columns_len(), 0.0);
         let x = Mat::new(&input[i * in_channels * pixels..], in_channels, pixels);
         matmul_into(columns, matrix, x, false, threads);
@@ -429,30 +468,45 @@ fn transposed_forward(p: Patches, in_channels: usize, input: &[f32], matrix: &[f
 }
 
 /// Its backward pass, as plain numbers: per image, the output gradient's patches give the input
-/// gradient (matrixᵀ · patches) and the matrix gradient's share (patches · inputᵀ).
+/// gradient (matrixᵀ · patches) and the matrix gradient's share (patches · inputᵀ), each only
+/// when wanted.
 fn transposed_backward(
     p: Patches,
     in_channels: usize,
-    input: &[f32],
-    matrix: &[f32],
-    grad: &[f32],
-) -> (Vec<f32>, Vec<f32>) {
+    (input, matrix, grad): (&[f32], &[f32], &[f32]),
+    wanted: Wanted,
+) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
     let (c, rows, pixels) = (in_channels, p.c * p.kh * p.kw, p.ho * p.wo);
     let matrix_t = Mat::new(matrix, rows, c).t();
-    let mut grad_x = vec![0f32; p.n * c * pixels];
-    let init = || Scratch::new(p.columns_len(), pixels * c, rows * c);
-    let tasks = over_images(&mut grad_x, p.n, init, |s, i, grad_x, threads| {
+    let mut grad_x = wanted.input.then(|| vec![0f32; p.n * c * pixels]);
+    let transposed = if wanted.kernel { pixels * c } else { 0 };
+    let init = || {
+        Scratch::new(
+            p.columns_len(),
+            transposed,
+            wanted.kernel.then_some(rows * c),
+        )
+    };
+    let outs = image_chunks(grad_x.as_mut(), p.n);
+    let tasks = over_images(outs, init, |s, i, grad_x, threads| {
         im2col_image(p, &grad[i * p.image_len()..], &mut s.columns);
         let columns = Mat::new(&s.columns, rows, pixels);
-        matmul_into(grad_x, matrix_t, columns, false, threads);
-        transpose_into(&input[i * c * pixels..], c, pixels, &mut s.transposed);
-        let x_t = Mat::new(&s.transposed, pixels, c);
-        matmul_into(&mut s.kernel_grad, columns, x_t, true, threads);
+        if wanted.input {
+            matmul_into(grad_x, matrix_t, columns, false, threads);
+        }
+        if let Some(kernel_grad) = &mut s.kernel_grad {
+            transpose_into(&input[i * c * pixels..], c, pixels, &mut s.transposed);
+            let x_t = Mat::new(&s.transposed, pixels, c);
+            matmul_into(kernel_grad, columns, x_t, true, threads);
+        }
     });
-    (
-        grad_x,
-        sum_all(tasks.into_iter().map(|s| s.kernel_grad).collect()),
-    )
+    (grad_x, kernel_grad(tasks))
+}
+
+/// A gradient computed as plain numbers, as a tensor shaped like `like`.
+fn shaped_like(grad: Option<Vec<f32>>, like: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    grad.map(|g| Tensor::from_vec(g, like.shape(), like.device()))
+        .transpose()
 }
 
 /// Runs `f` on the f32 data of a CPU tensor (made contiguous).
@@ -523,15 +577,18 @@ impl candle_core::CustomOp2 for PatchConv {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let p = self.p;
         if !crate::train::gradients_are_differentiable() {
+            let wanted = Wanted {
+                input: x.track_op(),
+                kernel: w.track_op(),
+            };
             let (grad_x, grad_w) = with_cpu_data(x, |x| {
                 with_cpu_data(w, |w| {
-                    with_cpu_data(grad, |g| conv_backward(p, self.out_channels, x, w, g))
+                    with_cpu_data(grad, |g| {
+                        conv_backward(p, self.out_channels, (x, w, g), wanted)
+                    })
                 })
             })???;
-            return Ok((
-                Some(Tensor::from_vec(grad_x, x.shape(), x.device())?),
-                Some(Tensor::from_vec(grad_w, w.shape(), w.device())?),
-            ));
+            return Ok((shaped_like(grad_x, x)?, shaped_like(grad_w, w)?));
         }
         let g = grad.reshape((p.n, self.out_channels, p.ho * p.wo))?;
         let kernel = self.kernel_matrix(w)?;
@@ -669,19 +726,18 @@ impl candle_core::CustomOp2 for ColumnsToImage {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let p = self.p;
         if !crate::train::gradients_are_differentiable() {
+            let wanted = Wanted {
+                input: x.track_op(),
+                kernel: matrix.track_op(),
+            };
             let (grad_x, grad_matrix) = with_cpu_data(x, |x| {
                 with_cpu_data(matrix, |m| {
-                    with_cpu_data(grad, |g| transposed_backward(p, self.in_channels, x, m, g))
+                    with_cpu_data(grad, |g| {
+                        transposed_backward(p, self.in_channels, (x, m, g), wanted)
+                    })
                 })
             })???;
-            return Ok((
-                Some(Tensor::from_vec(grad_x, x.shape(), x.device())?),
-                Some(Tensor::from_vec(
-                    grad_matrix,
-                    matrix.shape(),
-                    matrix.device(),
-                )?),
-            ));
+            return Ok((shaped_like(grad_x, x)?, shaped_like(grad_matrix, matrix)?));
         }
         let grad_columns = grad.contiguous()?.apply_op1(Unfold(p))?;
         let pixels = x.reshape((p.n, self.in_channels, p.ho * p.wo))?;

@@ -174,8 +174,12 @@ fn generator_loss_matches_the_reference() {
 fn generator_loss_matches_the_reference_on_this_path() {
     let io = io();
     let (g, d) = (generator(), discriminator());
+    // D's parameters held fixed, as a G step runs it: gradients reach G and not D.
     let logits = d
-        .forward(&g.forward(&io["z"], 1.0, NoiseMode::Const).unwrap())
+        .forward_with(
+            &g.forward(&io["z"], 1.0, NoiseMode::Const).unwrap(),
+            whichgan::stylegan2::layers::Params::Fixed,
+        )
         .unwrap();
     // Non-saturating loss: softplus(−logit) = log(1 + e^{−logit}).
     let loss = (logits.neg().unwrap().exp().unwrap() + 1.0)
@@ -192,6 +196,9 @@ fn generator_loss_matches_the_reference_on_this_path() {
             .expect("a gradient");
         let key = format!("grad_G__{}", name.replace('.', "__"));
         check_gradient(&key, got, &io[&key]);
+    }
+    for (name, var) in d.named_params() {
+        assert!(grads.get(var).is_none(), "D's {name} got a gradient");
     }
 }
 

@@ -68,6 +68,7 @@ enum Command {
 fn main() {
     quiet_broken_pipe();
     keep_freed_memory();
+    short_spins_in_candles_pool();
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Metrics(args) => metrics_cmd::run(args),
@@ -121,6 +122,18 @@ fn keep_freed_memory() {
     // SAFETY: prctl with PR_SET_THP_DISABLE only sets a flag of this process.
     unsafe {
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
+/// candle splits large element-wise operations over a pool of its own whose threads spin
+/// (25 000 rounds by default) waiting for the next one; the spinning competed with the
+/// convolutions' threads for the cores and took a sixth of the CPU time of a StyleGAN2
+/// discriminator pass on 2 cores. A short spin leaves the cores to the work (the pool reads the
+/// variable when it starts, at the first such operation). A value set by the user is kept.
+fn short_spins_in_candles_pool() {
+    const SPIN: &str = "CANDLE_BARRIER_POOL_SPIN_LIMIT";
+    if std::env::var_os(SPIN).is_none() {
+        std::env::set_var(SPIN, "500");
     }
 }
 

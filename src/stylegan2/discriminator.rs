@@ -2,7 +2,7 @@
 //! `cifar` preset trains it; unconditional), with the architecture read from the stored
 //! tensors.
 
-use super::layers::{Conv2dLayer, FullyConnected};
+use super::layers::{Conv2dLayer, FullyConnected, Params};
 use super::ops::Activation;
 use super::weights::Weights;
 use crate::{Error, Result};
@@ -21,19 +21,19 @@ struct Block {
 }
 
 impl Block {
-    fn forward(&self, x: &Tensor, clamp: Option<f64>) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, clamp: Option<f64>, params: Params) -> Result<Tensor> {
         let x = match &self.fromrgb {
-            Some(layer) => layer.forward(x, 1.0, clamp)?,
+            Some(layer) => layer.forward(x, 1.0, clamp, params)?,
             None => x.clone(),
         };
         let Some(skip) = &self.skip else {
-            let x = self.conv0.forward(&x, 1.0, clamp)?;
-            return self.conv1.forward(&x, 1.0, clamp);
+            let x = self.conv0.forward(&x, 1.0, clamp, params)?;
+            return self.conv1.forward(&x, 1.0, clamp, params);
         };
         // The skip path is never clamped (as in the reference).
-        let y = skip.forward(&x, RESNET_GAIN, None)?;
-        let x = self.conv0.forward(&x, 1.0, clamp)?;
-        let x = self.conv1.forward(&x, RESNET_GAIN, clamp)?;
+        let y = skip.forward(&x, RESNET_GAIN, None, params)?;
+        let x = self.conv0.forward(&x, 1.0, clamp, params)?;
+        let x = self.conv1.forward(&x, RESNET_GAIN, clamp, params)?;
         Ok((y + x)?)
     }
 
@@ -194,14 +194,22 @@ impl Discriminator {
 
     /// Logits [N, 1] for images [N, C, R, R] in [−1, 1].
     pub fn forward(&self, img: &Tensor) -> Result<Tensor> {
+        self.forward_with(img, Params::Tracked)
+    }
+
+    /// [`Discriminator::forward`] with the parameters tracked for gradients or held fixed.
+    pub fn forward_with(&self, img: &Tensor, params: Params) -> Result<Tensor> {
         let mut x = img.clone();
         for block in &self.blocks {
-            x = block.forward(&x, self.conv_clamp)?;
+            x = block.forward(&x, self.conv_clamp, params)?;
         }
         let x = minibatch_std(&x, self.mbstd_group)?;
-        let x = self.epilogue.conv.forward(&x, 1.0, self.conv_clamp)?;
-        let x = self.epilogue.fc.forward(&x.flatten_from(1)?)?;
-        self.epilogue.out.forward(&x)
+        let x = self
+            .epilogue
+            .conv
+            .forward(&x, 1.0, self.conv_clamp, params)?;
+        let x = self.epilogue.fc.forward_with(&x.flatten_from(1)?, params)?;
+        self.epilogue.out.forward_with(&x, params)
     }
 
     /// Logits and ∂(Σ logits)/∂img: for each sample the gradient of its own logit (and, through

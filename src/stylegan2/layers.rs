@@ -35,15 +35,36 @@ impl FullyConnected {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let weight = (self.weight.as_tensor() * gain32(self.weight_gain))?;
+        self.forward_with(x, Params::Tracked)
+    }
+
+    pub fn forward_with(&self, x: &Tensor, params: Params) -> Result<Tensor> {
+        let weight = (params.get(&self.weight) * gain32(self.weight_gain))?;
         let bias = if self.bias_gain != 1.0 {
-            (self.bias.as_tensor() * gain32(self.bias_gain))?
+            (params.get(&self.bias) * gain32(self.bias_gain))?
         } else {
-            self.bias.as_tensor().clone()
+            params.get(&self.bias)
         };
         // cuBLAS wants densely stored rows; one w of ws [N, num_ws, w_dim] is a strided view.
         let y = x.contiguous()?.matmul(&weight.t()?)?;
         bias_act(&y, Some(&bias), self.act, self.act.default_gain(), None)
+    }
+}
+
+/// Whether a pass records a layer's parameters for gradients, or holds them fixed (D judging
+/// G's samples in a G step: gradients reach its input, and no work is spent on its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Params {
+    Tracked,
+    Fixed,
+}
+
+impl Params {
+    fn get(self, param: &Var) -> Tensor {
+        match self {
+            Params::Tracked => param.as_tensor().clone(),
+            Params::Fixed => param.as_tensor().detach(),
+        }
     }
 }
 
@@ -131,17 +152,29 @@ impl Conv2dLayer {
 
     /// The layer with an extra output gain (the resnet blocks' √0.5); outputs are clamped to
     /// ±`clamp · gain` when a clamp is given.
-    pub fn forward(&self, x: &Tensor, gain: f64, clamp: Option<f64>) -> Result<Tensor> {
-        let w = (self.weight.as_tensor() * gain32(self.weight_gain))?;
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        gain: f64,
+        clamp: Option<f64>,
+        params: Params,
+    ) -> Result<Tensor> {
+        let w = (params.get(&self.weight) * gain32(self.weight_gain))?;
         let k = w.dim(3)?;
         let y = match (self.down, k) {
             (false, _) => ops::conv2d(x, &w, k / 2, 1)?,
             (true, 1) => ops::conv1x1_down2(x, &w)?,
             (true, _) => ops::conv2d_down2(x, &w)?,
         };
-        let bias = self.bias.as_ref().map(|b| b.as_tensor());
+        let bias = self.bias.as_ref().map(|b| params.get(b));
         let clamp = clamp.map(|c| c * gain);
-        bias_act(&y, bias, self.act, self.act.default_gain() * gain, clamp)
+        bias_act(
+            &y,
+            bias.as_ref(),
+            self.act,
+            self.act.default_gain() * gain,
+            clamp,
+        )
     }
 }
 

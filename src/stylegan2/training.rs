@@ -1,6 +1,7 @@
 //! The StyleGAN2 networks on the shared trainer: training passes of G (random noise, style
 //! mixing, tracking of `w_avg`), Freeze-D, and path-length regularisation.
 
+use super::layers::Params;
 use super::{Discriminator, Generator, NoiseMode, Weights};
 use crate::train::{self, standard_normal, GeneratorPenalty, Mode};
 use crate::{Error, Result};
@@ -145,6 +146,10 @@ impl train::Network for Discriminator {
 impl train::Discriminator for Discriminator {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(Discriminator::forward(self, x)?.flatten_all()?)
+    }
+
+    fn forward_frozen(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.forward_with(x, Params::Fixed)?.flatten_all()?)
     }
 
     fn forward_with_input_grad(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
