@@ -83,7 +83,42 @@ impl CustomOp1 for Fir {
         let outer = input.len() / in_block.max(1);
         let contributions = self.contributions(in_len);
         let mut out = vec![0f32; outer * out_block];
-        if inner == 1 {
+        if inner == 1 && self.up == 1 {
+            // The last axis without zero insertion: out[o] = Σₖ c[k]·x[o·down + k − p₀], the
+            // taps read in place where they all fall inside the row.
+            let taps = &self.taps;
+            let reach = |o: usize| (o * self.down) as isize - self.p0;
+            let inside = |o: usize| reach(o) >= 0 && reach(o) as usize + taps.len() <= in_len;
+            // Outputs [lo, hi) have every tap inside; without decimation they take one
+            // vectorised pass per tap.
+            let lo = (0..self.out_len)
+                .find(|&o| inside(o))
+                .unwrap_or(self.out_len);
+            let hi = (lo..self.out_len)
+                .find(|&o| !inside(o))
+                .unwrap_or(self.out_len);
+            out.par_chunks_mut(out_block)
+                .zip(input.par_chunks(in_block))
+                .for_each(|(dst, src)| {
+                    for o in (0..lo).chain(hi..self.out_len) {
+                        dst[o] = contributions[o].iter().map(|&(i, c)| c * src[i]).sum();
+                    }
+                    if self.down == 1 && lo < hi {
+                        let start = reach(lo) as usize;
+                        let interior = &mut dst[lo..hi];
+                        interior.fill(0.0);
+                        for (k, &c) in taps.iter().enumerate() {
+                            let from = &src[start + k..start + k + interior.len()];
+                            interior.iter_mut().zip(from).for_each(|(d, x)| *d += c * x);
+                        }
+                        return;
+                    }
+                    for (o, d) in dst.iter_mut().enumerate().take(hi).skip(lo) {
+                        let window = &src[reach(o) as usize..][..taps.len()];
+                        *d = window.iter().zip(taps).map(|(x, c)| c * x).sum();
+                    }
+                });
+        } else if inner == 1 {
             // The last axis: one short row per task, its taps gathered by precomputed indices.
             let (index, taps, counts) = flatten(&contributions);
             out.par_chunks_mut(out_block)
