@@ -86,6 +86,14 @@ fn affine(w: &Weights, layer: &str, input: usize, w_dim: usize) -> Result<FullyC
     FullyConnected::load(w, &name, input, w_dim, 1.0, Activation::Linear)
 }
 
+/// y + noise · strength, the noise image broadcast to y's shape before the product: the
+/// strength's gradient is then one sum over contiguous memory, not a reduction over the
+/// broadcast (leading) axes, which candle walks with a stride.
+fn add_noise(y: &Tensor, noise: &Tensor, strength: &Tensor) -> Result<Tensor> {
+    let scaled = noise.broadcast_as(y.shape())?.broadcast_mul(strength)?;
+    Ok((y + scaled)?)
+}
+
 /// A 3 × 3 modulated convolution with noise, bias and leaky ReLU (`SynthesisLayer`).
 struct SynthesisLayer {
     affine: FullyConnected,
@@ -133,14 +141,14 @@ impl SynthesisLayer {
         let strength = self.noise_strength.as_tensor();
         match noise {
             NoiseMode::Const => {
-                y = y.broadcast_add(&self.noise_const.broadcast_mul(strength)?)?;
+                y = add_noise(&y, &self.noise_const, strength)?;
             }
             NoiseMode::Random { seed } => {
                 let (n, _, h, w) = y.dims4()?;
                 let mut rng = ChaCha8Rng::seed_from_u64(seed);
                 rng.set_stream(self.noise_stream);
                 let fresh = crate::train::standard_normal(&mut rng, &[n, 1, h, w], y.device())?;
-                y = y.broadcast_add(&fresh.broadcast_mul(strength)?)?;
+                y = add_noise(&y, &fresh, strength)?;
             }
             NoiseMode::None => {}
         }
