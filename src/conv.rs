@@ -1,10 +1,14 @@
 //! Convolution as matrix products: the patches of the input times the kernel as a matrix.
 //! Forward and backward are then patch copies and matrix products.
 //!
-//! Patch extraction (im2col) is one custom operation on the CPU, whose backward is its adjoint
-//! (col2im, summing overlapping patches) and vice versa, so gradients of gradients work too.
-//! On other devices (and for other dtypes) candle's own (transposed) convolution does the work,
-//! or patches written with strided slices, which candle differentiates itself.
+//! On the CPU a convolution is one custom operation that works image by image (an image's
+//! patches are multiplied while they are in cache). Its backward pass gives plain gradients,
+//! only of the operands that need one, unless the gradients will be differentiated again
+//! ([`crate::train::gradients_are_differentiable`]); then it is written in differentiable
+//! operations: patch extraction (im2col), whose backward is its adjoint (col2im, summing
+//! overlapping patches) and vice versa, and matrix products. On other devices (and for other
+//! dtypes) candle's own (transposed) convolution does the work, or patches written with strided
+//! slices, which candle differentiates itself.
 
 use crate::backend::cpu_kernels;
 use crate::Result;
