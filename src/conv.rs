@@ -416,7 +416,7 @@ struct Wanted {
 fn conv_backward(
     p: Patches,
     out_channels: usize,
-    (input, kernel, grad): (&[f32], &[f32], &[f32]),
+    (input, kernel, grad): GradData,
     wanted: Wanted,
 ) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
     let (o, rows, pixels) = (out_channels, p.c * p.kh * p.kw, p.ho * p.wo);
@@ -477,7 +477,7 @@ fn transposed_forward(p: Patches, in_channels: usize, input: &[f32], matrix: &[f
 fn transposed_backward(
     p: Patches,
     in_channels: usize,
-    (input, matrix, grad): (&[f32], &[f32], &[f32]),
+    (input, matrix, grad): GradData,
     wanted: Wanted,
 ) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
     let (c, rows, pixels) = (in_channels, p.c * p.kh * p.kw, p.ho * p.wo);
@@ -507,11 +507,33 @@ fn transposed_backward(
     (grad_x, kernel_grad(tasks))
 }
 
-/// A gradient computed as plain numbers, as a tensor shaped like `like`.
-fn shaped_like(grad: Option<Vec<f32>>, like: &Tensor) -> candle_core::Result<Option<Tensor>> {
-    grad.map(|g| Tensor::from_vec(g, like.shape(), like.device()))
-        .transpose()
+/// The gradients of an operation on `x` and a kernel as plain numbers: `backward` gets the
+/// CPU data of x, the kernel and the output gradient, and which operands are tracked; its
+/// results come back as tensors shaped like their operands.
+fn plain_backward(
+    x: &Tensor,
+    kernel: &Tensor,
+    grad: &Tensor,
+    backward: impl FnOnce(GradData, Wanted) -> (Option<Vec<f32>>, Option<Vec<f32>>),
+) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    let wanted = Wanted {
+        input: x.track_op(),
+        kernel: kernel.track_op(),
+    };
+    let (grad_x, grad_kernel) = with_cpu_data(x, |xs| {
+        with_cpu_data(kernel, |ks| {
+            with_cpu_data(grad, |gs| backward((xs, ks, gs), wanted))
+        })
+    })???;
+    let shaped_like = |grad: Option<Vec<f32>>, like: &Tensor| {
+        grad.map(|g| Tensor::from_vec(g, like.shape(), like.device()))
+            .transpose()
+    };
+    Ok((shaped_like(grad_x, x)?, shaped_like(grad_kernel, kernel)?))
 }
+
+/// An operation's input, kernel and output gradient as CPU data.
+type GradData<'a> = (&'a [f32], &'a [f32], &'a [f32]);
 
 /// Runs `f` on the f32 data of a CPU tensor (made contiguous).
 pub(crate) fn with_cpu_data<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
@@ -581,18 +603,9 @@ impl candle_core::CustomOp2 for PatchConv {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let p = self.p;
         if !crate::train::gradients_are_differentiable() {
-            let wanted = Wanted {
-                input: x.track_op(),
-                kernel: w.track_op(),
-            };
-            let (grad_x, grad_w) = with_cpu_data(x, |x| {
-                with_cpu_data(w, |w| {
-                    with_cpu_data(grad, |g| {
-                        conv_backward(p, self.out_channels, (x, w, g), wanted)
-                    })
-                })
-            })???;
-            return Ok((shaped_like(grad_x, x)?, shaped_like(grad_w, w)?));
+            return plain_backward(x, w, grad, |data, wanted| {
+                conv_backward(p, self.out_channels, data, wanted)
+            });
         }
         let g = grad.reshape((p.n, self.out_channels, p.ho * p.wo))?;
         let kernel = self.kernel_matrix(w)?;
@@ -730,18 +743,9 @@ impl candle_core::CustomOp2 for ColumnsToImage {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let p = self.p;
         if !crate::train::gradients_are_differentiable() {
-            let wanted = Wanted {
-                input: x.track_op(),
-                kernel: matrix.track_op(),
-            };
-            let (grad_x, grad_matrix) = with_cpu_data(x, |x| {
-                with_cpu_data(matrix, |m| {
-                    with_cpu_data(grad, |g| {
-                        transposed_backward(p, self.in_channels, (x, m, g), wanted)
-                    })
-                })
-            })???;
-            return Ok((shaped_like(grad_x, x)?, shaped_like(grad_matrix, matrix)?));
+            return plain_backward(x, matrix, grad, |data, wanted| {
+                transposed_backward(p, self.in_channels, data, wanted)
+            });
         }
         let grad_columns = grad.contiguous()?.apply_op1(Unfold(p))?;
         let pixels = x.reshape((p.n, self.in_channels, p.ho * p.wo))?;
@@ -759,7 +763,7 @@ pub fn conv2d_square(x: &Tensor, w: &Tensor, padding: usize, stride: usize) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::max_diff;
+    use crate::test_util::{max_diff, relative_diff};
 
     /// The kh × kw patches of `x` [N, C, H, W] (zero padding (rows, columns), stride) as columns
     /// [N, C·kh·kw, H'·W'], ordered like a [O, C, kh, kw] kernel flattened to [O, C·kh·kw].
@@ -882,16 +886,6 @@ mod tests {
     /// the products split) against candle's own convolutions'.
     #[test]
     fn plain_gradients_equal_candles() {
-        let relative = |a: &Tensor, b: &Tensor| {
-            let scale = b
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            max_diff(a, b) / scale
-        };
         let grads = |y: Tensor, x: &Var, w: &Var| {
             let r = ramp(y.dims(), 3);
             let g = (y * r).unwrap().sum_all().unwrap().backward().unwrap();
@@ -910,8 +904,8 @@ mod tests {
                     let w = Var::from_tensor(&ramp(&[4, 3, k, k], 2)).unwrap();
                     let ours = grads(conv2d(&x, &w, (padding, padding), stride).unwrap(), &x, &w);
                     let want = grads(x.conv2d(&w, padding, stride, 1, 1).unwrap(), &x, &w);
-                    assert!(relative(&ours.0, &want.0) < 1e-5, "grad x, {case}");
-                    assert!(relative(&ours.1, &want.1) < 1e-5, "grad w, {case}");
+                    assert!(relative_diff(&ours.0, &want.0) < 1e-5, "grad x, {case}");
+                    assert!(relative_diff(&ours.1, &want.1) < 1e-5, "grad w, {case}");
                 }
                 let x = Var::from_tensor(&ramp(&[n, 3, 5, 5], 1)).unwrap();
                 let w = Var::from_tensor(&ramp(&[4, 3, 3, 3], 2)).unwrap();
@@ -920,11 +914,11 @@ mod tests {
                 let y = x.conv_transpose2d(&candle_layout, 0, 0, 2, 1).unwrap();
                 let want = grads(y, &x, &w);
                 assert!(
-                    relative(&ours.0, &want.0) < 1e-5,
+                    relative_diff(&ours.0, &want.0) < 1e-5,
                     "transposed grad x, n {n}"
                 );
                 assert!(
-                    relative(&ours.1, &want.1) < 1e-5,
+                    relative_diff(&ours.1, &want.1) < 1e-5,
                     "transposed grad w, n {n}"
                 );
             }

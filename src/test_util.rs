@@ -13,3 +13,9 @@ pub fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
         .to_scalar()
         .unwrap()
 }
+
+/// max |a − b| / max |b|.
+pub fn relative_diff(a: &Tensor, b: &Tensor) -> f32 {
+    let scale: f32 = b.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+    max_diff(a, b) / scale
+}

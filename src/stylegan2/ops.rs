@@ -360,7 +360,7 @@ pub fn conv1x1_down2(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::max_diff;
+    use crate::test_util::{max_diff, relative_diff};
 
     #[test]
     fn fused_bias_act_equals_the_separate_steps_and_their_gradients() {
@@ -387,10 +387,7 @@ mod tests {
             let g2 = (steps * &r).unwrap().sum_all().unwrap().backward().unwrap();
             for v in [&x, &b] {
                 let (a, e) = (g1.get(v).unwrap(), g2.get(v).unwrap());
-                let max_abs = |t: &Tensor| -> f32 {
-                    t.abs().unwrap().max_all().unwrap().to_scalar().unwrap()
-                };
-                let d = max_abs(&(a - e).unwrap()) / max_abs(e);
+                let d = relative_diff(a, e);
                 assert!(d < 1e-6, "{act:?} {clamp:?}: gradient differs by {d:e}");
             }
         }
