@@ -9,6 +9,10 @@
 //! overlapping patches) and vice versa, and matrix products. On other devices (and for other
 //! dtypes) candle's own (transposed) convolution does the work, or patches written with strided
 //! slices, which candle differentiates itself.
+//!
+//! A convolution may carry an [`Epilogue`] (bias, activation, gain, clamp): it then runs on each
+//! image's outputs right after their product, and its gradient right before the backward
+//! products, so neither its outputs nor their gradients make separate passes over memory.
 
 use crate::backend::cpu_kernels;
 use crate::Result;
@@ -364,8 +368,15 @@ fn sum_all(mut parts: Vec<Vec<f32>>) -> Vec<f32> {
 }
 
 /// The convolution's forward pass on CPU data: for each image, its patches times the kernel
-/// matrix.
-fn conv_forward(p: Patches, out_channels: usize, input: &[f32], kernel: &[f32]) -> Vec<f32> {
+/// matrix, then the epilogue with its per-channel bias when there is one (while the image's
+/// outputs are in cache).
+fn conv_forward(
+    p: Patches,
+    out_channels: usize,
+    input: &[f32],
+    kernel: &[f32],
+    epilogue: Option<(&dyn Epilogue, &[f32])>,
+) -> Vec<f32> {
     let (rows, pixels) = (p.c * p.kh * p.kw, p.ho * p.wo);
     let kernel = Mat::new(kernel, out_channels, rows);
     let mut out = vec![0f32; p.n * out_channels * pixels];
@@ -374,8 +385,65 @@ fn conv_forward(p: Patches, out_channels: usize, input: &[f32], kernel: &[f32]) 
         columns.resize(p.columns_len(), 0.0);
         im2col_image(p, &input[i * p.image_len()..], columns);
         matmul_into(y, kernel, Mat::new(columns, rows, pixels), false, threads);
+        if let Some((epilogue, bias)) = epilogue {
+            epilogue.apply(y, bias);
+        }
     });
     out
+}
+
+/// An element-wise map that follows a convolution's product, per output channel with that
+/// channel's bias (a StyleGAN2 layer's bias, activation, gain and clamp): fused into the
+/// convolution, it runs on each image's outputs while they are in cache, and its gradient is
+/// taken there too.
+pub(crate) trait Epilogue: Send + Sync {
+    /// The output for a product value plus its channel's bias.
+    fn map(&self, v: f32) -> f32;
+
+    /// ∂output/∂input, read from the output value.
+    fn slope_at(&self, y: f32) -> f32;
+
+    /// `out` ([channels, pixels] products) ← the map of each value plus its channel's bias.
+    fn apply(&self, out: &mut [f32], bias: &[f32]) {
+        let pixels = out.len() / bias.len().max(1);
+        for (row, &b) in out.chunks_mut(pixels.max(1)).zip(bias) {
+            row.iter_mut().for_each(|v| *v = self.map(*v + b));
+        }
+    }
+
+    /// The gradient at the inputs from the outputs `y` and their gradient `g`, into `dst`; the
+    /// sum of each channel's ([channels, pixels]) added to `channel_sums`.
+    fn input_grad(&self, y: &[f32], g: &[f32], dst: &mut [f32], channel_sums: &mut [f32]) {
+        let pixels = dst.len() / channel_sums.len().max(1);
+        let rows = dst
+            .chunks_mut(pixels.max(1))
+            .zip(y.chunks(pixels.max(1)).zip(g.chunks(pixels.max(1))));
+        for ((dst, (y, g)), sum) in rows.zip(channel_sums) {
+            let mut total = 0f32;
+            for (d, (&yv, &gv)) in dst.iter_mut().zip(y.iter().zip(g)) {
+                *d = gv * self.slope_at(yv);
+                total += *d;
+            }
+            *sum += total;
+        }
+    }
+
+    /// [`Epilogue::input_grad`] in differentiable operations, for outputs `y` [N, C, …]: the
+    /// gradient at the inputs and its channel sums. The slope is constant almost everywhere, so
+    /// a product with it differentiates again.
+    fn differentiable_input_grad(
+        &self,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        let slopes = with_cpu_data(y, |y| y.iter().map(|&v| self.slope_at(v)).collect())?;
+        let input_grad = grad.mul(&Tensor::from_vec(slopes, y.shape(), y.device())?)?;
+        let (n, c) = (y.dim(0)?, y.dim(1)?);
+        // Contiguous last-axis sums: far faster than a broadcast's reduction over N, H, W.
+        let inner = y.elem_count() / (n * c).max(1);
+        let channel_sums = input_grad.reshape((n, c, inner))?.sum(2)?.sum(0)?;
+        Ok((input_grad, channel_sums))
+    }
 }
 
 /// One task's buffers in the backward passes below.
@@ -384,6 +452,10 @@ struct Scratch {
     transposed: Vec<f32>,
     /// The task's share of the kernel gradient (a sum over its images), when it is wanted.
     kernel_grad: Option<Vec<f32>>,
+    /// Through an epilogue: one image's gradient at the product, and the task's share of the
+    /// bias gradient.
+    product_grad: Vec<f32>,
+    bias_grad: Vec<f32>,
 }
 
 impl Scratch {
@@ -392,6 +464,8 @@ impl Scratch {
             columns: vec![0f32; columns],
             transposed: vec![0f32; transposed],
             kernel_grad: kernel.map(|len| vec![0f32; len]),
+            product_grad: Vec::new(),
+            bias_grad: Vec::new(),
         }
     }
 }
@@ -409,30 +483,55 @@ struct Wanted {
     kernel: bool,
 }
 
+/// A fused convolution's epilogue and its outputs, which its gradient is read from.
+type Through<'a> = (&'a dyn Epilogue, &'a [f32]);
+
+/// The convolution's plain gradients: of the input, the kernel and (through an epilogue) the
+/// bias, each only when wanted.
+struct ConvGrads {
+    input: Option<Vec<f32>>,
+    kernel: Option<Vec<f32>>,
+    bias: Option<Vec<f32>>,
+}
+
 /// The convolution's backward pass on CPU data, as plain numbers (not differentiable again):
-/// per image, the input gradient (kernelᵀ · output gradient, summed back into the image) and
-/// the kernel gradient's share (patches · output gradientᵀ, transposed at the end), each only
-/// when wanted.
+/// per image, the gradient at the product (through the epilogue, if any, whose channel sums
+/// give the bias gradient), then the input gradient (kernelᵀ · that gradient, summed back into
+/// the image) and the kernel gradient's share (patches · gradientᵀ, transposed at the end),
+/// each only when wanted.
 fn conv_backward(
     p: Patches,
     out_channels: usize,
     (input, kernel, grad): GradData,
     wanted: Wanted,
-) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+    through: Option<Through>,
+) -> ConvGrads {
     let (o, rows, pixels) = (out_channels, p.c * p.kh * p.kw, p.ho * p.wo);
     let kernel_t = Mat::new(kernel, o, rows).t();
     let mut grad_x = wanted.input.then(|| vec![0f32; p.n * p.image_len()]);
     let transposed = if wanted.kernel { pixels * o } else { 0 };
     let init = || {
-        Scratch::new(
+        let mut s = Scratch::new(
             p.columns_len(),
             transposed,
             wanted.kernel.then_some(rows * o),
-        )
+        );
+        if through.is_some() {
+            (s.product_grad, s.bias_grad) = (vec![0f32; o * pixels], vec![0f32; o]);
+        }
+        s
     };
     let outs = image_chunks(grad_x.as_mut(), p.n);
     let tasks = over_images(outs, init, |s, i, grad_x, threads| {
-        let g = &grad[i * o * pixels..(i + 1) * o * pixels];
+        let image = i * o * pixels..(i + 1) * o * pixels;
+        let g = match through {
+            Some((epilogue, outputs)) => {
+                let (y, g) = (&outputs[image.clone()], &grad[image]);
+                epilogue.input_grad(y, g, &mut s.product_grad, &mut s.bias_grad);
+                &s.product_grad
+            }
+            None => &grad[image],
+        };
         if wanted.input {
             let g = Mat::new(g, o, pixels);
             matmul_into(&mut s.columns, kernel_t, g, false, threads);
@@ -447,12 +546,17 @@ fn conv_backward(
             matmul_into(kernel_grad, columns, g_t, true, threads);
         }
     });
-    let kernel_grad = kernel_grad(tasks).map(|sum_t| {
+    let bias = through.map(|_| sum_all(tasks.iter().map(|s| s.bias_grad.clone()).collect()));
+    let kernel = kernel_grad(tasks).map(|sum_t| {
         let mut sum = vec![0f32; o * rows];
         transpose_into(&sum_t, rows, o, &mut sum);
         sum
     });
-    (grad_x, kernel_grad)
+    ConvGrads {
+        input: grad_x,
+        kernel,
+        bias,
+    }
 }
 
 /// The transposed convolution's forward pass on CPU data: per image, the kernel rows times the
@@ -479,7 +583,7 @@ fn transposed_backward(
     in_channels: usize,
     (input, matrix, grad): GradData,
     wanted: Wanted,
-) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+) -> ConvGrads {
     let (c, rows, pixels) = (in_channels, p.c * p.kh * p.kw, p.ho * p.wo);
     let matrix_t = Mat::new(matrix, rows, c).t();
     let mut grad_x = wanted.input.then(|| vec![0f32; p.n * c * pixels]);
@@ -504,33 +608,45 @@ fn transposed_backward(
             matmul_into(kernel_grad, columns, x_t, true, threads);
         }
     });
-    (grad_x, kernel_grad(tasks))
+    ConvGrads {
+        input: grad_x,
+        kernel: kernel_grad(tasks),
+        bias: None,
+    }
 }
 
 /// The gradients of an operation on `x` and a kernel as plain numbers: `backward` gets the
-/// CPU data of x, the kernel and the output gradient, and which operands are tracked; its
-/// results come back as tensors shaped like their operands.
+/// CPU data of x, the kernel and the output gradient, and which operands are tracked; the
+/// input's and kernel's gradients come back as tensors shaped like them, a bias gradient as
+/// numbers.
 fn plain_backward(
     x: &Tensor,
     kernel: &Tensor,
     grad: &Tensor,
-    backward: impl FnOnce(GradData, Wanted) -> (Option<Vec<f32>>, Option<Vec<f32>>),
-) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    backward: impl FnOnce(GradData, Wanted) -> candle_core::Result<ConvGrads>,
+) -> candle_core::Result<PlainGrads> {
     let wanted = Wanted {
         input: x.track_op(),
         kernel: kernel.track_op(),
     };
-    let (grad_x, grad_kernel) = with_cpu_data(x, |xs| {
+    let grads = with_cpu_data(x, |xs| {
         with_cpu_data(kernel, |ks| {
             with_cpu_data(grad, |gs| backward((xs, ks, gs), wanted))
         })
-    })???;
+    })????;
     let shaped_like = |grad: Option<Vec<f32>>, like: &Tensor| {
         grad.map(|g| Tensor::from_vec(g, like.shape(), like.device()))
             .transpose()
     };
-    Ok((shaped_like(grad_x, x)?, shaped_like(grad_kernel, kernel)?))
+    Ok((
+        shaped_like(grads.input, x)?,
+        shaped_like(grads.kernel, kernel)?,
+        grads.bias,
+    ))
 }
+
+/// The input's and kernel's gradients as tensors, a bias gradient as numbers.
+type PlainGrads = (Option<Tensor>, Option<Tensor>, Option<Vec<f32>>);
 
 /// An operation's input, kernel and output gradient as CPU data.
 type GradData<'a> = (&'a [f32], &'a [f32], &'a [f32]);
@@ -567,6 +683,30 @@ impl PatchConv {
     fn kernel_matrix(&self, w: &Tensor) -> candle_core::Result<Tensor> {
         w.reshape((self.out_channels, self.p.c * self.p.kh * self.p.kw))
     }
+
+    /// The gradients of the input and the kernel written in differentiable operations.
+    fn differentiable_backward(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        let p = self.p;
+        let g = grad.reshape((p.n, self.out_channels, p.ho * p.wo))?;
+        let kernel = self.kernel_matrix(w)?;
+        // Transposed kernels are small: made contiguous, the products need not repack them.
+        let grad_columns = kernel.t()?.contiguous()?.broadcast_matmul(&g)?;
+        let grad_x = grad_columns.contiguous()?.apply_op1(Fold(p))?;
+        let columns = x.contiguous()?.apply_op1(Unfold(p))?;
+        // (columns · gᵀ)ᵀ: the large columns stay the contiguous operand of the product, and
+        // the batch sum runs over contiguous memory before the (small) transposition.
+        let grad_kernel = columns.matmul(&g.transpose(1, 2)?)?;
+        let grad_w = batch_sum(&grad_kernel)?
+            .t()?
+            .contiguous()?
+            .reshape(w.shape())?;
+        Ok((grad_x, grad_w))
+    }
 }
 
 impl candle_core::CustomOp2 for PatchConv {
@@ -587,6 +727,7 @@ impl candle_core::CustomOp2 for PatchConv {
             self.out_channels,
             f32_input(x, x_layout, "patch-conv")?,
             f32_input(w, w_layout, "patch-conv")?,
+            None,
         );
         Ok((
             CpuStorage::F32(out),
@@ -601,26 +742,77 @@ impl candle_core::CustomOp2 for PatchConv {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let p = self.p;
         if !crate::train::gradients_are_differentiable() {
-            return plain_backward(x, w, grad, |data, wanted| {
-                conv_backward(p, self.out_channels, data, wanted)
-            });
+            let (grad_x, grad_w, _) = plain_backward(x, w, grad, |data, wanted| {
+                Ok(conv_backward(self.p, self.out_channels, data, wanted, None))
+            })?;
+            return Ok((grad_x, grad_w));
         }
-        let g = grad.reshape((p.n, self.out_channels, p.ho * p.wo))?;
-        let kernel = self.kernel_matrix(w)?;
-        // Transposed kernels are small: made contiguous, the products need not repack them.
-        let grad_columns = kernel.t()?.contiguous()?.broadcast_matmul(&g)?;
-        let grad_x = grad_columns.contiguous()?.apply_op1(Fold(p))?;
-        let columns = x.contiguous()?.apply_op1(Unfold(p))?;
-        // (columns · gᵀ)ᵀ: the large columns stay the contiguous operand of the product, and
-        // the batch sum runs over contiguous memory before the (small) transposition.
-        let grad_kernel = columns.matmul(&g.transpose(1, 2)?)?;
-        let grad_w = batch_sum(&grad_kernel)?
-            .t()?
-            .contiguous()?
-            .reshape(w.shape())?;
+        let (grad_x, grad_w) = self.differentiable_backward(x, w, grad)?;
         Ok((Some(grad_x), Some(grad_w)))
+    }
+}
+
+/// [`PatchConv`] followed by an [`Epilogue`] with a per-channel bias, as one operation on
+/// (input, kernel, bias).
+struct PatchConvThen<E> {
+    conv: PatchConv,
+    epilogue: E,
+}
+
+impl<E: Epilogue> candle_core::CustomOp3 for PatchConvThen<E> {
+    fn name(&self) -> &'static str {
+        "patch-conv-epilogue"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_layout: &Layout,
+        w: &CpuStorage,
+        w_layout: &Layout,
+        b: &CpuStorage,
+        b_layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let p = self.conv.p;
+        let o = self.conv.out_channels;
+        let bias = f32_input(b, b_layout, "patch-conv-epilogue")?;
+        let out = conv_forward(
+            p,
+            o,
+            f32_input(x, x_layout, "patch-conv-epilogue")?,
+            f32_input(w, w_layout, "patch-conv-epilogue")?,
+            Some((&self.epilogue, bias)),
+        );
+        Ok((CpuStorage::F32(out), Shape::from((p.n, o, p.ho, p.wo))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (p, o) = (self.conv.p, self.conv.out_channels);
+        let grad_b = |sums: Vec<f32>| -> candle_core::Result<Option<Tensor>> {
+            let tracked = b.track_op();
+            tracked
+                .then(|| Tensor::from_vec(sums, o, b.device()))
+                .transpose()
+        };
+        if !crate::train::gradients_are_differentiable() {
+            let (grad_x, grad_w, sums) = plain_backward(x, w, grad, |data, wanted| {
+                with_cpu_data(y, |y| {
+                    conv_backward(p, o, data, wanted, Some((&self.epilogue, y)))
+                })
+            })?;
+            return Ok((grad_x, grad_w, grad_b(sums.unwrap_or_default())?));
+        }
+        let (product_grad, grad_b) = self.epilogue.differentiable_input_grad(y, grad)?;
+        let (grad_x, grad_w) = self.conv.differentiable_backward(x, w, &product_grad)?;
+        Ok((Some(grad_x), Some(grad_w), Some(grad_b)))
     }
 }
 
@@ -672,6 +864,32 @@ pub fn conv2d(x: &Tensor, w: &Tensor, padding: (usize, usize), stride: usize) ->
     let (columns, ho, wo) = unfold_by_slices(x, (kh, kw), padding, stride)?;
     let y = w.reshape((o, c * kh * kw))?.broadcast_matmul(&columns)?;
     Ok(y.reshape((n, o, ho, wo))?)
+}
+
+/// [`conv2d`] followed by `epilogue` with the per-channel `bias`, as one CPU operation (the
+/// epilogue runs on each image's outputs while they are in cache, and the graph holds one node
+/// instead of two); `None` where [`conv2d`] would not use its patch operation, for the caller
+/// to apply the two steps.
+pub(crate) fn conv2d_then<E: Epilogue + 'static>(
+    x: &Tensor,
+    w: &Tensor,
+    bias: &Tensor,
+    padding: (usize, usize),
+    stride: usize,
+    epilogue: E,
+) -> Result<Option<Tensor>> {
+    let (o, _, kh, kw) = w.dims4()?;
+    let patches = cpu_kernels(x) && cpu_kernels(w) && (kh, kw, stride) != (1, 1, 1);
+    if !(patches && cpu_kernels(bias)) {
+        return Ok(None);
+    }
+    let p = Patches::new(x.dims4()?, (kh, kw), padding, stride);
+    let op = PatchConvThen {
+        conv: PatchConv { p, out_channels: o },
+        epilogue,
+    };
+    let (x, w, bias) = (x.contiguous()?, w.contiguous()?, bias.contiguous()?);
+    Ok(Some(x.apply_op3(&w, &bias, op)?))
 }
 
 /// A transposed convolution with `stride` and no padding: y[o, s·i + u, s·j + v] +=
@@ -743,9 +961,10 @@ impl candle_core::CustomOp2 for ColumnsToImage {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let p = self.p;
         if !crate::train::gradients_are_differentiable() {
-            return plain_backward(x, matrix, grad, |data, wanted| {
-                transposed_backward(p, self.in_channels, data, wanted)
-            });
+            let (grad_x, grad_matrix, _) = plain_backward(x, matrix, grad, |data, wanted| {
+                Ok(transposed_backward(p, self.in_channels, data, wanted))
+            })?;
+            return Ok((grad_x, grad_matrix));
         }
         let grad_columns = grad.contiguous()?.apply_op1(Unfold(p))?;
         let pixels = x.reshape((p.n, self.in_channels, p.ho * p.wo))?;

@@ -12,7 +12,7 @@
 //! percentile instead of random draws (the reference's `debug_percentile`), every choice is
 //! deterministic, which the parity tests use.
 
-use super::ops::upfirdn_axis;
+use super::ops::upfirdn2d_taps;
 use crate::{Error, Result};
 use candle_core::Tensor;
 use rand::Rng;
@@ -527,10 +527,7 @@ fn geometric(images: &Tensor, g: &[M3]) -> Result<Tensor> {
         SYM6.iter().map(|t| t / sum).collect()
     };
     let up_pad = ((taps.len() as isize + 1) / 2, (taps.len() as isize - 2) / 2);
-    let mut x = x;
-    for dim in [3, 2] {
-        x = upfirdn_axis(&x, dim, &taps, false, (2, 1), up_pad, 2.0)?;
-    }
+    let x = upfirdn2d_taps(&x, &taps, false, (2, 1), up_pad, 2.0)?;
     let (_, _, hi, wi) = x.dims4()?;
     let (ho, wo) = ((h + hz_pad * 2) * 2, (w + hz_pad * 2) * 2);
     // The per-sample sampling matrix, in torch's normalised coordinates.
@@ -572,11 +569,7 @@ fn geometric(images: &Tensor, g: &[M3]) -> Result<Tensor> {
         (taps.len() as isize - 1) / 2 - 2 * hz_pad as isize,
         (taps.len() as isize - 2) / 2 - 2 * hz_pad as isize,
     );
-    let mut y = sampled;
-    for dim in [3, 2] {
-        y = upfirdn_axis(&y, dim, &taps, true, (1, 2), down_pad, 1.0)?;
-    }
-    Ok(y)
+    upfirdn2d_taps(&sampled, &taps, true, (1, 2), down_pad, 1.0)
 }
 
 /// Bilinear sampling taps of `affine_grid(θ) + grid_sample` (align_corners=False, zeros

@@ -160,21 +160,10 @@ impl Conv2dLayer {
         params: Params,
     ) -> Result<Tensor> {
         let w = (params.get(&self.weight) * gain32(self.weight_gain))?;
-        let k = w.dim(3)?;
-        let y = match (self.down, k) {
-            (false, _) => ops::conv2d(x, &w, k / 2, 1)?,
-            (true, 1) => ops::conv1x1_down2(x, &w)?,
-            (true, _) => ops::conv2d_down2(x, &w)?,
-        };
         let bias = self.bias.as_ref().map(|b| params.get(b));
         let clamp = clamp.map(|c| c * gain);
-        bias_act(
-            &y,
-            bias.as_ref(),
-            self.act,
-            self.act.default_gain() * gain,
-            clamp,
-        )
+        let gain = self.act.default_gain() * gain;
+        ops::conv2d_bias_act(x, &w, self.down, bias.as_ref(), self.act, gain, clamp)
     }
 }
 

@@ -7,10 +7,10 @@
 //! order of filtering and convolving follows the reference, since the two orders round
 //! differently.
 
-use super::fir::Fir;
+use super::fir::Fir2d;
 use crate::backend::cpu_kernels;
 pub use crate::conv::conv2d_square as conv2d;
-use crate::conv::{every_nth, with_cpu_data};
+use crate::conv::{every_nth, with_cpu_data, Epilogue};
 use crate::Result;
 use candle_core::Tensor;
 
@@ -47,11 +47,7 @@ pub fn bias_act(
 ) -> Result<Tensor> {
     if let Some(b) = bias {
         if cpu_kernels(x) && cpu_kernels(b) {
-            let op = FusedBiasAct {
-                leaky: act == Activation::LeakyRelu,
-                gain: gain as f32,
-                clamp: clamp.map(|c| c as f32),
-            };
+            let op = FusedBiasAct::new(act, gain, clamp);
             return Ok(x.contiguous()?.apply_op2(&b.contiguous()?, op)?);
         }
     }
@@ -98,25 +94,11 @@ struct FusedBiasAct {
 }
 
 impl FusedBiasAct {
-    /// ∂y/∂x at each output y: gain · (1 or 0.2 by the sign, which the gain keeps) · (inside
-    /// the clamp) — constant almost everywhere, so a product with it differentiates again.
-    fn derivative(&self, y: &Tensor) -> Result<Tensor> {
-        let values: Vec<f32> = y.detach().flatten_all()?.to_vec1()?;
-        let d: Vec<f32> = values.iter().map(|&v| self.slope_at(v)).collect();
-        Ok(Tensor::from_vec(d, y.shape(), y.device())?)
-    }
-
-    /// ∂y/∂x at the output value `v`.
-    fn slope_at(&self, v: f32) -> f32 {
-        let act = if self.leaky && v <= 0.0 {
-            LRELU_ALPHA as f32
-        } else {
-            1.0
-        };
-        if self.clamp.is_none_or(|c| v.abs() < c) {
-            act * self.gain
-        } else {
-            0.0
+    fn new(act: Activation, gain: f64, clamp: Option<f64>) -> Self {
+        FusedBiasAct {
+            leaky: act == Activation::LeakyRelu,
+            gain: gain as f32,
+            clamp: clamp.map(|c| c as f32),
         }
     }
 
@@ -131,25 +113,14 @@ impl FusedBiasAct {
     ) -> (Vec<f32>, Vec<f32>) {
         use rayon::prelude::*;
         let sample = (y.len() / n.max(1)).max(1);
-        let inner = (sample / c.max(1)).max(1);
         let mut dx = vec![0f32; y.len()];
         let sums: Vec<Vec<f32>> = dx
             .par_chunks_mut(sample)
             .zip(y.par_chunks(sample).zip(g.par_chunks(sample)))
             .map(|(dx, (y, g))| {
-                let channels = dx
-                    .chunks_mut(inner)
-                    .zip(y.chunks(inner).zip(g.chunks(inner)));
-                channels
-                    .map(|(dx, (y, g))| {
-                        let mut sum = 0f32;
-                        for (d, (&v, &gv)) in dx.iter_mut().zip(y.iter().zip(g)) {
-                            *d = gv * self.slope_at(v);
-                            sum += *d;
-                        }
-                        sum
-                    })
-                    .collect()
+                let mut sums = vec![0f32; c];
+                self.input_grad(y, g, dx, &mut sums);
+                sums
             })
             .collect();
         let mut db = vec![0f32; c];
@@ -157,6 +128,39 @@ impl FusedBiasAct {
             db.iter_mut().zip(sample).for_each(|(b, v)| *b += v);
         }
         (dx, db)
+    }
+}
+
+impl Epilogue for FusedBiasAct {
+    /// The reference's order: max(v, 0.2·v); v·gain unless the gain is 1; clamp.
+    fn map(&self, v: f32) -> f32 {
+        let mut y = v;
+        if self.leaky {
+            let scaled = y * LRELU_ALPHA as f32 + 0.0;
+            y = if y >= scaled { y } else { scaled };
+        }
+        if self.gain != 1.0 {
+            y = y * self.gain + 0.0;
+        }
+        if let Some(c) = self.clamp {
+            y = y.min(c).max(-c);
+        }
+        y
+    }
+
+    /// ∂y/∂x at the output value `y`: gain · (1 or 0.2 by the sign, which the gain keeps) ·
+    /// (inside the clamp).
+    fn slope_at(&self, y: f32) -> f32 {
+        let act = if self.leaky && y <= 0.0 {
+            LRELU_ALPHA as f32
+        } else {
+            1.0
+        };
+        if self.clamp.is_none_or(|c| y.abs() < c) {
+            act * self.gain
+        } else {
+            0.0
+        }
     }
 }
 
@@ -184,21 +188,6 @@ impl candle_core::CustomOp2 for FusedBiasAct {
         let dims = xl.dims();
         let channels = dims[1];
         let inner: usize = dims[2..].iter().product();
-        let (alpha, gain) = (LRELU_ALPHA as f32, self.gain);
-        let act = |v: f32| {
-            let mut y = v;
-            if self.leaky {
-                let scaled = y * alpha + 0.0;
-                y = if y >= scaled { y } else { scaled };
-            }
-            if gain != 1.0 {
-                y = y * gain + 0.0;
-            }
-            if let Some(c) = self.clamp {
-                y = y.min(c).max(-c);
-            }
-            y
-        };
         // One sample per task; within it, one channel (one bias) per run.
         let sample = (channels * inner).max(1);
         let mut out = vec![0f32; x.len()];
@@ -208,7 +197,7 @@ impl candle_core::CustomOp2 for FusedBiasAct {
             .for_each(|(out, x)| {
                 for ((out, x), &bias) in out.chunks_mut(inner).zip(x.chunks(inner)).zip(b) {
                     for (o, &v) in out.iter_mut().zip(x) {
-                        *o = act(v + bias);
+                        *o = self.map(v + bias);
                     }
                 }
             });
@@ -232,13 +221,7 @@ impl candle_core::CustomOp2 for FusedBiasAct {
                 Some(Tensor::from_vec(db, c, x.device())?),
             ));
         }
-        let derivative = self
-            .derivative(y)
-            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-        let dx = grad.mul(&derivative)?;
-        let inner = x.elem_count() / (n * c);
-        // Contiguous last-axis sums: far faster than a broadcast's reduction over N, H, W.
-        let db = dx.reshape((n, c, inner))?.sum(2)?.sum(0)?;
+        let (dx, db) = self.differentiable_input_grad(y, grad)?;
         Ok((Some(dx), Some(db)))
     }
 }
@@ -247,11 +230,37 @@ impl candle_core::CustomOp2 for FusedBiasAct {
 /// with itself.
 pub const FILTER_TAPS: [f64; 4] = [0.125, 0.375, 0.375, 0.125];
 
-/// Up-sample (zero insertion), pad, filter and down-sample one axis of `x`, as the reference's
-/// `upfirdn2d` does along each axis. `gain` multiplies this axis's taps (a 2-D gain g is √g
-/// per axis). The taps are flipped first (a true convolution), as the reference does by
-/// default; `flip_filter` (the reference's name) keeps them as given (a correlation). A
-/// negative padding crops.
+/// One axis's resampling as the reference's `upfirdn2d` defines it: the taps in the order they
+/// are applied (flipped unless `flip_filter`), times `gain`, and the filtered length before
+/// decimation. A negative padding crops.
+fn resampling(
+    len: usize,
+    taps: &[f64],
+    flip_filter: bool,
+    up: usize,
+    pad: (isize, isize),
+    gain: f64,
+) -> Result<(Vec<f64>, usize)> {
+    let ordered: Vec<f64> = if flip_filter {
+        taps.iter().map(|t| t * gain).collect()
+    } else {
+        taps.iter().rev().map(|t| t * gain).collect()
+    };
+    let filtered_len = (len * up) as isize + pad.0 + pad.1 + 1 - taps.len() as isize;
+    if filtered_len < 1 {
+        return Err(crate::Error::invalid(format!(
+            "upfirdn: {len} samples padded by {pad:?} are fewer than the {} taps",
+            taps.len()
+        )));
+    }
+    Ok((ordered, filtered_len as usize))
+}
+
+/// Up-sample (zero insertion), pad, filter and down-sample one axis of `x` with tensor slices
+/// (any device and dtype), as the reference's `upfirdn2d` does along each axis. `gain`
+/// multiplies this axis's taps (a 2-D gain g is √g per axis). The taps are flipped first (a true
+/// convolution), as the reference does by default; `flip_filter` (the reference's name) keeps
+/// them as given (a correlation). A negative padding crops.
 pub fn upfirdn_axis(
     x: &Tensor,
     dim: usize,
@@ -261,31 +270,7 @@ pub fn upfirdn_axis(
     pad: (isize, isize),
     gain: f64,
 ) -> Result<Tensor> {
-    let ordered: Vec<f64> = if flip_filter {
-        taps.to_vec()
-    } else {
-        taps.iter().rev().copied().collect()
-    };
-    let padded_len = (x.dim(dim)? * up) as isize + pad.0 + pad.1;
-    let filtered_len = padded_len + 1 - taps.len() as isize;
-    if filtered_len < 1 {
-        return Err(crate::Error::invalid(format!(
-            "upfirdn: {} samples padded by {pad:?} are fewer than the {} taps",
-            x.dim(dim)?,
-            taps.len()
-        )));
-    }
-    if cpu_kernels(x) {
-        let fir = Fir {
-            dim,
-            taps: ordered.iter().map(|t| (t * gain) as f32).collect(),
-            up,
-            down,
-            p0: pad.0,
-            out_len: (filtered_len as usize).div_ceil(down),
-        };
-        return Ok(fir.apply(x)?);
-    }
+    let (ordered, out_len) = resampling(x.dim(dim)?, taps, flip_filter, up, pad, gain)?;
     let mut y = zero_insert(x, dim, up)?;
     let crop = |y: Tensor, before: usize, after: usize| -> Result<Tensor> {
         let len = y.dim(dim)? - before - after;
@@ -293,16 +278,42 @@ pub fn upfirdn_axis(
     };
     y = y.pad_with_zeros(dim, pad.0.max(0) as usize, pad.1.max(0) as usize)?;
     y = crop(y, (-pad.0).max(0) as usize, (-pad.1).max(0) as usize)?;
-    let out_len = filtered_len as usize;
     let mut acc: Option<Tensor> = None;
     for (k, &tap) in ordered.iter().enumerate() {
-        let term = (y.narrow(dim, k, out_len)? * (tap * gain))?;
+        let term = (y.narrow(dim, k, out_len)? * tap)?;
         acc = Some(match acc {
             None => term,
             Some(a) => (a + term)?,
         });
     }
     every_nth(&acc.expect("the filter has taps"), dim, down)
+}
+
+/// [`upfirdn_axis`] along the columns, then the rows, of an NCHW tensor with the same taps and
+/// settings: on the CPU one operation over each plane in cache.
+pub fn upfirdn2d_taps(
+    x: &Tensor,
+    taps: &[f64],
+    flip_filter: bool,
+    (up, down): (usize, usize),
+    pad: (isize, isize),
+    gain: f64,
+) -> Result<Tensor> {
+    if cpu_kernels(x) {
+        let (_, _, h, w) = x.dims4()?;
+        let (ordered, rows) = resampling(h, taps, flip_filter, up, pad, gain)?;
+        let (_, columns) = resampling(w, taps, flip_filter, up, pad, gain)?;
+        let fir = Fir2d {
+            taps: ordered.iter().map(|&t| t as f32).collect(),
+            up,
+            down,
+            p0: pad.0,
+            out: (rows.div_ceil(down), columns.div_ceil(down)),
+        };
+        return Ok(fir.apply(x)?);
+    }
+    let y = upfirdn_axis(x, 3, taps, flip_filter, (up, down), pad, gain)?;
+    upfirdn_axis(&y, 2, taps, flip_filter, (up, down), pad, gain)
 }
 
 /// Zero insertion along axis `dim`: sample i lands at index i·up, `up − 1` zeros follow it.
@@ -326,10 +337,8 @@ pub fn upfirdn2d(
     pad: (usize, usize),
     gain: f64,
 ) -> Result<Tensor> {
-    let per_axis = gain.sqrt();
     let pad = (pad.0 as isize, pad.1 as isize);
-    let y = upfirdn_axis(x, 3, &FILTER_TAPS, false, (up, down), pad, per_axis)?;
-    upfirdn_axis(&y, 2, &FILTER_TAPS, false, (up, down), pad, per_axis)
+    upfirdn2d_taps(x, &FILTER_TAPS, false, (up, down), pad, gain.sqrt())
 }
 
 /// 2× up-sampling of an image (`upsample2d`): padding (2, 1), gain 4.
@@ -345,16 +354,36 @@ pub fn conv2d_up2(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     upfirdn2d(&y, 1, 1, (1, 1), 4.0)
 }
 
-/// A 3 × 3 convolution with 2× down-sampling (`down = 2`): the FIR filter with padding 2 first
-/// (H + 1), then a stride-2 convolution without padding (H / 2).
-pub fn conv2d_down2(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    conv2d(&upfirdn2d(x, 1, 1, (2, 2), 1.0)?, w, 0, 2)
-}
-
-/// A 1 × 1 convolution with 2× down-sampling: the FIR filter with padding 1 keeping every
-/// second sample (H / 2), then the 1 × 1 convolution.
-pub fn conv1x1_down2(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    conv2d(&upfirdn2d(x, 1, 2, (1, 1), 1.0)?, w, 0, 1)
+/// A convolution layer's convolution and [`bias_act`]: a k × k convolution with padding k / 2,
+/// or with `down` the reference's 2× down-sampling forms — for k > 1 the FIR filter with
+/// padding 2 first (H + 1), then a stride-2 convolution without padding (H / 2); for k = 1 the
+/// FIR filter with padding 1 keeping every second sample (H / 2), then the 1 × 1 convolution.
+/// On the CPU the convolution and bias_act are one operation where the convolution is a patch
+/// operation.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_bias_act(
+    x: &Tensor,
+    w: &Tensor,
+    down: bool,
+    bias: Option<&Tensor>,
+    act: Activation,
+    gain: f64,
+    clamp: Option<f64>,
+) -> Result<Tensor> {
+    let k = w.dim(3)?;
+    let (x, padding, stride) = match (down, k) {
+        (false, _) => (x.clone(), k / 2, 1),
+        (true, 1) => (upfirdn2d(x, 1, 2, (1, 1), 1.0)?, 0, 1),
+        (true, _) => (upfirdn2d(x, 1, 1, (2, 2), 1.0)?, 0, 2),
+    };
+    if let Some(b) = bias {
+        let epilogue = FusedBiasAct::new(act, gain, clamp);
+        let padding = (padding, padding);
+        if let Some(y) = crate::conv::conv2d_then(&x, w, b, padding, stride, epilogue)? {
+            return Ok(y);
+        }
+    }
+    bias_act(&conv2d(&x, w, padding, stride)?, bias, act, gain, clamp)
 }
 
 #[cfg(test)]
@@ -392,6 +421,58 @@ mod tests {
             }
         }
     }
+    #[test]
+    fn fused_convolution_equals_the_separate_steps_and_their_gradients() {
+        use crate::train::differentiable_backward;
+        use candle_core::Var;
+        // Gradients of Σ y·r with respect to (x, w, b), and of the R1-like penalty Σ (∂/∂x)²
+        // with respect to w.
+        let grads = |y: Tensor, x: &Var, w: &Var, b: &Var| {
+            let loss = (&y * ramp(y.dims4().unwrap())).unwrap().sum_all().unwrap();
+            let g = loss.backward().unwrap();
+            let plain = [x, w, b].map(|v| g.get(v).unwrap().clone());
+            let grad_x = differentiable_backward(&loss)
+                .unwrap()
+                .get(x)
+                .unwrap()
+                .clone();
+            let penalty = grad_x.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            (y, plain, penalty.get(w).unwrap().clone())
+        };
+        // Two threads: a single image takes the split products, five images the tasks.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            for (n, down, clamp) in [(1, false, None), (5, true, Some(0.8)), (5, false, None)] {
+                let x = Var::from_tensor(&ramp((n, 3, 8, 8))).unwrap();
+                let w = Var::from_tensor(&(ramp((4, 3, 3, 3)) * 0.3).unwrap()).unwrap();
+                let b = Var::from_vec(vec![0.3f32, -0.7, 1.1, 0.1], 4, &Device::Cpu).unwrap();
+                let (act, gain) = (Activation::LeakyRelu, 2f64.sqrt());
+                let fused = conv2d_bias_act(&x, &w, down, Some(&b), act, gain, clamp).unwrap();
+                // candle's convolution, then the steps.
+                let (input, stride) = match down {
+                    true => (upfirdn2d(&x, 1, 1, (2, 2), 1.0).unwrap(), 2),
+                    false => (x.as_tensor().clone(), 1),
+                };
+                let padding = if down { 0 } else { 1 };
+                let product = input.conv2d(&w, padding, stride, 1, 1).unwrap();
+                let steps = bias_act_by_steps(&product, Some(&b), act, gain, clamp).unwrap();
+                let case = format!("n {n} down {down} clamp {clamp:?}");
+                let (ours, want) = (grads(fused, &x, &w, &b), grads(steps, &x, &w, &b));
+                assert!(relative_diff(&ours.0, &want.0) < 1e-6, "output, {case}");
+                for (name, (a, e)) in ["x", "w", "b"].iter().zip(ours.1.iter().zip(&want.1)) {
+                    assert!(relative_diff(a, e) < 1e-5, "gradient of {name}, {case}");
+                }
+                assert!(
+                    relative_diff(&ours.2, &want.2) < 1e-4,
+                    "penalty gradient, {case}"
+                );
+            }
+        });
+    }
+
     use candle_core::Device;
 
     fn ramp(shape: (usize, usize, usize, usize)) -> Tensor {
