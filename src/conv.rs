@@ -367,6 +367,113 @@ fn sum_all(mut parts: Vec<Vec<f32>>) -> Vec<f32> {
     total
 }
 
+/// How a kernel matrix stores weight[o, c, j] (output channel, input channel, tap).
+#[derive(Debug, Clone, Copy)]
+enum KernelLayout {
+    /// A convolution's [O, C·taps].
+    Conv,
+    /// A transposed convolution's [O·taps, C].
+    Transposed,
+}
+
+/// A per-image modulation of the kernel — StyleGAN2's modulated convolution in its fused form:
+/// image n is convolved with weight[o, c, j] · s[n, c] · d[n, o], its scales [C + O] holding s
+/// (the styles) and then d (the demodulation coefficients).
+#[derive(Debug, Clone, Copy)]
+struct Modulation {
+    layout: KernelLayout,
+    c: usize,
+    o: usize,
+    taps: usize,
+}
+
+impl Modulation {
+    fn scales_len(&self) -> usize {
+        self.c + self.o
+    }
+
+    /// Image `i`'s scales out of every image's.
+    fn image_scales<'a>(&self, all: &'a [f32], i: usize) -> &'a [f32] {
+        &all[i * self.scales_len()..(i + 1) * self.scales_len()]
+    }
+
+    /// The kernel matrix's columns and, for an image's scales, each row's d and each column's
+    /// s (so that every pass below runs along contiguous rows).
+    fn row_and_column_scales(&self, scales: &[f32]) -> (usize, Vec<f32>, Vec<f32>) {
+        let (s, d) = scales.split_at(self.c);
+        let repeat = |v: &[f32], times: usize| -> Vec<f32> {
+            v.iter()
+                .flat_map(|&x| std::iter::repeat_n(x, times))
+                .collect()
+        };
+        match self.layout {
+            KernelLayout::Conv => (self.c * self.taps, d.to_vec(), repeat(s, self.taps)),
+            KernelLayout::Transposed => (self.c, repeat(d, self.taps), s.to_vec()),
+        }
+    }
+
+    /// One image's kernel: (weight · s) · d, the reference's order.
+    fn modulate(&self, kernel: &[f32], scales: &[f32], dst: &mut Vec<f32>) {
+        let (cols, row_d, col_s) = self.row_and_column_scales(scales);
+        dst.resize(kernel.len(), 0.0);
+        let rows = dst.chunks_exact_mut(cols).zip(kernel.chunks_exact(cols));
+        for ((dst, w), &d) in rows.zip(&row_d) {
+            for ((v, &w), &s) in dst.iter_mut().zip(w).zip(&col_s) {
+                *v = w * s * d;
+            }
+        }
+    }
+
+    /// Chains one image's kernel gradient `grad` (the kernel's layout) to the shared kernel's
+    /// gradient (added to `grad_kernel`) and to the image's scales (`grad_scales`, [C + O]).
+    fn chain(
+        &self,
+        kernel: &[f32],
+        scales: &[f32],
+        grad: &[f32],
+        grad_kernel: Option<&mut Vec<f32>>,
+        grad_scales: &mut [f32],
+    ) {
+        let (cols, row_d, col_s) = self.row_and_column_scales(scales);
+        let mut grad_row = vec![0f32; row_d.len()];
+        let mut grad_col = vec![0f32; cols];
+        let rows = grad.chunks_exact(cols).zip(kernel.chunks_exact(cols));
+        for (r, (g, w)) in rows.enumerate() {
+            let d = row_d[r];
+            let mut row_total = 0f32;
+            for (((&g, &w), &s), col_total) in g.iter().zip(w).zip(&col_s).zip(&mut grad_col) {
+                let through_weight = g * w;
+                *col_total += through_weight * d;
+                row_total += through_weight * s;
+            }
+            grad_row[r] = row_total;
+        }
+        if let Some(total) = grad_kernel {
+            let rows = total.chunks_exact_mut(cols).zip(grad.chunks_exact(cols));
+            for ((total, g), &d) in rows.zip(&row_d) {
+                for ((t, &g), &s) in total.iter_mut().zip(g).zip(&col_s) {
+                    *t += g * s * d;
+                }
+            }
+        }
+        // Back from rows and columns to the channels (summed over the taps).
+        let (grad_s, grad_d) = grad_scales.split_at_mut(self.c);
+        let (per_s, per_d) = match self.layout {
+            KernelLayout::Conv => (self.taps, 1),
+            KernelLayout::Transposed => (1, self.taps),
+        };
+        for (s, taps) in grad_s.iter_mut().zip(grad_col.chunks_exact(per_s)) {
+            *s += taps.iter().sum::<f32>();
+        }
+        for (d, taps) in grad_d.iter_mut().zip(grad_row.chunks_exact(per_d)) {
+            *d += taps.iter().sum::<f32>();
+        }
+    }
+}
+
+/// A modulation and the scales of every image ([N, C + O]).
+type ModulatedData<'a> = (Modulation, &'a [f32]);
+
 /// The convolution's forward pass on CPU data: for each image, its patches times the kernel
 /// matrix, then the epilogue with its per-channel bias when there is one (while the image's
 /// outputs are in cache).
@@ -376,14 +483,22 @@ fn conv_forward(
     input: &[f32],
     kernel: &[f32],
     epilogue: Option<(&dyn Epilogue, &[f32])>,
+    modulated: Option<ModulatedData>,
 ) -> Vec<f32> {
     let (rows, pixels) = (p.c * p.kh * p.kw, p.ho * p.wo);
-    let kernel = Mat::new(kernel, out_channels, rows);
     let mut out = vec![0f32; p.n * out_channels * pixels];
     let outs = image_chunks(Some(&mut out), p.n);
-    over_images(outs, Vec::new, |columns, i, y, threads| {
+    let init = || (Vec::new(), Vec::new());
+    over_images(outs, init, |(columns, own_kernel), i, y, threads| {
         columns.resize(p.columns_len(), 0.0);
         im2col_image(p, &input[i * p.image_len()..], columns);
+        let kernel = match modulated {
+            Some((m, scales)) => {
+                m.modulate(kernel, m.image_scales(scales, i), own_kernel);
+                Mat::new(own_kernel, out_channels, rows)
+            }
+            None => Mat::new(kernel, out_channels, rows),
+        };
         matmul_into(y, kernel, Mat::new(columns, rows, pixels), false, threads);
         if let Some((epilogue, bias)) = epilogue {
             epilogue.apply(y, bias);
@@ -456,6 +571,11 @@ struct Scratch {
     /// bias gradient.
     product_grad: Vec<f32>,
     bias_grad: Vec<f32>,
+    /// Modulated: one image's kernel and its gradient, and the scales' gradients of the task's
+    /// images (image index, [C + O]).
+    own_kernel: Vec<f32>,
+    own_kernel_grad: Vec<f32>,
+    scales_grads: Vec<(usize, Vec<f32>)>,
 }
 
 impl Scratch {
@@ -466,6 +586,9 @@ impl Scratch {
             kernel_grad: kernel.map(|len| vec![0f32; len]),
             product_grad: Vec::new(),
             bias_grad: Vec::new(),
+            own_kernel: Vec::new(),
+            own_kernel_grad: Vec::new(),
+            scales_grads: Vec::new(),
         }
     }
 }
@@ -486,12 +609,14 @@ struct Wanted {
 /// A fused convolution's epilogue and its outputs, which its gradient is read from.
 type Through<'a> = (&'a dyn Epilogue, &'a [f32]);
 
-/// The convolution's plain gradients: of the input, the kernel and (through an epilogue) the
-/// bias, each only when wanted.
+/// The convolution's plain gradients: of the input, the kernel, (through an epilogue) the bias
+/// and (modulated) the scales, the first two only when wanted.
 struct ConvGrads {
     input: Option<Vec<f32>>,
     kernel: Option<Vec<f32>>,
     bias: Option<Vec<f32>>,
+    /// Modulated: the scales' gradients, [N, C + O].
+    scales: Option<Vec<f32>>,
 }
 
 /// The convolution's backward pass on CPU data, as plain numbers (not differentiable again):
@@ -505,11 +630,13 @@ fn conv_backward(
     (input, kernel, grad): GradData,
     wanted: Wanted,
     through: Option<Through>,
+    modulated: Option<ModulatedData>,
 ) -> ConvGrads {
     let (o, rows, pixels) = (out_channels, p.c * p.kh * p.kw, p.ho * p.wo);
-    let kernel_t = Mat::new(kernel, o, rows).t();
     let mut grad_x = wanted.input.then(|| vec![0f32; p.n * p.image_len()]);
-    let transposed = if wanted.kernel { pixels * o } else { 0 };
+    // Modulated, each image's kernel gradient also gives its scales' gradients.
+    let kernel_products = wanted.kernel || modulated.is_some();
+    let transposed = if kernel_products { pixels * o } else { 0 };
     let init = || {
         let mut s = Scratch::new(
             p.columns_len(),
@@ -532,42 +659,110 @@ fn conv_backward(
             }
             None => &grad[image],
         };
+        let own_kernel = match modulated {
+            Some((m, scales)) => {
+                m.modulate(kernel, m.image_scales(scales, i), &mut s.own_kernel);
+                &s.own_kernel
+            }
+            None => kernel,
+        };
         if wanted.input {
-            let g = Mat::new(g, o, pixels);
-            matmul_into(&mut s.columns, kernel_t, g, false, threads);
+            let kernel_t = Mat::new(own_kernel, o, rows).t();
+            matmul_into(
+                &mut s.columns,
+                kernel_t,
+                Mat::new(g, o, pixels),
+                false,
+                threads,
+            );
             col2im_image(p, &s.columns, grad_x);
         }
-        if let Some(kernel_grad) = &mut s.kernel_grad {
+        if kernel_products {
             im2col_image(p, &input[i * p.image_len()..], &mut s.columns);
             // A transposed (strided) operand would slow the product more than this copy costs.
             transpose_into(g, o, pixels, &mut s.transposed);
             let columns = Mat::new(&s.columns, rows, pixels);
             let g_t = Mat::new(&s.transposed, pixels, o);
-            matmul_into(kernel_grad, columns, g_t, true, threads);
+            match modulated {
+                Some((m, scales)) => {
+                    // Computed transposed ([C·taps, O]; over the image's kernel, no longer
+                    // needed), chained in the kernel's layout.
+                    s.own_kernel.resize(rows * o, 0.0);
+                    matmul_into(&mut s.own_kernel, columns, g_t, false, threads);
+                    s.own_kernel_grad.resize(rows * o, 0.0);
+                    transpose_into(&s.own_kernel, rows, o, &mut s.own_kernel_grad);
+                    let mut grad_scales = vec![0f32; m.scales_len()];
+                    let image_scales = m.image_scales(scales, i);
+                    let total = s.kernel_grad.as_mut();
+                    m.chain(
+                        kernel,
+                        image_scales,
+                        &s.own_kernel_grad,
+                        total,
+                        &mut grad_scales,
+                    );
+                    s.scales_grads.push((i, grad_scales));
+                }
+                None => {
+                    let total = s
+                        .kernel_grad
+                        .as_mut()
+                        .expect("the kernel gradient is wanted");
+                    matmul_into(total, columns, g_t, true, threads);
+                }
+            }
         }
     });
     let bias = through.map(|_| sum_all(tasks.iter().map(|s| s.bias_grad.clone()).collect()));
-    let kernel = kernel_grad(tasks).map(|sum_t| {
-        let mut sum = vec![0f32; o * rows];
-        transpose_into(&sum_t, rows, o, &mut sum);
-        sum
+    let scales = modulated.map(|(m, _)| scales_grads(m, p.n, &tasks));
+    let kernel = kernel_grad(tasks).map(|sum| {
+        if modulated.is_some() {
+            return sum;
+        }
+        let mut sum_t = vec![0f32; o * rows];
+        transpose_into(&sum, rows, o, &mut sum_t);
+        sum_t
     });
     ConvGrads {
         input: grad_x,
         kernel,
         bias,
+        scales,
     }
 }
 
-/// The transposed convolution's forward pass on CPU data: per image, the kernel rows times the
-/// input pixels, summed into the output image (col2im).
-fn transposed_forward(p: Patches, in_channels: usize, input: &[f32], matrix: &[f32]) -> Vec<f32> {
+/// The scales' gradients of every image ([N, C + O]), gathered from the tasks.
+fn scales_grads(m: Modulation, images: usize, tasks: &[Scratch]) -> Vec<f32> {
+    let len = m.scales_len();
+    let mut all = vec![0f32; images * len];
+    for (i, grad) in tasks.iter().flat_map(|s| &s.scales_grads) {
+        all[i * len..(i + 1) * len].copy_from_slice(grad);
+    }
+    all
+}
+
+/// The transposed convolution's forward pass on CPU data: per image, the kernel rows (each
+/// image's own when modulated) times the input pixels, summed into the output image (col2im).
+fn transposed_forward(
+    p: Patches,
+    in_channels: usize,
+    input: &[f32],
+    matrix: &[f32],
+    modulated: Option<ModulatedData>,
+) -> Vec<f32> {
     let (rows, pixels) = (p.c * p.kh * p.kw, p.ho * p.wo);
-    let matrix = Mat::new(matrix, rows, in_channels);
     let mut out = vec![0f32; p.n * p.image_len()];
     let outs = image_chunks(Some(&mut out), p.n);
-    over_images(outs, Vec::new, |columns, i, image, threads| {
+    let init = || (Vec::new(), Vec::new());
+    over_images(outs, init, |(columns, own_matrix), i, image, threads| {
         columns.resize(p.columns_len(), 0.0);
+        let matrix = match modulated {
+            Some((m, scales)) => {
+                m.modulate(matrix, m.image_scales(scales, i), own_matrix);
+                Mat::new(own_matrix, rows, in_channels)
+            }
+            None => Mat::new(matrix, rows, in_channels),
+        };
         let x = Mat::new(&input[i * in_channels * pixels..], in_channels, pixels);
         matmul_into(columns, matrix, x, false, threads);
         col2im_image(p, columns, image);
@@ -577,17 +772,18 @@ fn transposed_forward(p: Patches, in_channels: usize, input: &[f32], matrix: &[f
 
 /// Its backward pass, as plain numbers: per image, the output gradient's patches give the input
 /// gradient (matrixᵀ · patches) and the matrix gradient's share (patches · inputᵀ), each only
-/// when wanted.
+/// when wanted (modulated, the latter also gives the scales' gradients).
 fn transposed_backward(
     p: Patches,
     in_channels: usize,
     (input, matrix, grad): GradData,
     wanted: Wanted,
+    modulated: Option<ModulatedData>,
 ) -> ConvGrads {
     let (c, rows, pixels) = (in_channels, p.c * p.kh * p.kw, p.ho * p.wo);
-    let matrix_t = Mat::new(matrix, rows, c).t();
     let mut grad_x = wanted.input.then(|| vec![0f32; p.n * c * pixels]);
-    let transposed = if wanted.kernel { pixels * c } else { 0 };
+    let matrix_products = wanted.kernel || modulated.is_some();
+    let transposed = if matrix_products { pixels * c } else { 0 };
     let init = || {
         Scratch::new(
             p.columns_len(),
@@ -600,25 +796,58 @@ fn transposed_backward(
         im2col_image(p, &grad[i * p.image_len()..], &mut s.columns);
         let columns = Mat::new(&s.columns, rows, pixels);
         if wanted.input {
+            let own_matrix = match modulated {
+                Some((m, scales)) => {
+                    m.modulate(matrix, m.image_scales(scales, i), &mut s.own_kernel);
+                    &s.own_kernel
+                }
+                None => matrix,
+            };
+            let matrix_t = Mat::new(own_matrix, rows, c).t();
             matmul_into(grad_x, matrix_t, columns, false, threads);
         }
-        if let Some(kernel_grad) = &mut s.kernel_grad {
+        if matrix_products {
             transpose_into(&input[i * c * pixels..], c, pixels, &mut s.transposed);
             let x_t = Mat::new(&s.transposed, pixels, c);
-            matmul_into(kernel_grad, columns, x_t, true, threads);
+            match modulated {
+                Some((m, scales)) => {
+                    s.own_kernel_grad.resize(rows * c, 0.0);
+                    matmul_into(&mut s.own_kernel_grad, columns, x_t, false, threads);
+                    let mut grad_scales = vec![0f32; m.scales_len()];
+                    let image_scales = m.image_scales(scales, i);
+                    let total = s.kernel_grad.as_mut();
+                    m.chain(
+                        matrix,
+                        image_scales,
+                        &s.own_kernel_grad,
+                        total,
+                        &mut grad_scales,
+                    );
+                    s.scales_grads.push((i, grad_scales));
+                }
+                None => {
+                    let total = s
+                        .kernel_grad
+                        .as_mut()
+                        .expect("the matrix gradient is wanted");
+                    matmul_into(total, columns, x_t, true, threads);
+                }
+            }
         }
     });
+    let scales = modulated.map(|(m, _)| scales_grads(m, p.n, &tasks));
     ConvGrads {
         input: grad_x,
         kernel: kernel_grad(tasks),
         bias: None,
+        scales,
     }
 }
 
 /// The gradients of an operation on `x` and a kernel as plain numbers: `backward` gets the
 /// CPU data of x, the kernel and the output gradient, and which operands are tracked; the
-/// input's and kernel's gradients come back as tensors shaped like them, a bias gradient as
-/// numbers.
+/// input's and kernel's gradients come back as tensors shaped like them, a third operand's (an
+/// epilogue's bias, a modulation's scales) as numbers.
 fn plain_backward(
     x: &Tensor,
     kernel: &Tensor,
@@ -641,11 +870,11 @@ fn plain_backward(
     Ok((
         shaped_like(grads.input, x)?,
         shaped_like(grads.kernel, kernel)?,
-        grads.bias,
+        grads.bias.or(grads.scales),
     ))
 }
 
-/// The input's and kernel's gradients as tensors, a bias gradient as numbers.
+/// The input's and kernel's gradients as tensors, a third operand's as numbers.
 type PlainGrads = (Option<Tensor>, Option<Tensor>, Option<Vec<f32>>);
 
 /// An operation's input, kernel and output gradient as CPU data.
@@ -673,6 +902,7 @@ fn batch_sum(t: &Tensor) -> candle_core::Result<Tensor> {
 /// the graph (the backward pass of a large patch tensor allocates, zeroes and sums buffers of its
 /// size). The backward pass is written with differentiable operations — the patch extraction,
 /// its adjoint and matrix products — so gradient penalties can differentiate it again.
+#[derive(Clone)]
 struct PatchConv {
     p: Patches,
     out_channels: usize,
@@ -683,8 +913,87 @@ impl PatchConv {
     fn kernel_matrix(&self, w: &Tensor) -> candle_core::Result<Tensor> {
         w.reshape((self.out_channels, self.p.c * self.p.kh * self.p.kw))
     }
+}
 
+/// A convolution-like operation on (input, kernel matrix) whose CPU passes a per-image
+/// modulation of the kernel can join: the convolution and the transposed convolution.
+trait KernelOp: candle_core::CustomOp2 + Clone + Send + Sync + 'static {
+    /// The kernel's layout and channels, for a modulation.
+    fn modulation(&self) -> Modulation;
+    fn out_shape(&self) -> Shape;
+    fn forward(&self, x: &[f32], kernel: &[f32], modulated: Option<ModulatedData>) -> Vec<f32>;
+    fn backward(
+        &self,
+        data: GradData,
+        wanted: Wanted,
+        modulated: Option<ModulatedData>,
+    ) -> ConvGrads;
     /// The gradients of the input and the kernel written in differentiable operations.
+    fn differentiable_backward(
+        &self,
+        x: &Tensor,
+        kernel: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Tensor, Tensor)>;
+
+    fn cpu_forward(
+        &self,
+        x: (&CpuStorage, &Layout),
+        kernel: (&CpuStorage, &Layout),
+        modulated: Option<ModulatedData>,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_input(x.0, x.1, "convolution")?;
+        let kernel = f32_input(kernel.0, kernel.1, "convolution")?;
+        let out = self.forward(x, kernel, modulated);
+        Ok((CpuStorage::F32(out), self.out_shape()))
+    }
+
+    /// The backward pass without modulation: plain numbers unless the gradients will be
+    /// differentiated again.
+    fn unmodulated_backward(
+        &self,
+        x: &Tensor,
+        kernel: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        if !crate::train::gradients_are_differentiable() {
+            let (grad_x, grad_kernel, _) = plain_backward(x, kernel, grad, |data, wanted| {
+                Ok(self.backward(data, wanted, None))
+            })?;
+            return Ok((grad_x, grad_kernel));
+        }
+        let (grad_x, grad_kernel) = self.differentiable_backward(x, kernel, grad)?;
+        Ok((Some(grad_x), Some(grad_kernel)))
+    }
+}
+
+impl KernelOp for PatchConv {
+    fn modulation(&self) -> Modulation {
+        Modulation {
+            layout: KernelLayout::Conv,
+            c: self.p.c,
+            o: self.out_channels,
+            taps: self.p.kh * self.p.kw,
+        }
+    }
+
+    fn out_shape(&self) -> Shape {
+        Shape::from((self.p.n, self.out_channels, self.p.ho, self.p.wo))
+    }
+
+    fn forward(&self, x: &[f32], kernel: &[f32], modulated: Option<ModulatedData>) -> Vec<f32> {
+        conv_forward(self.p, self.out_channels, x, kernel, None, modulated)
+    }
+
+    fn backward(
+        &self,
+        data: GradData,
+        wanted: Wanted,
+        modulated: Option<ModulatedData>,
+    ) -> ConvGrads {
+        conv_backward(self.p, self.out_channels, data, wanted, None, modulated)
+    }
+
     fn differentiable_backward(
         &self,
         x: &Tensor,
@@ -721,18 +1030,7 @@ impl candle_core::CustomOp2 for PatchConv {
         w: &CpuStorage,
         w_layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let p = self.p;
-        let out = conv_forward(
-            p,
-            self.out_channels,
-            f32_input(x, x_layout, "patch-conv")?,
-            f32_input(w, w_layout, "patch-conv")?,
-            None,
-        );
-        Ok((
-            CpuStorage::F32(out),
-            Shape::from((p.n, self.out_channels, p.ho, p.wo)),
-        ))
+        self.cpu_forward((x, x_layout), (w, w_layout), None)
     }
 
     fn bwd(
@@ -742,14 +1040,69 @@ impl candle_core::CustomOp2 for PatchConv {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        self.unmodulated_backward(x, w, grad)
+    }
+}
+
+/// A [`KernelOp`] whose kernel is modulated per image, as one operation on (input, kernel,
+/// scales [N, C + O]): StyleGAN2's modulated convolution with styles and demodulation
+/// coefficients folded into each image's kernel.
+struct Modulated<K>(K);
+
+impl<K: KernelOp> candle_core::CustomOp3 for Modulated<K> {
+    fn name(&self) -> &'static str {
+        "modulated-convolution"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_layout: &Layout,
+        k: &CpuStorage,
+        k_layout: &Layout,
+        scales: &CpuStorage,
+        scales_layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let scales = f32_input(scales, scales_layout, "modulated convolution")?;
+        let modulated = Some((self.0.modulation(), scales));
+        self.0.cpu_forward((x, x_layout), (k, k_layout), modulated)
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        kernel: &Tensor,
+        scales: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let m = self.0.modulation();
         if !crate::train::gradients_are_differentiable() {
-            let (grad_x, grad_w, _) = plain_backward(x, w, grad, |data, wanted| {
-                Ok(conv_backward(self.p, self.out_channels, data, wanted, None))
-            })?;
-            return Ok((grad_x, grad_w));
+            let (grad_x, grad_kernel, grad_scales) =
+                plain_backward(x, kernel, grad, |data, wanted| {
+                    with_cpu_data(scales, |sc| self.0.backward(data, wanted, Some((m, sc))))
+                })?;
+            let grad_scales = grad_scales
+                .map(|g| Tensor::from_vec(g, scales.shape(), scales.device()))
+                .transpose()?;
+            return Ok((grad_x, grad_kernel, grad_scales));
         }
-        let (grad_x, grad_w) = self.differentiable_backward(x, w, grad)?;
-        Ok((Some(grad_x), Some(grad_w)))
+        // The unfused form's gradients: y = d · op(x · s, kernel).
+        let per_channel = |t: Tensor| t.unsqueeze(2)?.unsqueeze(3);
+        let s = per_channel(scales.narrow(1, 0, m.c)?)?;
+        let d = per_channel(scales.narrow(1, m.c, m.o)?)?;
+        let styled = x.broadcast_mul(&s)?;
+        let (grad_styled, grad_kernel) =
+            self.0
+                .differentiable_backward(&styled, kernel, &grad.broadcast_mul(&d)?)?;
+        let grad_x = grad_styled.broadcast_mul(&s)?;
+        let grad_s = (&grad_styled * x)?.sum((2, 3))?;
+        let unscaled = styled
+            .contiguous()?
+            .apply_op2(&kernel.contiguous()?, self.0.clone())?;
+        let grad_d = (grad * unscaled)?.sum((2, 3))?;
+        let grad_scales = Tensor::cat(&[grad_s, grad_d], 1)?;
+        Ok((Some(grad_x), Some(grad_kernel), Some(grad_scales)))
     }
 }
 
@@ -783,6 +1136,7 @@ impl<E: Epilogue> candle_core::CustomOp3 for PatchConvThen<E> {
             f32_input(x, x_layout, "patch-conv-epilogue")?,
             f32_input(w, w_layout, "patch-conv-epilogue")?,
             Some((&self.epilogue, bias)),
+            None,
         );
         Ok((CpuStorage::F32(out), Shape::from((p.n, o, p.ho, p.wo))))
     }
@@ -805,7 +1159,7 @@ impl<E: Epilogue> candle_core::CustomOp3 for PatchConvThen<E> {
         if !crate::train::gradients_are_differentiable() {
             let (grad_x, grad_w, sums) = plain_backward(x, w, grad, |data, wanted| {
                 with_cpu_data(y, |y| {
-                    conv_backward(p, o, data, wanted, Some((&self.epilogue, y)))
+                    conv_backward(p, o, data, wanted, Some((&self.epilogue, y)), None)
                 })
             })?;
             return Ok((grad_x, grad_w, grad_b(sums.unwrap_or_default())?));
@@ -902,32 +1256,120 @@ pub fn conv_transpose2d(x: &Tensor, w: &Tensor, stride: usize) -> Result<Tensor>
         let w = w.transpose(0, 1)?.contiguous()?;
         return Ok(x.conv_transpose2d(&w, 0, 0, stride, 1)?);
     }
-    let (n, c, h, width) = x.dims4()?;
+    let (op, matrix) = ColumnsToImage::new(x, w, stride)?;
+    Ok(x.contiguous()?.apply_op2(&matrix, op)?)
+}
+
+/// A modulated convolution (StyleGAN2's, in its fused form) as one CPU operation: image n of
+/// `x` [N, C, H, W] convolved (zero padding `padding`, stride 1) with the kernel w[o, c, …] ·
+/// s[n, c] · d[n, o], `scales` [N, C + O] holding the styles s and then the demodulation
+/// coefficients d. The same numbers as scaling the input by s and the output by d, up to
+/// rounding, without those two passes over the images and their gradients. `None` off the CPU.
+pub(crate) fn modulated_conv2d(
+    x: &Tensor,
+    w: &Tensor,
+    scales: &Tensor,
+    padding: usize,
+) -> Result<Option<Tensor>> {
+    if !(cpu_kernels(x) && cpu_kernels(w) && cpu_kernels(scales)) {
+        return Ok(None);
+    }
     let (o, _, kh, kw) = w.dims4()?;
-    // [O, C, kh, kw] → [O·kh·kw, C]: the rows of the columns the kernel makes.
-    let matrix = w.permute((0, 2, 3, 1))?.reshape((o * kh * kw, c))?;
-    let p = Patches {
-        n,
-        c: o,
-        h: (h - 1) * stride + kh,
-        w: (width - 1) * stride + kw,
-        kh,
-        kw,
-        ph: 0,
-        pw: 0,
-        stride,
-        ho: h,
-        wo: width,
-    };
-    let op = ColumnsToImage { p, in_channels: c };
-    Ok(x.contiguous()?.apply_op2(&matrix.contiguous()?, op)?)
+    let p = Patches::new(x.dims4()?, (kh, kw), (padding, padding), 1);
+    let op = Modulated(PatchConv { p, out_channels: o });
+    let (x, w, scales) = (x.contiguous()?, w.contiguous()?, scales.contiguous()?);
+    Ok(Some(x.apply_op3(&w, &scales, op)?))
+}
+
+/// [`conv_transpose2d`] with its kernel modulated per image as in [`modulated_conv2d`]. `None`
+/// off the CPU.
+pub(crate) fn modulated_conv_transpose2d(
+    x: &Tensor,
+    w: &Tensor,
+    scales: &Tensor,
+    stride: usize,
+) -> Result<Option<Tensor>> {
+    if !(cpu_kernels(x) && cpu_kernels(w) && cpu_kernels(scales)) {
+        return Ok(None);
+    }
+    let (op, matrix) = ColumnsToImage::new(x, w, stride)?;
+    let (x, scales) = (x.contiguous()?, scales.contiguous()?);
+    Ok(Some(x.apply_op3(&matrix, &scales, Modulated(op))?))
 }
 
 /// Kernel rows × input pixels, then the patches' adjoint (col2im): a transposed convolution.
+#[derive(Clone)]
 struct ColumnsToImage {
     /// The geometry of the output image's patches (one patch per input pixel).
     p: Patches,
     in_channels: usize,
+}
+
+impl ColumnsToImage {
+    /// The operation for `x` [N, C, H, W], kernel `w` [O, C, k, k] and `stride`, with the
+    /// kernel as its matrix [O·k·k, C] (the rows of the columns the kernel makes).
+    fn new(x: &Tensor, w: &Tensor, stride: usize) -> Result<(Self, Tensor)> {
+        let (n, c, h, width) = x.dims4()?;
+        let (o, _, kh, kw) = w.dims4()?;
+        let matrix = w.permute((0, 2, 3, 1))?.reshape((o * kh * kw, c))?;
+        let p = Patches {
+            n,
+            c: o,
+            h: (h - 1) * stride + kh,
+            w: (width - 1) * stride + kw,
+            kh,
+            kw,
+            ph: 0,
+            pw: 0,
+            stride,
+            ho: h,
+            wo: width,
+        };
+        let op = ColumnsToImage { p, in_channels: c };
+        Ok((op, matrix.contiguous()?))
+    }
+}
+
+impl KernelOp for ColumnsToImage {
+    fn modulation(&self) -> Modulation {
+        Modulation {
+            layout: KernelLayout::Transposed,
+            c: self.in_channels,
+            o: self.p.c,
+            taps: self.p.kh * self.p.kw,
+        }
+    }
+
+    fn out_shape(&self) -> Shape {
+        Shape::from((self.p.n, self.p.c, self.p.h, self.p.w))
+    }
+
+    fn forward(&self, x: &[f32], matrix: &[f32], modulated: Option<ModulatedData>) -> Vec<f32> {
+        transposed_forward(self.p, self.in_channels, x, matrix, modulated)
+    }
+
+    fn backward(
+        &self,
+        data: GradData,
+        wanted: Wanted,
+        modulated: Option<ModulatedData>,
+    ) -> ConvGrads {
+        transposed_backward(self.p, self.in_channels, data, wanted, modulated)
+    }
+
+    fn differentiable_backward(
+        &self,
+        x: &Tensor,
+        matrix: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        let p = self.p;
+        let grad_columns = grad.contiguous()?.apply_op1(Unfold(p))?;
+        let pixels = x.reshape((p.n, self.in_channels, p.ho * p.wo))?;
+        let grad_x = matrix.t()?.contiguous()?.broadcast_matmul(&grad_columns)?;
+        let grad_matrix = batch_sum(&grad_columns.matmul(&pixels.transpose(1, 2)?)?)?;
+        Ok((grad_x.reshape(x.shape())?, grad_matrix))
+    }
 }
 
 impl candle_core::CustomOp2 for ColumnsToImage {
@@ -942,14 +1384,7 @@ impl candle_core::CustomOp2 for ColumnsToImage {
         m: &CpuStorage,
         m_layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let p = self.p;
-        let out = transposed_forward(
-            p,
-            self.in_channels,
-            f32_input(x, x_layout, "columns-to-image")?,
-            f32_input(m, m_layout, "columns-to-image")?,
-        );
-        Ok((CpuStorage::F32(out), Shape::from((p.n, p.c, p.h, p.w))))
+        self.cpu_forward((x, x_layout), (m, m_layout), None)
     }
 
     fn bwd(
@@ -959,18 +1394,7 @@ impl candle_core::CustomOp2 for ColumnsToImage {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let p = self.p;
-        if !crate::train::gradients_are_differentiable() {
-            let (grad_x, grad_matrix, _) = plain_backward(x, matrix, grad, |data, wanted| {
-                Ok(transposed_backward(p, self.in_channels, data, wanted))
-            })?;
-            return Ok((grad_x, grad_matrix));
-        }
-        let grad_columns = grad.contiguous()?.apply_op1(Unfold(p))?;
-        let pixels = x.reshape((p.n, self.in_channels, p.ho * p.wo))?;
-        let grad_x = matrix.t()?.contiguous()?.broadcast_matmul(&grad_columns)?;
-        let grad_matrix = batch_sum(&grad_columns.matmul(&pixels.transpose(1, 2)?)?)?;
-        Ok((Some(grad_x.reshape(x.shape())?), Some(grad_matrix)))
+        self.unmodulated_backward(x, matrix, grad)
     }
 }
 

@@ -84,11 +84,12 @@ pub enum NoiseMode {
     None,
 }
 
-/// A modulated convolution (`modulated_conv2d`) in the reference's non-fused form: the input
-/// scaled by the styles, convolved with the shared kernel, the output scaled by the
-/// demodulation coefficients 1/√(Σᵢ sᵢ² Σ weight[o, i]² + 1e-8). The same numbers as the fused
-/// form (per-sample kernels, one grouped convolution) up to rounding, and faster here on every
-/// size measured: one shared kernel makes one large matrix product.
+/// A modulated convolution (`modulated_conv2d`): the input scaled by the styles, convolved with
+/// the shared kernel, the output scaled by the demodulation coefficients 1/√(Σᵢ sᵢ² Σ weight[o,
+/// i]² + 1e-8). Elsewhere than on the CPU in the reference's non-fused form (one shared kernel
+/// makes one large matrix product); on the CPU in its fused form, each image's kernel scaled
+/// instead, one operation image by image (no passes over the images to scale them or their
+/// gradients). The two forms give the same numbers up to rounding.
 /// `x` [N, I, H, W], `weight` [O, I, k, k], `styles` [N, I]; `up` doubles the resolution.
 pub fn modulated_conv2d(
     x: &Tensor,
@@ -99,20 +100,43 @@ pub fn modulated_conv2d(
 ) -> Result<Tensor> {
     let (n, i, _, _) = x.dims4()?;
     let (o, k) = (weight.dim(0)?, weight.dim(3)?);
+    let d = if demodulate {
+        let weight_sq = weight.sqr()?.reshape((o, i, k * k))?.sum(2)?;
+        let d = (styles.sqr()?.matmul(&weight_sq.t()?)? + 1e-8)?
+            .sqrt()?
+            .recip()?;
+        Some(d)
+    } else {
+        None
+    };
+    // Per image the fused form makes a kernel (O·C·k² values) where the other scales the
+    // images (C·H·W values each way): it pays where the images are the larger.
+    let (h, w) = (x.dim(2)?, x.dim(3)?);
+    if crate::backend::cpu_kernels(x) && o * k * k <= h * w {
+        let ones = || Tensor::ones((n, o), styles.dtype(), styles.device());
+        let scales = Tensor::cat(&[styles.clone(), d.clone().map_or_else(ones, Ok)?], 1)?;
+        let fused = if up {
+            // The coefficients commute with the (per-channel) FIR filter that follows.
+            let y = crate::conv::modulated_conv_transpose2d(x, weight, &scales, 2)?;
+            y.map(|y| ops::upfirdn2d(&y, 1, 1, (1, 1), 4.0))
+                .transpose()?
+        } else {
+            crate::conv::modulated_conv2d(x, weight, &scales, k / 2)?
+        };
+        if let Some(y) = fused {
+            return Ok(y);
+        }
+    }
     let x = x.broadcast_mul(&styles.reshape((n, i, 1, 1))?)?;
     let y = if up {
         ops::conv2d_up2(&x, weight)?
     } else {
         ops::conv2d(&x, weight, k / 2, 1)?
     };
-    if !demodulate {
-        return Ok(y);
+    match d {
+        Some(d) => Ok(y.broadcast_mul(&d.reshape((n, o, 1, 1))?)?),
+        None => Ok(y),
     }
-    let weight_sq = weight.sqr()?.reshape((o, i, k * k))?.sum(2)?;
-    let d = (styles.sqr()?.matmul(&weight_sq.t()?)? + 1e-8)?
-        .sqrt()?
-        .recip()?;
-    Ok(y.broadcast_mul(&d.reshape((n, o, 1, 1))?)?)
 }
 
 /// A convolution layer of the discriminator (`Conv2dLayer`): weight gain 1/√(I·k²), optional
@@ -171,7 +195,7 @@ impl Conv2dLayer {
 mod tests {
     use super::*;
     use crate::test_util::max_diff;
-    use candle_core::Device;
+    use candle_core::{Device, Var};
 
     /// Deterministic values in about [-1, 1].
     fn wave(shape: &[usize], phase: f32) -> Tensor {
@@ -181,9 +205,54 @@ mod tests {
     }
 
     #[test]
+    fn fused_form_has_the_generic_forms_gradients_to_second_order() {
+        use crate::backend::with_generic_ops;
+        use crate::test_util::relative_diff;
+        use crate::train::differentiable_backward;
+        // Σ y·r's gradients with respect to (x, weight, styles); then, for the first-order
+        // gradients with respect to x and to the styles (R1 and path length differentiate
+        // those), the gradients of their squared norms with respect to weight and styles.
+        let grads = |demodulate: bool, up: bool, k: usize| {
+            // 8 × 8 images: large enough for the CPU's fused form (see modulated_conv2d).
+            let x = Var::from_tensor(&wave(&[3, 4, 8, 8], 0.1)).unwrap();
+            let weight = Var::from_tensor(&wave(&[6, 4, k, k], 0.2)).unwrap();
+            let styles = Var::from_tensor(&(wave(&[3, 4], 0.3) + 1.5).unwrap()).unwrap();
+            let y = modulated_conv2d(&x, &weight, &styles, demodulate, up).unwrap();
+            let loss = (&y * wave(y.dims(), 0.4)).unwrap().sum_all().unwrap();
+            let first = loss.backward().unwrap();
+            let mut all: Vec<Tensor> = [&x, &weight, &styles]
+                .map(|v| first.get(v).unwrap().clone())
+                .to_vec();
+            let differentiable = differentiable_backward(&loss).unwrap();
+            for wrt in [&x, &styles] {
+                let g = differentiable.get(wrt).unwrap();
+                let second = g.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+                // (Without demodulation the styles' gradient does not depend on the styles.)
+                let or_zero = |v: &Var| second.get(v).cloned().unwrap_or(v.zeros_like().unwrap());
+                all.extend([&weight, &styles].map(or_zero));
+            }
+            (y, all)
+        };
+        for (demodulate, up, k) in [(true, false, 3), (true, true, 3), (false, false, 1)] {
+            let (fused, fused_grads) = grads(demodulate, up, k);
+            let (generic, generic_grads) = with_generic_ops(|| grads(demodulate, up, k));
+            let case = format!("demodulate {demodulate} up {up} k {k}");
+            assert!(relative_diff(&fused, &generic) < 1e-5, "output, {case}");
+            for (i, (a, e)) in fused_grads.iter().zip(&generic_grads).enumerate() {
+                let error = if max_diff(e, &e.zeros_like().unwrap()) == 0.0 {
+                    max_diff(a, e)
+                } else {
+                    relative_diff(a, e)
+                };
+                assert!(error < 1e-4, "gradient {i}, {case}: {error}");
+            }
+        }
+    }
+
+    #[test]
     fn equals_one_modulated_kernel_per_sample() {
         for (demodulate, up) in [(true, false), (true, true), (false, false)] {
-            let x = wave(&[2, 3, 5, 5], 0.1);
+            let x = wave(&[2, 3, 6, 6], 0.1);
             let weight = wave(&[4, 3, 3, 3], 0.2);
             let styles = (wave(&[2, 3], 0.3) + 1.5).unwrap();
             let y = modulated_conv2d(&x, &weight, &styles, demodulate, up).unwrap();
