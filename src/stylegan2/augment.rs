@@ -660,11 +660,12 @@ fn colour(images: &Tensor, m: &[M4]) -> Result<Tensor> {
     Ok(y.reshape((n, c, h, w))?)
 }
 
-/// Adaptive discriminator augmentation: the pipeline as the trainer's [`Augment`] hook, its
-/// probability p moved every `interval` D steps by sign(E[sign D(real)] − target) · (images shown
-/// since the last move) / (`speed_kimg` · 1000), floored at 0 — the official update, which can
-/// take p from 0 to 1 in `speed_kimg` thousand images. `adaptive = false` keeps p fixed
-/// (`--aug fixed`); r_t is tracked either way, for the log.
+/// Adaptive discriminator augmentation: the pipeline as the trainer's
+/// [`Augment`](crate::train::Augment) hook, its probability p moved every `interval` D steps by
+/// sign(E[sign D(real)] − target) · (images shown since the last move) / (`speed_kimg` · 1000),
+/// floored at 0 — the official update, which can take p from 0 to 1 in `speed_kimg` thousand
+/// images. `adaptive = false` keeps p fixed (`--aug fixed`); r_t is tracked either way, for the
+/// log.
 #[derive(Debug, Clone)]
 pub struct Ada {
     pub pipe: AugmentPipe,

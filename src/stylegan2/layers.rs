@@ -16,7 +16,7 @@ pub struct FullyConnected {
 }
 
 impl FullyConnected {
-    /// Loads `<name>.weight` [out, in] and `<name>.bias` [out].
+    /// Loads `<name>.weight` \[out, in\] and `<name>.bias` \[out\].
     pub fn load(
         w: &Weights,
         name: &str,

@@ -1,11 +1,12 @@
 //! The low-level operations of StyleGAN2(-ADA): bias + activation + gain, FIR up/down-sampling
 //! with the [1, 3, 3, 1] filter, and the resampling convolutions built from them.
 //!
-//! Every operation is written with ordinary candle tensor operations (slices, padding, sums,
-//! convolutions), so it runs on any device and is differentiable. The FIR filter is applied per
-//! axis (the reference's 4 × 4 filter is the outer product of a 1-D filter with itself); the
-//! order of filtering and convolving follows the reference, since the two orders round
-//! differently.
+//! Every operation exists in ordinary candle tensor operations (slices, padding, sums,
+//! convolutions), which run on any device and differentiate to any order; on the CPU, f32
+//! tensors take fused operations with the same numbers (see [`crate::backend`]). The FIR filter
+//! is applied per axis (the reference's 4 × 4 filter is the outer product of a 1-D filter with
+//! itself); the order of filtering and convolving follows the reference, since the two orders
+//! round differently.
 
 use super::fir::Fir2d;
 use crate::backend::cpu_kernels;

@@ -68,7 +68,7 @@ pub trait Generator: Network + Sized {
     }
 }
 
-/// A discriminator: samples to logits ([batch]).
+/// A discriminator: samples to logits (\[batch\]).
 pub trait Discriminator: Network {
     fn forward(&self, x: &Tensor) -> Result<Tensor>;
     /// The same logits with D's parameters held fixed: gradients reach `x` (the generator)
