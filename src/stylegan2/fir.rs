@@ -20,8 +20,8 @@ pub struct Fir2d {
     pub out: (usize, usize),
 }
 
-/// Per-task buffers: one padded row, its phases (every `down`-th sample from each offset), and
-/// the plane after the row pass.
+/// Per-task buffers: the padded rows, their phases (every `down`-th sample from each offset),
+/// and the plane after the row pass.
 #[derive(Default)]
 struct Scratch {
     padded: Vec<f32>,
@@ -54,41 +54,10 @@ impl Fir2d {
         x.contiguous()?.apply_op1(self.clone())
     }
 
-    /// One row: zero insertion and padding into `padded`, split into `down` phases so that every
-    /// tap is one contiguous, vectorised pass over the outputs.
-    fn resample_row(&self, src: &[f32], dst: &mut [f32], s: &mut Scratch) {
-        let (down, taps) = (self.down, self.taps.len());
-        // The samples the outputs reach, rounded up to whole phases.
-        let phase_len = dst.len() + taps.div_ceil(down);
-        s.padded.clear();
-        s.padded.resize(phase_len * down, 0.0);
-        for (i, &v) in src.iter().enumerate() {
-            let j = (i * self.up) as isize + self.p0;
-            if j >= 0 && (j as usize) < s.padded.len() {
-                s.padded[j as usize] = v;
-            }
-        }
-        let phases: &[f32] = if down == 1 {
-            &s.padded
-        } else {
-            s.phases.clear();
-            s.phases.resize(phase_len * down, 0.0);
-            for (m, samples) in s.padded.chunks_exact(down).enumerate() {
-                for (r, &v) in samples.iter().enumerate() {
-                    s.phases[r * phase_len + m] = v;
-                }
-            }
-            &s.phases
-        };
-        dst.fill(0.0);
-        for (k, &c) in self.taps.iter().enumerate() {
-            let from = &phases[(k % down) * phase_len + k / down..][..dst.len()];
-            dst.iter_mut().zip(from).for_each(|(d, x)| *d += c * x);
-        }
-    }
-
-    /// One [h, w] plane into its [ho, wo] output: rows, then columns (each output row a sum of
-    /// whole filtered rows).
+    /// One [h, w] plane into its [ho, wo] output: the rows, then the columns (each output row a
+    /// sum of whole filtered rows). The rows are zero-inserted and padded to `row_len` samples
+    /// and split into `down` phases, one after another, so that every tap is one vectorised pass
+    /// over the whole plane (a row's last outputs then read the next row: they are dropped).
     fn resample_plane(
         &self,
         src: &[f32],
@@ -96,16 +65,49 @@ impl Fir2d {
         dst: &mut [f32],
         s: &mut Scratch,
     ) {
-        let wo = self.out.1;
+        let (down, taps, wo) = (self.down, self.taps.len(), self.out.1);
+        // Per row and phase: the outputs, then the samples the last of them reaches.
+        let phase_len = wo + taps.div_ceil(down);
+        let row_len = phase_len * down;
+        s.padded.clear();
+        s.padded.resize(h * row_len, 0.0);
+        for (row, padded) in src.chunks_exact(w).zip(s.padded.chunks_exact_mut(row_len)) {
+            for (i, &v) in row.iter().enumerate() {
+                let j = (i * self.up) as isize + self.p0;
+                if j >= 0 && (j as usize) < row_len {
+                    padded[j as usize] = v;
+                }
+            }
+        }
+        let plane = h * phase_len;
+        let phases: &[f32] = if down == 1 {
+            &s.padded
+        } else {
+            s.phases.clear();
+            s.phases.resize(down * plane, 0.0);
+            for (m, samples) in s.padded.chunks_exact(down).enumerate() {
+                for (r, &v) in samples.iter().enumerate() {
+                    s.phases[r * plane + m] = v;
+                }
+            }
+            &s.phases
+        };
         let mut rows = std::mem::take(&mut s.rows);
-        rows.resize(h * wo, 0.0);
-        for (row, filtered) in src.chunks_exact(w).zip(rows.chunks_exact_mut(wo)) {
-            self.resample_row(row, filtered, s);
+        rows.clear();
+        rows.resize(plane, 0.0);
+        for (k, &c) in self.taps.iter().enumerate() {
+            // The last row's final outputs would read past its phase: they are dropped anyway.
+            let len = plane - k / down;
+            let from = &phases[(k % down) * plane + k / down..][..len];
+            rows[..len]
+                .iter_mut()
+                .zip(from)
+                .for_each(|(d, x)| *d += c * x);
         }
         for (o, out) in dst.chunks_exact_mut(wo).enumerate() {
             out.fill(0.0);
             for (i, c) in self.contributions(o, h) {
-                let from = &rows[i * wo..][..wo];
+                let from = &rows[i * phase_len..][..wo];
                 out.iter_mut().zip(from).for_each(|(d, x)| *d += c * x);
             }
         }
