@@ -2,7 +2,7 @@
 //! architecture: w → image), with the architecture read from the stored tensors.
 
 use super::layers::{gain32, modulated_conv2d, FullyConnected, NoiseMode};
-use super::ops::{bias_act, upsample2d, Activation};
+use super::ops::{bias_act, noisy_bias_act, upsample2d, Activation};
 use super::weights::Weights;
 use crate::{Error, Result};
 use candle_core::{Tensor, Var};
@@ -86,14 +86,6 @@ fn affine(w: &Weights, layer: &str, input: usize, w_dim: usize) -> Result<FullyC
     FullyConnected::load(w, &name, input, w_dim, 1.0, Activation::Linear)
 }
 
-/// y + noise · strength, the noise image broadcast to y's shape before the product: the
-/// strength's gradient is then one sum over contiguous memory, not a reduction over the
-/// broadcast (leading) axes, which candle walks with a stride.
-fn add_noise(y: &Tensor, noise: &Tensor, strength: &Tensor) -> Result<Tensor> {
-    let scaled = noise.broadcast_as(y.shape())?.broadcast_mul(strength)?;
-    Ok((y + scaled)?)
-}
-
 /// A 3 × 3 modulated convolution with noise, bias and leaky ReLU (`SynthesisLayer`).
 struct SynthesisLayer {
     affine: FullyConnected,
@@ -137,28 +129,33 @@ impl SynthesisLayer {
         clamp: Option<f64>,
     ) -> Result<Tensor> {
         let styles = self.affine.forward(w)?;
-        let mut y = modulated_conv2d(x, self.weight.as_tensor(), &styles, true, self.up)?;
-        let strength = self.noise_strength.as_tensor();
-        match noise {
-            NoiseMode::Const => {
-                y = add_noise(&y, &self.noise_const, strength)?;
-            }
+        let y = modulated_conv2d(x, self.weight.as_tensor(), &styles, true, self.up)?;
+        let (n, _, h, w) = y.dims4()?;
+        let noise = match noise {
+            NoiseMode::Const => Some(
+                self.noise_const
+                    .reshape((1, 1, h, w))?
+                    .repeat((n, 1, 1, 1))?,
+            ),
             NoiseMode::Random { seed } => {
-                let (n, _, h, w) = y.dims4()?;
                 let mut rng = ChaCha8Rng::seed_from_u64(seed);
                 rng.set_stream(self.noise_stream);
-                let fresh = crate::train::standard_normal(&mut rng, &[n, 1, h, w], y.device())?;
-                y = add_noise(&y, &fresh, strength)?;
+                Some(crate::train::standard_normal(
+                    &mut rng,
+                    &[n, 1, h, w],
+                    y.device(),
+                )?)
             }
-            NoiseMode::None => {}
+            NoiseMode::None => None,
+        };
+        let (bias, act) = (self.bias.as_tensor(), Activation::LeakyRelu);
+        match noise {
+            Some(noise) => {
+                let strength = self.noise_strength.as_tensor();
+                noisy_bias_act(&y, &noise, strength, bias, act, act.default_gain(), clamp)
+            }
+            None => bias_act(&y, Some(bias), act, act.default_gain(), clamp),
         }
-        bias_act(
-            &y,
-            Some(self.bias.as_tensor()),
-            Activation::LeakyRelu,
-            Activation::LeakyRelu.default_gain(),
-            clamp,
-        )
     }
 }
 

@@ -227,6 +227,102 @@ impl candle_core::CustomOp2 for FusedBiasAct {
     }
 }
 
+/// [`bias_act`] of `x + noise · strength`: the noise image [N, 1, H, W] times the scalar
+/// strength added to every channel before the bias, as a synthesis layer does. On the CPU one
+/// operation (the noise scaled at its own size, added in the same pass).
+#[allow(clippy::too_many_arguments)]
+pub fn noisy_bias_act(
+    x: &Tensor,
+    noise: &Tensor,
+    strength: &Tensor,
+    bias: &Tensor,
+    act: Activation,
+    gain: f64,
+    clamp: Option<f64>,
+) -> Result<Tensor> {
+    if cpu_kernels(x) && cpu_kernels(noise) && cpu_kernels(bias) {
+        let scaled = noise.broadcast_mul(strength)?.contiguous()?;
+        let op = NoisyBiasAct(FusedBiasAct::new(act, gain, clamp));
+        return Ok(x
+            .contiguous()?
+            .apply_op3(&bias.contiguous()?, &scaled, op)?);
+    }
+    // Broadcast before the product: the strength's gradient is then one sum over contiguous
+    // memory, not a reduction over the broadcast (leading) axes, which candle walks with a stride.
+    let scaled = noise.broadcast_as(x.shape())?.broadcast_mul(strength)?;
+    bias_act(&(x + scaled)?, Some(bias), act, gain, clamp)
+}
+
+/// [`FusedBiasAct`] with a per-pixel noise term added first, on (x, bias, scaled noise).
+struct NoisyBiasAct(FusedBiasAct);
+
+impl candle_core::CustomOp3 for NoisyBiasAct {
+    fn name(&self) -> &'static str {
+        "noisy_bias_act"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &candle_core::CpuStorage,
+        xl: &candle_core::Layout,
+        bs: &candle_core::CpuStorage,
+        bl: &candle_core::Layout,
+        ns: &candle_core::CpuStorage,
+        nl: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use rayon::prelude::*;
+        let x = crate::conv::f32_input(xs, xl, "noisy_bias_act")?;
+        let b = crate::conv::f32_input(bs, bl, "noisy_bias_act")?;
+        let noise = crate::conv::f32_input(ns, nl, "noisy_bias_act")?;
+        let inner = noise.len() / xl.dims()[0].max(1);
+        let sample = (b.len() * inner).max(1);
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(sample)
+            .zip(x.par_chunks(sample).zip(noise.par_chunks(inner.max(1))))
+            .for_each(|(out, (x, noise))| {
+                for ((out, x), &bias) in out.chunks_mut(inner).zip(x.chunks(inner)).zip(b) {
+                    for ((o, &v), &n) in out.iter_mut().zip(x).zip(noise) {
+                        *o = self.0.map(v + n + bias);
+                    }
+                }
+            });
+        Ok((candle_core::CpuStorage::F32(out), xl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        _bias: &Tensor,
+        noise: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (n, c) = (x.dim(0)?, x.dim(1)?);
+        if crate::train::gradients_are_differentiable() {
+            let (dx, db) = self.0.differentiable_input_grad(y, grad)?;
+            // The noise reaches every channel: its gradient is the sum over them.
+            let dnoise = dx.sum_keepdim(1)?.reshape(noise.shape())?;
+            return Ok((Some(dx), Some(db), Some(dnoise)));
+        }
+        let (dx, db) = with_cpu_data(y, |y| {
+            with_cpu_data(grad, |g| self.0.plain_gradients(y, g, (n, c)))
+        })??;
+        // The same sum, one channel's row after another (candle's reduction over axis 1 would
+        // walk memory with a stride).
+        let inner = noise.elem_count() / n.max(1);
+        let mut dnoise = vec![0f32; noise.elem_count()];
+        for (sum, sample) in dnoise.chunks_mut(inner).zip(dx.chunks(c * inner)) {
+            for channel in sample.chunks(inner) {
+                sum.iter_mut().zip(channel).for_each(|(s, v)| *s += v);
+            }
+        }
+        let dx = Tensor::from_vec(dx, x.shape(), x.device())?;
+        let db = Tensor::from_vec(db, c, x.device())?;
+        let dnoise = Tensor::from_vec(dnoise, noise.shape(), noise.device())?;
+        Ok((Some(dx), Some(db), Some(dnoise)))
+    }
+}
+
 /// The 1-D resampling filter [1, 3, 3, 1] / 8; the reference's 2-D filter is its outer product
 /// with itself.
 pub const FILTER_TAPS: [f64; 4] = [0.125, 0.375, 0.375, 0.125];
@@ -422,6 +518,51 @@ mod tests {
             }
         }
     }
+    #[test]
+    fn noisy_bias_act_equals_the_generic_steps_and_their_gradients() {
+        use crate::backend::with_generic_ops;
+        use crate::train::differentiable_backward;
+        use candle_core::Var;
+        // Σ y·r's gradients with respect to (x, noise, strength, bias), then those of the squared
+        // norm of its (differentiable) gradient with respect to x.
+        let grads = || {
+            let x = Var::from_tensor(&ramp((2, 3, 4, 5))).unwrap();
+            let noise = Var::from_tensor(&(ramp((2, 1, 4, 5)) * 0.7).unwrap()).unwrap();
+            let strength = Var::from_vec(vec![0.4f32], (), &Device::Cpu).unwrap();
+            let b = Var::from_vec(vec![0.3f32, -0.7, 1.1], 3, &Device::Cpu).unwrap();
+            let (act, gain) = (Activation::LeakyRelu, 2f64.sqrt());
+            let y = noisy_bias_act(&x, &noise, &strength, &b, act, gain, Some(1.5)).unwrap();
+            let weights = ramp((2, 3, 4, 5)).affine(0.5, 2.0).unwrap();
+            let loss = (&y * weights).unwrap();
+            let loss = loss.sum_all().unwrap();
+            let first = loss.backward().unwrap();
+            let vars = [&x, &noise, &strength, &b];
+            let mut all = vars.map(|v| first.get(v).unwrap().clone()).to_vec();
+            let grad_x = differentiable_backward(&loss)
+                .unwrap()
+                .get(&x)
+                .unwrap()
+                .clone();
+            let second = grad_x.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            all.push(
+                second
+                    .get(&noise)
+                    .cloned()
+                    .unwrap_or(noise.zeros_like().unwrap()),
+            );
+            (y, all)
+        };
+        let (fused, fused_grads) = grads();
+        let (steps, step_grads) = with_generic_ops(grads);
+        assert_eq!(max_diff(&fused, &steps), 0.0);
+        for (i, (a, e)) in fused_grads.iter().zip(&step_grads).enumerate() {
+            assert!(
+                max_diff(a, e) <= 1e-5 * (1.0 + max_diff(e, &e.zeros_like().unwrap())),
+                "{i}"
+            );
+        }
+    }
+
     #[test]
     fn fused_convolution_equals_the_separate_steps_and_their_gradients() {
         use crate::train::differentiable_backward;
