@@ -125,8 +125,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, padding: (usize, usize), stride: usize) ->
 
 /// [`conv2d`] followed by `epilogue` with the per-channel `bias`, as one CPU operation (the
 /// epilogue runs on each image's outputs while they are in cache, and the graph holds one node
-/// instead of two); `None` where [`conv2d`] would not use its patch operation, for the caller
-/// to apply the two steps.
+/// instead of two); `None` off the CPU's f32 kernels, for the caller to apply the two steps.
 pub(crate) fn conv2d_then<E: Epilogue + 'static>(
     x: &Tensor,
     w: &Tensor,
@@ -135,9 +134,10 @@ pub(crate) fn conv2d_then<E: Epilogue + 'static>(
     stride: usize,
     epilogue: E,
 ) -> Result<Option<Tensor>> {
+    // Unlike [`conv2d`], 1 × 1 kernels too: their patches are a copy of the input, cheaper
+    // than the separate epilogue's passes over the output (D's fromRGB layer).
     let (o, _, kh, kw) = w.dims4()?;
-    let patches = cpu_kernels(x) && cpu_kernels(w) && (kh, kw, stride) != (1, 1, 1);
-    if !(patches && cpu_kernels(bias)) {
+    if !(cpu_kernels(x) && cpu_kernels(w) && cpu_kernels(bias)) {
         return Ok(None);
     }
     let p = Patches::new(x.dims4()?, (kh, kw), padding, stride);
