@@ -587,9 +587,15 @@ mod tests {
             .build()
             .unwrap();
         pool.install(|| {
-            for (n, down, clamp) in [(1, false, None), (5, true, Some(0.8)), (5, false, None)] {
+            let cases = [
+                (1, false, None, 3),
+                (5, true, Some(0.8), 3),
+                (5, false, None, 3),
+                (5, false, None, 1),
+            ];
+            for (n, down, clamp, k) in cases {
                 let x = Var::from_tensor(&ramp((n, 3, 8, 8))).unwrap();
-                let w = Var::from_tensor(&(ramp((4, 3, 3, 3)) * 0.3).unwrap()).unwrap();
+                let w = Var::from_tensor(&(ramp((4, 3, k, k)) * 0.3).unwrap()).unwrap();
                 let b = Var::from_vec(vec![0.3f32, -0.7, 1.1, 0.1], 4, &Device::Cpu).unwrap();
                 let (act, gain) = (Activation::LeakyRelu, 2f64.sqrt());
                 let fused = conv2d_bias_act(&x, &w, down, Some(&b), act, gain, clamp).unwrap();
@@ -598,10 +604,10 @@ mod tests {
                     true => (upfirdn2d(&x, 1, 1, (2, 2), 1.0).unwrap(), 2),
                     false => (x.as_tensor().clone(), 1),
                 };
-                let padding = if down { 0 } else { 1 };
+                let padding = if down { 0 } else { k / 2 };
                 let product = input.conv2d(&w, padding, stride, 1, 1).unwrap();
                 let steps = bias_act_by_steps(&product, Some(&b), act, gain, clamp).unwrap();
-                let case = format!("n {n} down {down} clamp {clamp:?}");
+                let case = format!("n {n} down {down} clamp {clamp:?} k {k}");
                 let (ours, want) = (grads(fused, &x, &w, &b), grads(steps, &x, &w, &b));
                 assert!(relative_diff(&ours.0, &want.0) < 1e-6, "output, {case}");
                 for (name, (a, e)) in ["x", "w", "b"].iter().zip(ours.1.iter().zip(&want.1)) {
