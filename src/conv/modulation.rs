@@ -33,7 +33,7 @@ impl Modulation {
 
     /// The kernel matrix's columns and, for an image's scales, each row's d and each column's
     /// s (so that every pass below runs along contiguous rows).
-    pub(super) fn row_and_column_scales(&self, scales: &[f32]) -> (usize, Vec<f32>, Vec<f32>) {
+    fn row_and_column_scales(&self, scales: &[f32]) -> (usize, Vec<f32>, Vec<f32>) {
         let (s, d) = scales.split_at(self.c);
         let repeat = |v: &[f32], times: usize| -> Vec<f32> {
             v.iter()

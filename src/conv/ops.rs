@@ -15,7 +15,7 @@ use candle_core::{CpuStorage, Layout, Shape, Tensor};
 /// CPU data of x, the kernel and the output gradient, and which operands are tracked; the
 /// input's and kernel's gradients come back as tensors shaped like them, a third operand's (an
 /// epilogue's bias, a modulation's scales) as numbers.
-pub(super) fn plain_backward(
+fn plain_backward(
     x: &Tensor,
     kernel: &Tensor,
     grad: &Tensor,
@@ -42,11 +42,11 @@ pub(super) fn plain_backward(
 }
 
 /// The input's and kernel's gradients as tensors, a third operand's as numbers.
-pub(super) type PlainGrads = (Option<Tensor>, Option<Tensor>, Option<Vec<f32>>);
+type PlainGrads = (Option<Tensor>, Option<Tensor>, Option<Vec<f32>>);
 
 /// Σ over the first axis of a contiguous [n, r, c] tensor as a product with a row of ones
 /// (candle's reduction over a leading axis walks memory with a stride).
-pub(super) fn batch_sum(t: &Tensor) -> candle_core::Result<Tensor> {
+fn batch_sum(t: &Tensor) -> candle_core::Result<Tensor> {
     let (n, r, c) = t.dims3()?;
     let ones = Tensor::ones((1, n), t.dtype(), t.device())?;
     ones.matmul(&t.reshape((n, r * c))?)?.reshape((r, c))
@@ -64,14 +64,14 @@ pub(super) struct PatchConv {
 
 impl PatchConv {
     /// The kernel [o, c, kh, kw] as a matrix [o, c·kh·kw].
-    pub(super) fn kernel_matrix(&self, w: &Tensor) -> candle_core::Result<Tensor> {
+    fn kernel_matrix(&self, w: &Tensor) -> candle_core::Result<Tensor> {
         w.reshape((self.out_channels, self.p.c * self.p.kh * self.p.kw))
     }
 }
 
 /// A convolution-like operation on (input, kernel matrix) whose CPU passes a per-image
 /// modulation of the kernel can join: the convolution and the transposed convolution.
-pub(super) trait KernelOp: candle_core::CustomOp2 + Clone + Send + Sync + 'static {
+trait KernelOp: candle_core::CustomOp2 + Clone + Send + Sync + 'static {
     /// The kernel's layout and channels, for a modulation.
     fn modulation(&self) -> Modulation;
     fn out_shape(&self) -> Shape;
@@ -328,8 +328,8 @@ impl<E: Epilogue> candle_core::CustomOp3 for PatchConvThen<E> {
 #[derive(Clone)]
 pub(super) struct ColumnsToImage {
     /// The geometry of the output image's patches (one patch per input pixel).
-    pub(super) p: Patches,
-    pub(super) in_channels: usize,
+    p: Patches,
+    in_channels: usize,
 }
 
 impl ColumnsToImage {

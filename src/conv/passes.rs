@@ -8,17 +8,17 @@ use rayon::prelude::*;
 
 /// A matrix view of f32 data for [`matmul_into`]: row-major, or transposed by its strides.
 #[derive(Clone, Copy)]
-pub(super) struct Mat<'a> {
-    pub(super) data: &'a [f32],
-    pub(super) rows: usize,
-    pub(super) cols: usize,
-    pub(super) row_stride: usize,
-    pub(super) col_stride: usize,
+struct Mat<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
 }
 
 impl<'a> Mat<'a> {
     /// The row-major [rows, cols] matrix at the start of `data`.
-    pub(super) fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
+    fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
         assert!(data.len() >= rows * cols, "matrix data too short");
         Mat {
             data,
@@ -29,7 +29,7 @@ impl<'a> Mat<'a> {
         }
     }
 
-    pub(super) fn t(self) -> Self {
+    fn t(self) -> Self {
         Mat {
             rows: self.cols,
             cols: self.rows,
@@ -42,7 +42,7 @@ impl<'a> Mat<'a> {
 
 /// `dst` (row-major [lhs rows, rhs cols]) = lhs · rhs, or += with `accumulate`; the product
 /// split over `threads`.
-pub(super) fn matmul_into(dst: &mut [f32], lhs: Mat, rhs: Mat, accumulate: bool, threads: usize) {
+fn matmul_into(dst: &mut [f32], lhs: Mat, rhs: Mat, accumulate: bool, threads: usize) {
     assert!(lhs.cols == rhs.rows && dst.len() == lhs.rows * rhs.cols);
     let parallelism = match threads {
         0 | 1 => gemm::Parallelism::None,
@@ -76,7 +76,7 @@ pub(super) fn matmul_into(dst: &mut [f32], lhs: Mat, rhs: Mat, accumulate: bool,
 }
 
 /// `src` [rows, cols] transposed into `dst` [cols, rows].
-pub(super) fn transpose_into(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+fn transpose_into(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
     for (r, row) in src.chunks(cols).take(rows).enumerate() {
         for (c, &v) in row.iter().enumerate() {
             dst[c * rows + r] = v;
@@ -90,7 +90,7 @@ pub(super) fn transpose_into(src: &[f32], rows: usize, cols: usize, dst: &mut [f
 /// least as many images as threads (an image's patches then stay in cache for its product);
 /// else one image after another with the products split over the threads. Returns the tasks'
 /// states.
-pub(super) fn over_images<S: Send>(
+fn over_images<S: Send>(
     outs: Vec<&mut [f32]>,
     init: impl Fn() -> S + Sync + Send,
     f: impl Fn(&mut S, usize, &mut [f32], usize) + Sync + Send,
@@ -115,7 +115,7 @@ pub(super) fn over_images<S: Send>(
 }
 
 /// `buffer` cut into `images` chunks, or as many empty chunks when there is no buffer.
-pub(super) fn image_chunks(buffer: Option<&mut Vec<f32>>, images: usize) -> Vec<&mut [f32]> {
+fn image_chunks(buffer: Option<&mut Vec<f32>>, images: usize) -> Vec<&mut [f32]> {
     match buffer {
         Some(buffer) => {
             let len = buffer.len() / images.max(1);
@@ -126,7 +126,7 @@ pub(super) fn image_chunks(buffer: Option<&mut Vec<f32>>, images: usize) -> Vec<
 }
 
 /// The sum of the tasks' matrices.
-pub(super) fn sum_all(mut parts: Vec<Vec<f32>>) -> Vec<f32> {
+fn sum_all(mut parts: Vec<Vec<f32>>) -> Vec<f32> {
     let mut total = parts.pop().unwrap_or_default();
     for part in parts {
         total.iter_mut().zip(&part).for_each(|(t, v)| *t += v);
@@ -168,24 +168,24 @@ pub(super) fn conv_forward(
 }
 
 /// One task's buffers in the backward passes below.
-pub(super) struct Scratch {
-    pub(super) columns: Vec<f32>,
-    pub(super) transposed: Vec<f32>,
+struct Scratch {
+    columns: Vec<f32>,
+    transposed: Vec<f32>,
     /// The task's share of the kernel gradient (a sum over its images), when it is wanted.
-    pub(super) kernel_grad: Option<Vec<f32>>,
+    kernel_grad: Option<Vec<f32>>,
     /// Through an epilogue: one image's gradient at the product, and the task's share of the
     /// bias gradient.
-    pub(super) product_grad: Vec<f32>,
-    pub(super) bias_grad: Vec<f32>,
+    product_grad: Vec<f32>,
+    bias_grad: Vec<f32>,
     /// Modulated: one image's kernel and its gradient, and the scales' gradients of the task's
     /// images (image index, [C + O]).
-    pub(super) own_kernel: Vec<f32>,
-    pub(super) own_kernel_grad: Vec<f32>,
-    pub(super) scales_grads: Vec<(usize, Vec<f32>)>,
+    own_kernel: Vec<f32>,
+    own_kernel_grad: Vec<f32>,
+    scales_grads: Vec<(usize, Vec<f32>)>,
 }
 
 impl Scratch {
-    pub(super) fn new(columns: usize, transposed: usize, kernel: Option<usize>) -> Self {
+    fn new(columns: usize, transposed: usize, kernel: Option<usize>) -> Self {
         Scratch {
             columns: vec![0f32; columns],
             transposed: vec![0f32; transposed],
@@ -200,7 +200,7 @@ impl Scratch {
 }
 
 /// The tasks' kernel-gradient shares summed, when they were computed.
-pub(super) fn kernel_grad(tasks: Vec<Scratch>) -> Option<Vec<f32>> {
+fn kernel_grad(tasks: Vec<Scratch>) -> Option<Vec<f32>> {
     let parts: Option<Vec<Vec<f32>>> = tasks.into_iter().map(|s| s.kernel_grad).collect();
     parts.map(sum_all)
 }
@@ -213,7 +213,7 @@ pub(super) struct Wanted {
 }
 
 /// A fused convolution's epilogue and its outputs, which its gradient is read from.
-pub(super) type Through<'a> = (&'a dyn Epilogue, &'a [f32]);
+type Through<'a> = (&'a dyn Epilogue, &'a [f32]);
 
 /// The convolution's plain gradients: of the input, the kernel, (through an epilogue) the bias
 /// and (modulated) the scales, the first two only when wanted.
@@ -338,7 +338,7 @@ pub(super) fn conv_backward(
 }
 
 /// The scales' gradients of every image ([N, C + O]), gathered from the tasks.
-pub(super) fn scales_grads(m: Modulation, images: usize, tasks: &[Scratch]) -> Vec<f32> {
+fn scales_grads(m: Modulation, images: usize, tasks: &[Scratch]) -> Vec<f32> {
     let len = m.scales_len();
     let mut all = vec![0f32; images * len];
     for (i, grad) in tasks.iter().flat_map(|s| &s.scales_grads) {

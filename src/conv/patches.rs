@@ -56,7 +56,7 @@ impl Patches {
     /// Visits, for one image, every run of patch values that lie inside the image (values in
     /// the zero padding are skipped): `visit(column start, image start, length)`, the image
     /// index advancing by the stride along a run, the column index by one.
-    pub(super) fn for_each_run(&self, mut visit: impl FnMut(usize, usize, usize)) {
+    fn for_each_run(&self, mut visit: impl FnMut(usize, usize, usize)) {
         let s = self.stride;
         // Output columns ox whose input column ox·s + j − pw lies in [0, w).
         let columns_inside = |j: usize| {
@@ -115,7 +115,7 @@ pub(super) fn im2col_image(p: Patches, image: &[f32], columns: &mut [f32]) {
 }
 
 /// The patches of `input` (one image after another) as [n, c·kh·kw, ho·wo] columns.
-pub(super) fn im2col(p: Patches, input: &[f32]) -> Vec<f32> {
+fn im2col(p: Patches, input: &[f32]) -> Vec<f32> {
     let mut out = vec![0f32; p.n * p.columns_len()];
     out.par_chunks_mut(p.columns_len())
         .zip(input.par_chunks(p.image_len()))
@@ -165,7 +165,7 @@ pub(super) fn col2im_image(p: Patches, columns: &[f32], image: &mut [f32]) {
 }
 
 /// The adjoint of [`im2col`]: columns summed back into [n, c, h, w] images.
-pub(super) fn col2im(p: Patches, columns: &[f32]) -> Vec<f32> {
+fn col2im(p: Patches, columns: &[f32]) -> Vec<f32> {
     let mut out = vec![0f32; p.n * p.image_len()];
     out.par_chunks_mut(p.image_len())
         .zip(columns.par_chunks(p.columns_len()))
