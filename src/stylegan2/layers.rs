@@ -86,10 +86,11 @@ pub enum NoiseMode {
 
 /// A modulated convolution (`modulated_conv2d`): the input scaled by the styles, convolved with
 /// the shared kernel, the output scaled by the demodulation coefficients 1/√(Σᵢ sᵢ² Σ weight[o,
-/// i]² + 1e-8). Elsewhere than on the CPU in the reference's non-fused form (one shared kernel
-/// makes one large matrix product); on the CPU in its fused form, each image's kernel scaled
-/// instead, one operation image by image (no passes over the images to scale them or their
-/// gradients). The two forms give the same numbers up to rounding.
+/// i]² + 1e-8): the reference's non-fused form (one shared kernel makes one large matrix
+/// product), except on the CPU in layers whose images outweigh the kernel (O·k² ≤ H·W), where
+/// its fused form runs — each image's kernel scaled instead, one operation image by image, with
+/// no passes over the images to scale them or their gradients. The two forms give the same
+/// numbers up to rounding.
 /// `x` [N, I, H, W], `weight` [O, I, k, k], `styles` [N, I]; `up` doubles the resolution.
 pub fn modulated_conv2d(
     x: &Tensor,
