@@ -185,6 +185,22 @@ struct Scratch {
 }
 
 impl Scratch {
+    /// Chains image `i`'s kernel gradient (in `own_kernel_grad`, the kernel's layout) through
+    /// its modulation: into the task's kernel gradient and the image's scales' gradients.
+    fn chain_modulation(&mut self, m: Modulation, kernel: &[f32], scales: &[f32], i: usize) {
+        let mut grad_scales = vec![0f32; m.scales_len()];
+        let total = self.kernel_grad.as_mut();
+        let image_scales = m.image_scales(scales, i);
+        m.chain(
+            kernel,
+            image_scales,
+            &self.own_kernel_grad,
+            total,
+            &mut grad_scales,
+        );
+        self.scales_grads.push((i, grad_scales));
+    }
+
     fn new(columns: usize, transposed: usize, kernel: Option<usize>) -> Self {
         Scratch {
             columns: vec![0f32; columns],
@@ -297,17 +313,7 @@ pub(super) fn conv_backward(
                     matmul_into(&mut s.own_kernel, columns, g_t, false, threads);
                     s.own_kernel_grad.resize(rows * o, 0.0);
                     transpose_into(&s.own_kernel, rows, o, &mut s.own_kernel_grad);
-                    let mut grad_scales = vec![0f32; m.scales_len()];
-                    let image_scales = m.image_scales(scales, i);
-                    let total = s.kernel_grad.as_mut();
-                    m.chain(
-                        kernel,
-                        image_scales,
-                        &s.own_kernel_grad,
-                        total,
-                        &mut grad_scales,
-                    );
-                    s.scales_grads.push((i, grad_scales));
+                    s.chain_modulation(m, kernel, scales, i);
                 }
                 None => {
                     let total = s
@@ -419,17 +425,7 @@ pub(super) fn transposed_backward(
                 Some((m, scales)) => {
                     s.own_kernel_grad.resize(rows * c, 0.0);
                     matmul_into(&mut s.own_kernel_grad, columns, x_t, false, threads);
-                    let mut grad_scales = vec![0f32; m.scales_len()];
-                    let image_scales = m.image_scales(scales, i);
-                    let total = s.kernel_grad.as_mut();
-                    m.chain(
-                        matrix,
-                        image_scales,
-                        &s.own_kernel_grad,
-                        total,
-                        &mut grad_scales,
-                    );
-                    s.scales_grads.push((i, grad_scales));
+                    s.chain_modulation(m, matrix, scales, i);
                 }
                 None => {
                     let total = s

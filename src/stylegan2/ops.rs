@@ -103,6 +103,37 @@ impl FusedBiasAct {
         }
     }
 
+    /// The outputs for `x` (`n` samples of [channels, pixels]) with its per-channel `bias` and,
+    /// when given, a per-pixel noise term ([n, pixels]) added before the bias: one sample per
+    /// task, one channel (one bias) per run.
+    fn forward(&self, x: &[f32], n: usize, bias: &[f32], noise: Option<&[f32]>) -> Vec<f32> {
+        use rayon::prelude::*;
+        let sample = x.len() / n.max(1);
+        let inner = sample / bias.len().max(1);
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(sample.max(1))
+            .zip(x.par_chunks(sample.max(1)))
+            .enumerate()
+            .for_each(|(i, (out, x))| {
+                let noise = noise.map(|all| &all[i * inner..(i + 1) * inner]);
+                for ((out, x), &b) in out.chunks_mut(inner).zip(x.chunks(inner)).zip(bias) {
+                    match noise {
+                        Some(noise) => {
+                            for ((o, &v), &nz) in out.iter_mut().zip(x).zip(noise) {
+                                *o = self.map(v + nz + b);
+                            }
+                        }
+                        None => {
+                            for (o, &v) in out.iter_mut().zip(x) {
+                                *o = self.map(v + b);
+                            }
+                        }
+                    }
+                }
+            });
+        out
+    }
+
     /// The gradients with respect to x and the bias as plain numbers, in one pass over the
     /// outputs `y` and their gradient `g` ([n, c, inner] data): what a backward pass whose
     /// gradients are not differentiated again needs.
@@ -177,32 +208,10 @@ impl candle_core::CustomOp2 for FusedBiasAct {
         bs: &candle_core::CpuStorage,
         bl: &candle_core::Layout,
     ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        use candle_core::CpuStorage;
-        let (CpuStorage::F32(x), CpuStorage::F32(b)) = (xs, bs) else {
-            candle_core::bail!("bias_act: expects f32");
-        };
-        let (Some((x0, x1)), Some((b0, b1))) = (xl.contiguous_offsets(), bl.contiguous_offsets())
-        else {
-            candle_core::bail!("bias_act: expects contiguous tensors");
-        };
-        let (x, b) = (&x[x0..x1], &b[b0..b1]);
-        let dims = xl.dims();
-        let channels = dims[1];
-        let inner: usize = dims[2..].iter().product();
-        // One sample per task; within it, one channel (one bias) per run.
-        let sample = (channels * inner).max(1);
-        let mut out = vec![0f32; x.len()];
-        use rayon::prelude::*;
-        out.par_chunks_mut(sample)
-            .zip(x.par_chunks(sample))
-            .for_each(|(out, x)| {
-                for ((out, x), &bias) in out.chunks_mut(inner).zip(x.chunks(inner)).zip(b) {
-                    for (o, &v) in out.iter_mut().zip(x) {
-                        *o = self.map(v + bias);
-                    }
-                }
-            });
-        Ok((CpuStorage::F32(out), xl.shape().clone()))
+        let x = crate::conv::f32_input(xs, xl, "bias_act")?;
+        let b = crate::conv::f32_input(bs, bl, "bias_act")?;
+        let out = self.forward(x, xl.dims()[0], b, None);
+        Ok((candle_core::CpuStorage::F32(out), xl.shape().clone()))
     }
 
     fn bwd(
@@ -270,22 +279,10 @@ impl candle_core::CustomOp3 for NoisyBiasAct {
         ns: &candle_core::CpuStorage,
         nl: &candle_core::Layout,
     ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        use rayon::prelude::*;
         let x = crate::conv::f32_input(xs, xl, "noisy_bias_act")?;
         let b = crate::conv::f32_input(bs, bl, "noisy_bias_act")?;
         let noise = crate::conv::f32_input(ns, nl, "noisy_bias_act")?;
-        let inner = noise.len() / xl.dims()[0].max(1);
-        let sample = (b.len() * inner).max(1);
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(sample)
-            .zip(x.par_chunks(sample).zip(noise.par_chunks(inner.max(1))))
-            .for_each(|(out, (x, noise))| {
-                for ((out, x), &bias) in out.chunks_mut(inner).zip(x.chunks(inner)).zip(b) {
-                    for ((o, &v), &n) in out.iter_mut().zip(x).zip(noise) {
-                        *o = self.0.map(v + n + bias);
-                    }
-                }
-            });
+        let out = self.0.forward(x, xl.dims()[0], b, Some(noise));
         Ok((candle_core::CpuStorage::F32(out), xl.shape().clone()))
     }
 
