@@ -39,8 +39,14 @@ fn relative(actual: &Tensor, expected: &Tensor) -> f32 {
     diff / scale
 }
 
+/// On the crate's CPU kernels, then on the generic operations a GPU runs (the same on a GPU).
 #[test]
 fn bgc_matches_the_official_pipeline_at_fixed_percentiles() {
+    bgc_matches_the_official_pipeline();
+    whichgan::backend::with_generic_ops(bgc_matches_the_official_pipeline);
+}
+
+fn bgc_matches_the_official_pipeline() {
     let device = test_device();
     let x = Var::from_tensor(&load("input").to_device(&device).unwrap()).unwrap();
     let weights = load("weights").to_device(&device).unwrap();

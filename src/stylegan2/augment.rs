@@ -12,7 +12,9 @@
 //! percentile instead of random draws (the reference's `debug_percentile`), every choice is
 //! deterministic, which the parity tests use.
 
+use super::bilinear::{BilinearSample, SamplingTaps};
 use super::ops::upfirdn2d_taps;
+use crate::backend::cpu_kernels;
 use crate::{Error, Result};
 use candle_core::Tensor;
 use rand::Rng;
@@ -494,7 +496,7 @@ fn pad_reflect(x: &Tensor, dim: usize, before: usize, after: usize) -> Result<Te
 
 /// Executes per-sample inverse transforms G⁻¹ (output pixel → input pixel) on [N, C, H, W].
 fn geometric(images: &Tensor, g: &[M3]) -> Result<Tensor> {
-    let (n, c, h, w) = images.dims4()?;
+    let (n, _, h, w) = images.dims4()?;
     let hz_pad = SYM6.len() / 4;
     let (cx, cy) = ((w as f32 - 1.0) / 2.0, (h as f32 - 1.0) / 2.0);
     // Padding: where the transformed corners land, plus the filter's reach, within bounds.
@@ -547,29 +549,46 @@ fn geometric(images: &Tensor, g: &[M3]) -> Result<Tensor> {
         );
         sampling_taps(&t, (hi, wi), (ho, wo), &mut index, &mut weight);
     }
-    // A gather along one axis of [n·hi·wi, c] rows: index_select, whose backward (index_add)
-    // candle differentiates correctly again, as R1 through the augmentation needs (its
-    // scatter_add backward is not).
-    let plane = (hi * wi) as u32;
-    for (i, v) in index.iter_mut().enumerate() {
-        *v += (i / (4 * ho * wo)) as u32 * plane;
-    }
-    let rows = x.permute((0, 2, 3, 1))?.reshape((n * hi * wi, c))?;
-    let index = Tensor::from_vec(index, n * 4 * ho * wo, x.device())?;
-    let weight = Tensor::from_vec(weight, (n, 4, ho * wo, 1), x.device())?.to_dtype(x.dtype())?;
-    let sampled = rows
-        .index_select(&index, 0)?
-        .reshape((n, 4, ho * wo, c))?
-        .broadcast_mul(&weight)?
-        .sum(1)?
-        .permute((0, 2, 1))?
-        .reshape((n, c, ho, wo))?;
+    let points = SamplingTaps {
+        index,
+        weight,
+        input: (hi, wi),
+        output: (ho, wo),
+    };
+    let sampled = if cpu_kernels(&x) {
+        BilinearSample::new(points).apply(&x)?
+    } else {
+        gather_taps(&x, points)?
+    };
     // Down-sample 2× with the same filter (not flipped), cropping the padding.
     let down_pad = (
         (taps.len() as isize - 1) / 2 - 2 * hz_pad as isize,
         (taps.len() as isize - 2) / 2 - 2 * hz_pad as isize,
     );
     upfirdn2d_taps(&sampled, &taps, true, (1, 2), down_pad, 1.0)
+}
+
+/// [`BilinearSample`] with tensor operations: a gather along one axis of [n·hi·wi, c] rows,
+/// index_select, whose backward (index_add) candle differentiates correctly again, as R1 through
+/// the augmentation needs (its scatter_add backward is not).
+fn gather_taps(x: &Tensor, taps: SamplingTaps) -> Result<Tensor> {
+    let (n, c, hi, wi) = x.dims4()?;
+    let (ho, wo) = taps.output;
+    let mut index = taps.index;
+    let plane = (hi * wi) as u32;
+    for (i, v) in index.iter_mut().enumerate() {
+        *v += (i / (4 * ho * wo)) as u32 * plane;
+    }
+    let rows = x.permute((0, 2, 3, 1))?.reshape((n * hi * wi, c))?;
+    let index = Tensor::from_vec(index, n * 4 * ho * wo, x.device())?;
+    let weight = Tensor::from_vec(taps.weight, (n, 4, ho * wo, 1), x.device())?;
+    Ok(rows
+        .index_select(&index, 0)?
+        .reshape((n, 4, ho * wo, c))?
+        .broadcast_mul(&weight.to_dtype(x.dtype())?)?
+        .sum(1)?
+        .permute((0, 2, 1))?
+        .reshape((n, c, ho, wo))?)
 }
 
 /// Bilinear sampling taps of `affine_grid(θ) + grid_sample` (align_corners=False, zeros

@@ -7,6 +7,7 @@
 //! gradients are with respect to the stored tensors, as in the reference.
 
 pub mod augment;
+mod bilinear;
 pub mod dataset;
 pub mod discriminator;
 mod fir;
