@@ -169,6 +169,9 @@ pub(super) fn conv_forward(
 
 /// One task's buffers in the backward passes below.
 struct Scratch {
+    /// Patches (written by im2col only, so their padding stays zero) and, separately, the
+    /// product that col2im sums back into an image.
+    patches: Vec<f32>,
     columns: Vec<f32>,
     transposed: Vec<f32>,
     /// The task's share of the kernel gradient (a sum over its images), when it is wanted.
@@ -201,8 +204,9 @@ impl Scratch {
         self.scales_grads.push((i, grad_scales));
     }
 
-    fn new(columns: usize, transposed: usize, kernel: Option<usize>) -> Self {
+    fn new(patches: usize, columns: usize, transposed: usize, kernel: Option<usize>) -> Self {
         Scratch {
+            patches: vec![0f32; patches],
             columns: vec![0f32; columns],
             transposed: vec![0f32; transposed],
             kernel_grad: kernel.map(|len| vec![0f32; len]),
@@ -260,8 +264,11 @@ pub(super) fn conv_backward(
     let kernel_products = wanted.kernel || modulated.is_some();
     let transposed = if kernel_products { pixels * o } else { 0 };
     let init = || {
+        let patches = if kernel_products { p.columns_len() } else { 0 };
+        let columns = if wanted.input { p.columns_len() } else { 0 };
         let mut s = Scratch::new(
-            p.columns_len(),
+            patches,
+            columns,
             transposed,
             wanted.kernel.then_some(rows * o),
         );
@@ -300,10 +307,10 @@ pub(super) fn conv_backward(
             col2im_image(p, &s.columns, grad_x);
         }
         if kernel_products {
-            im2col_image(p, &input[i * p.image_len()..], &mut s.columns);
+            im2col_image(p, &input[i * p.image_len()..], &mut s.patches);
             // A transposed (strided) operand would slow the product more than this copy costs.
             transpose_into(g, o, pixels, &mut s.transposed);
-            let columns = Mat::new(&s.columns, rows, pixels);
+            let columns = Mat::new(&s.patches, rows, pixels);
             let g_t = Mat::new(&s.transposed, pixels, o);
             match modulated {
                 Some((m, scales)) => {
@@ -399,14 +406,15 @@ pub(super) fn transposed_backward(
     let init = || {
         Scratch::new(
             p.columns_len(),
+            0,
             transposed,
             wanted.kernel.then_some(rows * c),
         )
     };
     let outs = image_chunks(grad_x.as_mut(), p.n);
     let tasks = over_images(outs, init, |s, i, grad_x, threads| {
-        im2col_image(p, &grad[i * p.image_len()..], &mut s.columns);
-        let columns = Mat::new(&s.columns, rows, pixels);
+        im2col_image(p, &grad[i * p.image_len()..], &mut s.patches);
+        let columns = Mat::new(&s.patches, rows, pixels);
         if wanted.input {
             let own_matrix = match modulated {
                 Some((m, scales)) => {

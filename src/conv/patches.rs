@@ -96,12 +96,10 @@ pub(super) struct Unfold(pub(super) Patches);
 /// col2im, the adjoint of [`Unfold`]: [n, c·kh·kw, ho·wo] → [n, c, h, w], overlaps summed.
 pub(super) struct Fold(pub(super) Patches);
 
-/// The patches of one image as [c·kh·kw, ho·wo] columns, written over `columns` (without
-/// padding every value is written; with it, the zeros too).
+/// The patches of one image as [c·kh·kw, ho·wo] columns, written over `columns` except where
+/// they fall in the zero padding: those values must be zero already (a zeroed buffer, or one
+/// that only this function has written for the same geometry).
 pub(super) fn im2col_image(p: Patches, image: &[f32], columns: &mut [f32]) {
-    if p.ph > 0 || p.pw > 0 {
-        columns.fill(0.0);
-    }
     p.for_each_run(|col, img, len| {
         let out = &mut columns[col..col + len];
         if p.stride == 1 {
@@ -149,9 +147,9 @@ impl CustomOp1 for Unfold {
     }
 }
 
-/// The adjoint of [`im2col_image`]: one image's columns summed into `image` (zeroed first).
+/// The adjoint of [`im2col_image`]: one image's columns added into `image` (zeroed by the
+/// caller).
 pub(super) fn col2im_image(p: Patches, columns: &[f32], image: &mut [f32]) {
-    image.fill(0.0);
     p.for_each_run(|col, img, len| {
         let columns = &columns[col..col + len];
         if p.stride == 1 {
