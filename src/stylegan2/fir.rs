@@ -71,11 +71,21 @@ impl Fir2d {
         let row_len = phase_len * down;
         s.padded.clear();
         s.padded.resize(h * row_len, 0.0);
-        for (row, padded) in src.chunks_exact(w).zip(s.padded.chunks_exact_mut(row_len)) {
-            for (i, &v) in row.iter().enumerate() {
-                let j = (i * self.up) as isize + self.p0;
-                if j >= 0 && (j as usize) < row_len {
-                    padded[j as usize] = v;
+        // Input i lands at i·up + p0: the inputs [first, end) land inside the padded row.
+        let (up, p0) = (self.up, self.p0);
+        let first = ((-p0).max(0) as usize).div_ceil(up);
+        let end = ((row_len as isize - p0).max(0) as usize)
+            .div_ceil(up)
+            .min(w);
+        if first < end {
+            let at = ((first * up) as isize + p0) as usize;
+            for (row, padded) in src.chunks_exact(w).zip(s.padded.chunks_exact_mut(row_len)) {
+                let inputs = &row[first..end];
+                if up == 1 {
+                    padded[at..at + inputs.len()].copy_from_slice(inputs);
+                } else {
+                    let slots = padded[at..].iter_mut().step_by(up);
+                    slots.zip(inputs).for_each(|(d, &v)| *d = v);
                 }
             }
         }
