@@ -184,8 +184,14 @@ impl Conv2dLayer {
         clamp: Option<f64>,
         params: Params,
     ) -> Result<Tensor> {
-        let w = (params.get(&self.weight) * gain32(self.weight_gain))?;
         let bias = self.bias.as_ref().map(|b| params.get(b));
+        if bias.is_none() && self.act == Activation::Linear && clamp.is_none() {
+            // Linear all through (the resnet skip): the output gain joins the weight's scale, so
+            // it costs no pass over the outputs (a rounding apart from the reference's order).
+            let w = (params.get(&self.weight) * (gain32(self.weight_gain) * gain))?;
+            return ops::conv2d_bias_act(x, &w, self.down, None, self.act, 1.0, None);
+        }
+        let w = (params.get(&self.weight) * gain32(self.weight_gain))?;
         let clamp = clamp.map(|c| c * gain);
         let gain = self.act.default_gain() * gain;
         ops::conv2d_bias_act(x, &w, self.down, bias.as_ref(), self.act, gain, clamp)
