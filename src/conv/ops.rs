@@ -339,19 +339,8 @@ impl ColumnsToImage {
         let (n, c, h, width) = x.dims4()?;
         let (o, _, kh, kw) = w.dims4()?;
         let matrix = w.permute((0, 2, 3, 1))?.reshape((o * kh * kw, c))?;
-        let p = Patches {
-            n,
-            c: o,
-            h: (h - 1) * stride + kh,
-            w: (width - 1) * stride + kw,
-            kh,
-            kw,
-            ph: 0,
-            pw: 0,
-            stride,
-            ho: h,
-            wo: width,
-        };
+        let output = (n, o, (h - 1) * stride + kh, (width - 1) * stride + kw);
+        let p = Patches::new(output, (kh, kw), (0, 0), stride);
         let op = ColumnsToImage { p, in_channels: c };
         Ok((op, matrix.contiguous()?))
     }

@@ -29,6 +29,18 @@ impl<'a> Mat<'a> {
         }
     }
 
+    /// The [rows, cols] matrix whose rows start `row_stride` values apart in `data`.
+    fn with_row_stride(data: &'a [f32], rows: usize, cols: usize, row_stride: usize) -> Self {
+        assert!(rows == 0 || data.len() >= (rows - 1) * row_stride + cols);
+        Mat {
+            data,
+            rows,
+            cols,
+            row_stride,
+            col_stride: 1,
+        }
+    }
+
     fn t(self) -> Self {
         Mat {
             rows: self.cols,
@@ -43,7 +55,22 @@ impl<'a> Mat<'a> {
 /// `dst` (row-major [lhs rows, rhs cols]) = lhs · rhs, or += with `accumulate`; the product
 /// split over `threads`.
 fn matmul_into(dst: &mut [f32], lhs: Mat, rhs: Mat, accumulate: bool, threads: usize) {
-    assert!(lhs.cols == rhs.rows && dst.len() == lhs.rows * rhs.cols);
+    assert_eq!(dst.len(), lhs.rows * rhs.cols);
+    matmul_into_rows(dst, rhs.cols, lhs, rhs, accumulate, threads);
+}
+
+/// [`matmul_into`] with the rows of `dst` `row_stride` values apart (the values between rows
+/// are left as they are).
+fn matmul_into_rows(
+    dst: &mut [f32],
+    row_stride: usize,
+    lhs: Mat,
+    rhs: Mat,
+    accumulate: bool,
+    threads: usize,
+) {
+    assert!(lhs.cols == rhs.rows && row_stride >= rhs.cols);
+    assert!(lhs.rows == 0 || dst.len() >= (lhs.rows - 1) * row_stride + rhs.cols);
     let parallelism = match threads {
         0 | 1 => gemm::Parallelism::None,
         n => gemm::Parallelism::Rayon(n),
@@ -57,7 +84,7 @@ fn matmul_into(dst: &mut [f32], lhs: Mat, rhs: Mat, accumulate: bool, threads: u
             lhs.cols,
             dst.as_mut_ptr(),
             1,
-            rhs.cols as isize,
+            row_stride as isize,
             accumulate,
             lhs.data.as_ptr(),
             lhs.col_stride as isize,
@@ -145,6 +172,7 @@ pub(super) fn conv_forward(
     epilogue: Option<(&dyn Epilogue, &[f32])>,
     modulated: Option<ModulatedData>,
 ) -> Vec<f32> {
+    let p = p.with_aligned_rows();
     let (rows, pixels) = (p.c * p.kh * p.kw, p.ho * p.wo);
     let mut out = vec![0f32; p.n * out_channels * pixels];
     let outs = image_chunks(Some(&mut out), p.n);
@@ -159,7 +187,8 @@ pub(super) fn conv_forward(
             }
             None => Mat::new(kernel, out_channels, rows),
         };
-        matmul_into(y, kernel, Mat::new(columns, rows, pixels), false, threads);
+        let columns = Mat::with_row_stride(columns, rows, pixels, p.row_stride);
+        matmul_into(y, kernel, columns, false, threads);
         if let Some((epilogue, bias)) = epilogue {
             epilogue.apply(y, bias);
         }
@@ -258,6 +287,7 @@ pub(super) fn conv_backward(
     through: Option<Through>,
     modulated: Option<ModulatedData>,
 ) -> ConvGrads {
+    let p = p.with_aligned_rows();
     let (o, rows, pixels) = (out_channels, p.c * p.kh * p.kw, p.ho * p.wo);
     let mut grad_x = wanted.input.then(|| vec![0f32; p.n * p.image_len()]);
     // Modulated, each image's kernel gradient also gives its scales' gradients.
@@ -297,8 +327,9 @@ pub(super) fn conv_backward(
         };
         if wanted.input {
             let kernel_t = Mat::new(own_kernel, o, rows).t();
-            matmul_into(
+            matmul_into_rows(
                 &mut s.columns,
+                p.row_stride,
                 kernel_t,
                 Mat::new(g, o, pixels),
                 false,
@@ -310,7 +341,7 @@ pub(super) fn conv_backward(
             im2col_image(p, &input[i * p.image_len()..], &mut s.patches);
             // A transposed (strided) operand would slow the product more than this copy costs.
             transpose_into(g, o, pixels, &mut s.transposed);
-            let columns = Mat::new(&s.patches, rows, pixels);
+            let columns = Mat::with_row_stride(&s.patches, rows, pixels, p.row_stride);
             let g_t = Mat::new(&s.transposed, pixels, o);
             match modulated {
                 Some((m, scales)) => {
@@ -369,6 +400,7 @@ pub(super) fn transposed_forward(
     matrix: &[f32],
     modulated: Option<ModulatedData>,
 ) -> Vec<f32> {
+    let p = p.with_aligned_rows();
     let (rows, pixels) = (p.c * p.kh * p.kw, p.ho * p.wo);
     let mut out = vec![0f32; p.n * p.image_len()];
     let outs = image_chunks(Some(&mut out), p.n);
@@ -383,7 +415,7 @@ pub(super) fn transposed_forward(
             None => Mat::new(matrix, rows, in_channels),
         };
         let x = Mat::new(&input[i * in_channels * pixels..], in_channels, pixels);
-        matmul_into(columns, matrix, x, false, threads);
+        matmul_into_rows(columns, p.row_stride, matrix, x, false, threads);
         col2im_image(p, columns, image);
     });
     out
@@ -399,6 +431,7 @@ pub(super) fn transposed_backward(
     wanted: Wanted,
     modulated: Option<ModulatedData>,
 ) -> ConvGrads {
+    let p = p.with_aligned_rows();
     let (c, rows, pixels) = (in_channels, p.c * p.kh * p.kw, p.ho * p.wo);
     let mut grad_x = wanted.input.then(|| vec![0f32; p.n * c * pixels]);
     let matrix_products = wanted.kernel || modulated.is_some();
@@ -414,7 +447,7 @@ pub(super) fn transposed_backward(
     let outs = image_chunks(grad_x.as_mut(), p.n);
     let tasks = over_images(outs, init, |s, i, grad_x, threads| {
         im2col_image(p, &grad[i * p.image_len()..], &mut s.patches);
-        let columns = Mat::new(&s.patches, rows, pixels);
+        let columns = Mat::with_row_stride(&s.patches, rows, pixels, p.row_stride);
         if wanted.input {
             let own_matrix = match modulated {
                 Some((m, scales)) => {

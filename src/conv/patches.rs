@@ -20,6 +20,8 @@ pub(super) struct Patches {
     pub(super) stride: usize,
     pub(super) ho: usize,
     pub(super) wo: usize,
+    /// Distance between the starts of two rows of the columns (ho·wo unless aligned).
+    pub(super) row_stride: usize,
 }
 
 impl Patches {
@@ -30,6 +32,10 @@ impl Patches {
         (ph, pw): (usize, usize),
         stride: usize,
     ) -> Self {
+        let (ho, wo) = (
+            (h + 2 * ph - kh) / stride + 1,
+            (w + 2 * pw - kw) / stride + 1,
+        );
         Patches {
             n,
             c,
@@ -40,9 +46,23 @@ impl Patches {
             ph,
             pw,
             stride,
-            ho: (h + 2 * ph - kh) / stride + 1,
-            wo: (w + 2 * pw - kw) / stride + 1,
+            ho,
+            wo,
+            row_stride: ho * wo,
         }
+    }
+
+    /// The same patches with the rows of the columns 16 values apart from a multiple of 1024:
+    /// rows 4 KiB apart map to the same cache sets, which slowed the products reading or
+    /// writing them by about a sixth.
+    pub(super) fn with_aligned_rows(self) -> Self {
+        let pixels = self.ho * self.wo;
+        let row_stride = if pixels.is_multiple_of(1024) {
+            pixels + 16
+        } else {
+            pixels
+        };
+        Patches { row_stride, ..self }
     }
 
     pub(super) fn image_len(&self) -> usize {
@@ -50,7 +70,7 @@ impl Patches {
     }
 
     pub(super) fn columns_len(&self) -> usize {
-        self.c * self.kh * self.kw * self.ho * self.wo
+        self.c * self.kh * self.kw * self.row_stride
     }
 
     /// Visits, for one image, every run of patch values that lie inside the image (values in
@@ -74,7 +94,7 @@ impl Patches {
                     if first >= end {
                         continue;
                     }
-                    let row = ((c * self.kh + i) * self.kw + j) * self.ho * self.wo;
+                    let row = ((c * self.kh + i) * self.kw + j) * self.row_stride;
                     for oy in 0..self.ho {
                         let y = oy * s + i;
                         if y < self.ph || y >= self.h + self.ph {
