@@ -141,8 +141,8 @@ fn short_spins_in_candles_pool() {
 
 /// Without `RAYON_NUM_THREADS` set, candle works its thread count out again at every matrix
 /// product, reading the CPU topology from the system (a StyleGAN2 training cycle on 2 cores ran
-/// ~7 % faster without it). The count it finds is set in the variable once, after rayon's global pool has
-/// taken its own size, so both keep the sizes they would have had.
+/// ~7 % faster without that). The count it finds is set in the variable once, after rayon's
+/// global pool has taken its own size, so both keep the sizes they would have had.
 fn thread_count_read_once() {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         rayon::current_num_threads();

@@ -19,19 +19,15 @@ struct Mat<'a> {
 impl<'a> Mat<'a> {
     /// The row-major [rows, cols] matrix at the start of `data`.
     fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        assert!(data.len() >= rows * cols, "matrix data too short");
-        Mat {
-            data,
-            rows,
-            cols,
-            row_stride: cols,
-            col_stride: 1,
-        }
+        Mat::with_row_stride(data, rows, cols, cols)
     }
 
     /// The [rows, cols] matrix whose rows start `row_stride` values apart in `data`.
     fn with_row_stride(data: &'a [f32], rows: usize, cols: usize, row_stride: usize) -> Self {
-        assert!(rows == 0 || data.len() >= (rows - 1) * row_stride + cols);
+        assert!(
+            rows == 0 || data.len() >= (rows - 1) * row_stride + cols,
+            "matrix data too short"
+        );
         Mat {
             data,
             rows,
