@@ -365,7 +365,7 @@ impl Discriminator for MlpDiscriminator {
         self.run(x, false)
     }
 
-    /// ∇ₓ logit = (w_out ⊙ 1[z_L > 0]) W_L ⊙ … ⊙ 1[z_1 > 0]) W_1, written with ordinary tensor
+    /// ∇ₓ logit = (w_out ⊙ 1\[z_L > 0\]) W_L ⊙ … ⊙ 1\[z_1 > 0\]) W_1, written with ordinary tensor
     /// operations: back-propagating a penalty on it reaches every weight (candle detaches
     /// gradients inside `backward`, so autograd's own input gradient would not).
     fn forward_with_input_grad(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
