@@ -221,18 +221,31 @@ impl candle_core::CustomOp2 for FusedBiasAct {
         y: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let (n, c) = (x.dim(0)?, x.dim(1)?);
-        if !crate::train::gradients_are_differentiable() {
-            let (dx, db) = with_cpu_data(y, |y| {
-                with_cpu_data(grad, |g| self.plain_gradients(y, g, (n, c)))
-            })??;
-            return Ok((
-                Some(Tensor::from_vec(dx, x.shape(), x.device())?),
-                Some(Tensor::from_vec(db, c, x.device())?),
-            ));
-        }
-        let (dx, db) = self.differentiable_input_grad(y, grad)?;
+        let (dx, db) = self.gradients(x, y, grad)?;
         Ok((Some(dx), Some(db)))
+    }
+}
+
+impl FusedBiasAct {
+    /// The gradients of the input and the bias from the outputs `y` and their gradient: plain
+    /// numbers, or differentiable operations where the backward pass is differentiated again.
+    fn gradients(
+        &self,
+        x: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        if crate::train::gradients_are_differentiable() {
+            return self.differentiable_input_grad(y, grad);
+        }
+        let (n, c) = (x.dim(0)?, x.dim(1)?);
+        let (dx, db) = with_cpu_data(y, |y| {
+            with_cpu_data(grad, |g| self.plain_gradients(y, g, (n, c)))
+        })??;
+        Ok((
+            Tensor::from_vec(dx, x.shape(), x.device())?,
+            Tensor::from_vec(db, c, x.device())?,
+        ))
     }
 }
 
@@ -294,27 +307,25 @@ impl candle_core::CustomOp3 for NoisyBiasAct {
         y: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (n, c) = (x.dim(0)?, x.dim(1)?);
+        let (dx, db) = self.0.gradients(x, y, grad)?;
+        // The noise reaches every channel: its gradient is the sum over them.
         if crate::train::gradients_are_differentiable() {
-            let (dx, db) = self.0.differentiable_input_grad(y, grad)?;
-            // The noise reaches every channel: its gradient is the sum over them.
             let dnoise = dx.sum_keepdim(1)?.reshape(noise.shape())?;
             return Ok((Some(dx), Some(db), Some(dnoise)));
         }
-        let (dx, db) = with_cpu_data(y, |y| {
-            with_cpu_data(grad, |g| self.0.plain_gradients(y, g, (n, c)))
-        })??;
-        // The same sum, one channel's row after another (candle's reduction over axis 1 would
-        // walk memory with a stride).
+        // Summed one channel's row after another (candle's reduction over axis 1 would walk
+        // memory with a stride).
+        let (n, c) = (x.dim(0)?, x.dim(1)?);
         let inner = noise.elem_count() / n.max(1);
-        let mut dnoise = vec![0f32; noise.elem_count()];
-        for (sum, sample) in dnoise.chunks_mut(inner).zip(dx.chunks(c * inner)) {
-            for channel in sample.chunks(inner) {
-                sum.iter_mut().zip(channel).for_each(|(s, v)| *s += v);
+        let dnoise = with_cpu_data(&dx, |dx| {
+            let mut dnoise = vec![0f32; noise.elem_count()];
+            for (sum, sample) in dnoise.chunks_mut(inner).zip(dx.chunks(c * inner)) {
+                for channel in sample.chunks(inner) {
+                    sum.iter_mut().zip(channel).for_each(|(s, v)| *s += v);
+                }
             }
-        }
-        let dx = Tensor::from_vec(dx, x.shape(), x.device())?;
-        let db = Tensor::from_vec(db, c, x.device())?;
+            dnoise
+        })?;
         let dnoise = Tensor::from_vec(dnoise, noise.shape(), noise.device())?;
         Ok((Some(dx), Some(db), Some(dnoise)))
     }
