@@ -28,7 +28,7 @@ impl NpyArray {
                         format!("array of shape ({n}, {d}) holds no points"),
                     ));
                 }
-                check_finite(path, &self.data, d)?;
+                check_finite(path, "", &self.data, d)?;
                 Points::new(n, d, self.data)
             }
             _ => Err(Error::in_file(
@@ -75,7 +75,12 @@ pub fn read_npz_stats(path: &Path) -> Result<(NpyArray, NpyArray)> {
             .map_err(|e| Error::in_file(path, format!("cannot read '{entry}': {e}")))?;
         let array =
             parse_npy(&bytes).map_err(|m| Error::in_file(path, format!("'{entry}': {m}")))?;
-        check_finite(path, &array.data, 1)?;
+        let columns = if array.shape.len() == 2 {
+            array.shape[1]
+        } else {
+            1
+        };
+        check_finite(path, &format!("'{entry}': "), &array.data, columns)?;
         Ok(array)
     };
     let mu = take("mu")?;
@@ -83,13 +88,14 @@ pub fn read_npz_stats(path: &Path) -> Result<(NpyArray, NpyArray)> {
     Ok((mu, sigma))
 }
 
-fn check_finite(path: &Path, data: &[f64], d: usize) -> Result<()> {
+/// `prefix` names the array inside the file (an .npz entry), or is empty.
+fn check_finite(path: &Path, prefix: &str, data: &[f64], d: usize) -> Result<()> {
     match data.iter().position(|v| !v.is_finite()) {
         None => Ok(()),
         Some(i) => Err(Error::in_file(
             path,
             format!(
-                "value at row {}, column {} is not finite ({})",
+                "{prefix}value at row {}, column {} is not finite ({})",
                 i / d + 1,
                 i % d + 1,
                 data[i]
@@ -151,13 +157,17 @@ fn parse_npy(bytes: &[u8]) -> std::result::Result<NpyArray, String> {
             ))
         }
     };
-    let count: usize = shape.iter().product();
+    let too_large = || format!("shape {} is too large", shape_text(&shape));
+    let count = shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(too_large)?;
+    let needed = count.checked_mul(width).ok_or_else(too_large)?;
     let body = &bytes[header_start + header_len..];
-    if body.len() < count * width {
+    if body.len() < needed {
         return Err(format!(
-            "truncated: shape {} needs {} bytes of data, the file has {}",
+            "truncated: shape {} needs {needed} bytes of data, the file has {}",
             shape_text(&shape),
-            count * width,
             body.len()
         ));
     }
@@ -273,6 +283,31 @@ mod tests {
         let e = parse_npy(&npy_bytes("<f8", "(2, 2)", false, &[0u8; 24])).unwrap_err();
         assert!(e.contains("truncated"), "{e}");
         assert!(parse_npy(b"hello world").unwrap_err().contains("magic"));
+        let huge = format!("({}, 4)", usize::MAX / 2);
+        let e = parse_npy(&npy_bytes("<f8", &huge, false, &[0u8; 8])).unwrap_err();
+        assert!(e.contains("too large"), "{e}");
+    }
+
+    #[test]
+    fn a_non_finite_npz_value_is_placed_by_row_and_column() {
+        use std::io::Write;
+        let path = std::env::temp_dir().join(format!("whichgan-npz-{}.npz", std::process::id()));
+        let mut sigma = vec![1f32; 6];
+        sigma[5] = f32::NAN; // row 2, column 3
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        for (name, shape, data) in [("mu", "(3,)", vec![0f32; 3]), ("sigma", "(2, 3)", sigma)] {
+            zip.start_file(
+                format!("{name}.npy"),
+                zip::write::SimpleFileOptions::default(),
+            )
+            .unwrap();
+            zip.write_all(&npy_bytes("<f4", shape, false, &f32_body(&data)))
+                .unwrap();
+        }
+        zip.finish().unwrap();
+        let e = read_npz_stats(&path).unwrap_err().to_string();
+        std::fs::remove_file(&path).unwrap();
+        assert!(e.contains("'sigma.npy': value at row 2, column 3"), "{e}");
     }
 }
 

@@ -27,11 +27,12 @@ pub enum Direction {
 }
 
 impl Direction {
-    /// FID and KID improve downwards, precision, recall and the like upwards.
+    /// FID, KID, perceptual path length (StyleGAN's `ppl*`), W1 and losses improve downwards;
+    /// precision, recall and the like upwards.
     pub fn for_metric(name: &str) -> Direction {
         let n = name.to_ascii_lowercase();
-        if n.starts_with("fid") || n.starts_with("kid") || n.contains("loss") || n.starts_with("w1")
-        {
+        let lower = ["fid", "kid", "ppl", "w1"];
+        if lower.iter().any(|p| n.starts_with(p)) || n.contains("loss") {
             Direction::LowerIsBetter
         } else {
             Direction::HigherIsBetter
@@ -62,8 +63,8 @@ pub struct Convergence {
     pub final_value: f64,
     pub best_value: f64,
     pub plateau: f64,
-    /// The final kimg when even the last point is outside the threshold (cannot happen with a
-    /// threshold ≥ 0 and a plateau that includes the last point, except on one-point tails).
+    /// The first kimg from which the curve stays within the threshold of the plateau; the final
+    /// kimg when the last point itself is outside it (a tail that ends on its worst value).
     pub kimg_to_within: f64,
     pub within_percent: f64,
     pub excess_area: f64,
@@ -302,6 +303,34 @@ mod tests {
         assert_eq!(c.kimg_to_within, 1.0);
         // Shortfalls below the plateau 0.5: 0.4 → 0 over [0, 1], then the dip 0 → 0.02 → 0.
         assert!((c.excess_area - (0.2 + 0.02)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn metric_names_give_their_direction() {
+        for name in ["fid50k_full", "kid50k_full", "ppl2_wend", "w1", "loss_G"] {
+            assert_eq!(
+                Direction::for_metric(name),
+                Direction::LowerIsBetter,
+                "{name}"
+            );
+        }
+        for name in ["pr50k3_full_precision", "recall", "is50k", "coverage"] {
+            assert_eq!(
+                Direction::for_metric(name),
+                Direction::HigherIsBetter,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_tail_ending_on_its_worst_value_gives_the_final_kimg() {
+        // Tail of the last 3 points: plateau 10; the last point, 12, is 20 % above it.
+        let c = Curve::new(vec![0.0, 1.0, 2.0, 3.0], vec![10.0, 10.0, 8.0, 12.0])
+            .unwrap()
+            .convergence(Direction::LowerIsBetter, 0.75, 5.0)
+            .unwrap();
+        assert_eq!(c.kimg_to_within, 3.0);
     }
 
     #[test]

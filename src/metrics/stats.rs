@@ -49,6 +49,8 @@ pub enum CorrelationError {
     TooFew { n: usize },
     /// All values of one input (`"x"` or `"y"`) are equal.
     Constant { which: &'static str },
+    /// A NaN or infinite value in one input (0-based `index`).
+    NonFinite { which: &'static str, index: usize },
 }
 
 impl fmt::Display for CorrelationError {
@@ -60,6 +62,13 @@ impl fmt::Display for CorrelationError {
             Self::TooFew { n } => write!(f, "need at least 2 observations, got {n}"),
             Self::Constant { which } => {
                 write!(f, "{which} is constant, so its correlation is undefined")
+            }
+            Self::NonFinite { which, index } => {
+                write!(
+                    f,
+                    "{which} has a non-finite value at observation {}",
+                    index + 1
+                )
             }
         }
     }
@@ -186,6 +195,11 @@ fn validate(x: &[f64], y: &[f64]) -> Result<usize, CorrelationError> {
     let n = x.len();
     if n < 2 {
         return Err(CorrelationError::TooFew { n });
+    }
+    for (which, v) in [("x", x), ("y", y)] {
+        if let Some(index) = v.iter().position(|a| !a.is_finite()) {
+            return Err(CorrelationError::NonFinite { which, index });
+        }
     }
     let is_constant = |v: &[f64]| v.iter().all(|&a| a == v[0]);
     if is_constant(x) {
@@ -735,6 +749,20 @@ mod tests {
         assert_eq!(
             correlate(&[1.0, 2.0, 3.0], &[0.0, -0.0, 0.0]),
             Err(CorrelationError::Constant { which: "y" })
+        );
+        assert_eq!(
+            correlate(&[1.0, 2.0, 3.0], &[0.5, f64::NAN, 1.0]),
+            Err(CorrelationError::NonFinite {
+                which: "y",
+                index: 1
+            })
+        );
+        assert_eq!(
+            pearson(&[1.0, f64::INFINITY], &[1.0, 2.0]),
+            Err(CorrelationError::NonFinite {
+                which: "x",
+                index: 1
+            })
         );
         let message = CorrelationError::Constant { which: "y" }.to_string();
         assert!(message.contains('y'), "{message}");

@@ -14,7 +14,7 @@ use whichgan::train::{
     load_network, AdamConfig, Checkpoint, Ema, EvalHook, Generator, Loss, Mode, Penalty, RealData,
     StepReport, TrainConfig, Trainer,
 };
-use whichgan::{Error, Result};
+use whichgan::{Error, Points, Result};
 
 /// Name of the model in checkpoints.
 pub const MODEL: &str = "toy-mlp";
@@ -154,6 +154,14 @@ pub fn sample_generator(
     tensor_points(&g.forward_detached(&z, Mode::Eval, rng)?)
 }
 
+/// Generator samples as [`Points`]; an error if any is non-finite (training diverged), which
+/// the metrics would otherwise take as ordinary coordinates.
+pub fn finite_points(samples: &[[f64; 2]]) -> Result<Points> {
+    Points::new(samples.len(), 2, samples.concat()).map_err(|_| {
+        Error::invalid("the generator produced non-finite samples (training diverged)")
+    })
+}
+
 /// The run's JSONL log: one line per evaluation (G step, losses of that step, W1 of G and
 /// G-EMA).
 pub const LOG_FILE: &str = "log.jsonl";
@@ -177,8 +185,8 @@ pub fn evaluate(trainer: &mut ToyTrainer, target: &Distribution, seed: u64) -> R
     let fake_ema = sample_generator(&mut trainer.g_ema, &mut rng, EVAL_SAMPLES)?;
     Ok(W1Point {
         g_step: trainer.g_steps,
-        w1_g: wasserstein1(&flat_real, &fake.concat(), 2),
-        w1_g_ema: wasserstein1(&flat_real, &fake_ema.concat(), 2),
+        w1_g: wasserstein1(&flat_real, finite_points(&fake)?.as_slice(), 2),
+        w1_g_ema: wasserstein1(&flat_real, finite_points(&fake_ema)?.as_slice(), 2),
     })
 }
 

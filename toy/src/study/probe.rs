@@ -3,7 +3,7 @@
 
 use crate::distributions::Distribution;
 use crate::nets::{MlpDiscriminator, MlpGenerator};
-use crate::train::{points_tensor, sample_generator, EVAL_SAMPLES};
+use crate::train::{finite_points, points_tensor, sample_generator, EVAL_SAMPLES};
 use candle_core::Device;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -19,7 +19,7 @@ pub const K: usize = 5;
 /// Exact W1 between `EVAL_SAMPLES` target samples and as many samples of `g` (eval mode).
 pub fn w1(g: &mut MlpGenerator, target: &Distribution, rng: &mut ChaCha8Rng) -> Result<f64> {
     let real = target.sample(rng, EVAL_SAMPLES).concat();
-    let fake = points(&sample_generator(g, rng, EVAL_SAMPLES)?)?;
+    let fake = finite_points(&sample_generator(g, rng, EVAL_SAMPLES)?)?;
     Ok(wasserstein1(&real, fake.as_slice(), 2))
 }
 
@@ -42,7 +42,7 @@ pub fn coverage(
 ) -> Result<Coverage> {
     let (centres, sigma) = mixture(target)?;
     let real = target.sample_points(rng, n);
-    let fake = points(&sample_generator(g, rng, n)?)?;
+    let fake = finite_points(&sample_generator(g, rng, n)?)?;
     let modes = mode_coverage(&fake, &centres, CoverageThresholds::new(sigma))?;
     let knn = prdc(&real, &fake, K)?;
     Ok(Coverage {
@@ -84,7 +84,7 @@ pub fn checkpoint_probe(
     let (centres, _) = mixture(target)?;
     let fake = sample_generator(g, rng, n)?;
     let real = target.sample_points(rng, n);
-    let knn = prdc(&real, &points(&fake)?, K)?;
+    let knn = prdc(&real, &finite_points(&fake)?, K)?;
     let (logits, logit_grad) = d.forward_with_input_grad(&points_tensor(&fake, &Device::Cpu)?)?;
     let (sum, count) = fake
         .iter()
@@ -127,12 +127,6 @@ fn nearest(x: &[f64; 2], centres: &[f64]) -> [f64; 2] {
 
 fn dist2(a: &[f64; 2], b: &[f64; 2]) -> f64 {
     (a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)
-}
-
-fn points(p: &[[f64; 2]]) -> Result<Points> {
-    Points::new(p.len(), 2, p.concat()).map_err(|_| {
-        Error::invalid("the generator produced non-finite samples (training diverged)")
-    })
 }
 
 /// Centres and σ of a mixture target.
