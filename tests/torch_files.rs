@@ -11,9 +11,9 @@ fn fixture(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
-/// name → (shape, values) from `values.txt`.
-fn expected() -> HashMap<String, (Vec<usize>, Vec<f32>)> {
-    let text = std::fs::read_to_string(fixture("values.txt")).unwrap();
+/// name → (shape, values) from a values file.
+fn expected(values: &str) -> HashMap<String, (Vec<usize>, Vec<f32>)> {
+    let text = std::fs::read_to_string(fixture(values)).unwrap();
     text.lines()
         .map(|line| {
             let (head, values) = line.split_once(" : ").unwrap();
@@ -31,8 +31,17 @@ fn expected() -> HashMap<String, (Vec<usize>, Vec<f32>)> {
 
 #[test]
 fn legacy_and_zip_checkpoints_hold_the_saved_values() {
-    let want = expected();
-    for file in ["legacy.pth", "zip.pth"] {
+    for (values, files) in [
+        ("values.txt", ["legacy.pth", "zip.pth"]),
+        ("nested_values.txt", ["nested_legacy.pth", "nested_zip.pth"]),
+    ] {
+        check_files(values, files);
+    }
+}
+
+fn check_files(values: &str, files: [&str; 2]) {
+    let want = expected(values);
+    for file in files {
         let got = read_torch_tensors(&fixture(file)).unwrap();
         assert_eq!(got.len(), want.len(), "{file}");
         for (name, (shape, values)) in &want {

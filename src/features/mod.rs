@@ -9,7 +9,7 @@ mod layers;
 mod source;
 pub mod vgg16;
 
-pub use cache::{content_key, FeatureCache};
+pub use cache::{ContentKey, FeatureCache};
 pub use inception::InceptionV3;
 pub use source::{Extraction, ImageSource};
 pub use vgg16::Vgg16;

@@ -1,10 +1,8 @@
 //! Where images come from when features are asked for: a dataset, an array of images, a
 //! pretrained generator, or features computed before.
 
-use super::{
-    array_features, content_key, dataset_features, extract, quantise_generated, read_features,
-};
-use super::{Extractor, ExtractorKind, FeatureCache, Features};
+use super::{array_features, dataset_features, extract, quantise_generated, read_features};
+use super::{ContentKey, Extractor, ExtractorKind, FeatureCache, Features};
 use crate::dataset::{ImageDataset, Resize};
 use crate::io::{read_npy, NpyArray};
 use crate::stylegan2::latents::latent_for_seed;
@@ -14,6 +12,9 @@ use crate::{Error, Result};
 use candle_core::{Device, Tensor};
 use indicatif::ProgressBar;
 use std::path::{Path, PathBuf};
+
+/// Images read at a time while hashing a dataset for the cache key.
+const KEY_CHUNK: usize = 256;
 
 /// A set of images to embed, or their features.
 #[derive(Debug, Clone)]
@@ -91,7 +92,7 @@ impl Extraction {
         let bytes = std::fs::read(weights).map_err(|e| Error::io(weights, e))?;
         Ok(Extraction {
             extractor,
-            weights_key: content_key([bytes.as_slice()]),
+            weights_key: ContentKey::new().part(&bytes).finish(),
             resize: Resize::None,
             skip_bad: false,
             batch: 8,
@@ -156,25 +157,30 @@ impl Extraction {
             self.resize,
             self.skip_bad
         );
-        let mut parts: Vec<Vec<u8>> =
-            vec![settings.into_bytes(), self.weights_key.clone().into_bytes()];
+        let mut key = ContentKey::new();
+        key.part(settings.as_bytes())
+            .part(self.weights_key.as_bytes());
         match source {
             ImageSource::Data(path) => {
                 let data = ImageDataset::open(path)?;
-                for (name, bytes) in data.names().iter().zip(data.read_raw(0..data.len())?) {
-                    parts.push(name.clone().into_bytes());
-                    parts.push(bytes);
+                // In chunks, so that a large dataset is never in memory at once.
+                for start in (0..data.len()).step_by(KEY_CHUNK) {
+                    let range = start..(start + KEY_CHUNK).min(data.len());
+                    let names = &data.names()[range.clone()];
+                    for (name, bytes) in names.iter().zip(data.read_raw(range)?) {
+                        key.part(name.as_bytes()).part(&bytes);
+                    }
                 }
             }
             ImageSource::Images(path) | ImageSource::Features(path) => {
-                parts.push(std::fs::read(path).map_err(|e| Error::io(path, e))?);
+                key.part(&std::fs::read(path).map_err(|e| Error::io(path, e))?);
             }
             ImageSource::Generator { checkpoint, n } => {
-                parts.push(format!("G_ema seeds 0..{n} psi 1 noise const").into_bytes());
-                parts.push(std::fs::read(checkpoint).map_err(|e| Error::io(checkpoint, e))?);
+                key.part(format!("G_ema seeds 0..{n} psi 1 noise const").as_bytes());
+                key.part(&std::fs::read(checkpoint).map_err(|e| Error::io(checkpoint, e))?);
             }
         }
-        Ok(content_key(parts.iter().map(Vec::as_slice)))
+        Ok(key.finish())
     }
 
     fn generator_features(

@@ -152,13 +152,41 @@ fn csv_error(path: &Path, e: csv::Error) -> Error {
     }
 }
 
-/// Writes CSV rows (header first) atomically; cells are written as given.
+/// Writes CSV rows (header first) atomically; a cell holding a comma, quote or line break
+/// (a user-given name) is quoted, every other cell is written as given.
 pub fn write_csv(path: &Path, header: &[&str], rows: &[Vec<String>]) -> Result<()> {
-    let mut text = header.join(",");
-    text.push('\n');
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .flexible(true)
+        .from_writer(Vec::new());
+    let encode = |e: csv::Error| Error::in_file(path, format!("cannot encode CSV: {e}"));
+    writer.write_record(header).map_err(encode)?;
     for row in rows {
-        text.push_str(&row.join(","));
-        text.push('\n');
+        writer.write_record(row).map_err(encode)?;
     }
-    super::write_atomic(path, text.as_bytes())
+    let text = writer
+        .into_inner()
+        .map_err(|e| Error::in_file(path, format!("cannot encode CSV: {e}")))?;
+    super::write_atomic(path, &text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_cells_read_back_unchanged_even_with_commas_and_quotes() {
+        let path = std::env::temp_dir().join(format!("whichgan-csv-{}.csv", std::process::id()));
+        let names = ["plain", "a, b", "say \"hi\"", "two\nlines"];
+        let rows: Vec<Vec<String>> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| vec![n.to_string(), i.to_string()])
+            .collect();
+        write_csv(&path, &["source", "rank"], &rows).unwrap();
+        let table = Table::read(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(table.text_column("source").unwrap(), names);
+        assert_eq!(table.numeric_column("rank").unwrap(), [0.0, 1.0, 2.0, 3.0]);
+    }
 }

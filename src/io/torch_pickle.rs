@@ -144,7 +144,10 @@ fn read_legacy(bytes: &[u8]) -> std::result::Result<Parsed, String> {
             .get(at..at + 8)
             .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
             .ok_or_else(|| format!("storage {key}: truncated file"))?;
-        let width = widths.get(key.as_str()).copied().unwrap_or(1);
+        // Storages follow one another, so one of unknown element width would misplace the rest.
+        let width = *widths.get(key.as_str()).ok_or_else(|| {
+            format!("storage {key} belongs to no tensor found in the file's dicts and lists")
+        })?;
         let raw = bytes
             .get(at + 8..at + 8 + count * width)
             .ok_or_else(|| format!("storage {key}: truncated file"))?;
@@ -155,8 +158,20 @@ fn read_legacy(bytes: &[u8]) -> std::result::Result<Parsed, String> {
 }
 
 fn collect_tensors(value: &Value, name: String, out: &mut Vec<(String, TensorRef)>) {
+    let child = |key: String| {
+        if name.is_empty() {
+            key
+        } else {
+            format!("{name}.{key}")
+        }
+    };
     match value {
         Value::Tensor(t) => out.push((name, t.clone())),
+        Value::List(items) | Value::Tuple(items) => {
+            for (i, v) in items.iter().enumerate() {
+                collect_tensors(v, child(i.to_string()), out);
+            }
+        }
         Value::Dict(items) => {
             for (k, v) in items {
                 let key = match k {
@@ -164,12 +179,7 @@ fn collect_tensors(value: &Value, name: String, out: &mut Vec<(String, TensorRef
                     Value::Int(i) => i.to_string(),
                     _ => continue,
                 };
-                let full = if name.is_empty() {
-                    key
-                } else {
-                    format!("{name}.{key}")
-                };
-                collect_tensors(v, full, out);
+                collect_tensors(v, child(key), out);
             }
         }
         _ => {}
