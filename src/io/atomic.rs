@@ -3,13 +3,21 @@
 use crate::{Error, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Temporary path in the same folder as `path` (so the rename stays on one file system).
+/// A fresh temporary path in the same folder as `path` (so the rename stays on one file
+/// system): `.<stem>.tmp-<pid>-<n>.<ext>`. The counter keeps two writes of one process apart;
+/// the extension stays last because the PNG encoder picks its format from it.
 pub fn temporary_beside(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map_or("out".into(), |n| n.to_string_lossy());
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let stem = path
+        .file_stem()
+        .map_or("out".into(), |s| s.to_string_lossy());
+    let extension = path
+        .extension()
+        .map_or(String::new(), |e| format!(".{}", e.to_string_lossy()));
+    path.with_file_name(format!(".{stem}.tmp-{}-{n}{extension}", std::process::id()))
 }
 
 /// Writes `bytes` to `path` atomically: readers see the old file or the complete new one.

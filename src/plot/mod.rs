@@ -679,7 +679,8 @@ mod tests {
 
         // A folder that does not exist: an error, and nothing created.
         let missing = dir.0.join("missing").join("fig");
-        assert!(lines(&missing, "t", "x", "y", &[], false).is_err());
+        let err = lines(&missing, "t", "x", "y", &curves, false).unwrap_err();
+        assert!(err.0.contains("does not exist"), "{err}");
         assert!(dir.files().is_empty(), "wrote {:?}", dir.files());
     }
 

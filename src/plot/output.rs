@@ -3,7 +3,6 @@
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use plotters::coord::Shift;
@@ -43,7 +42,15 @@ pub(super) trait Figure {
 /// never leaves a truncated figure behind (nor replaces an older good one).
 pub(super) fn write_figure(stem: &Path, figure: &impl Figure) -> Result<(), PlotError> {
     let targets = [with_suffix(stem, ".png")?, with_suffix(stem, ".svg")?];
-    let temps = [temp_path(&targets[0])?, temp_path(&targets[1])?];
+    if let Some(folder) = stem.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !folder.is_dir() {
+            return Err(PlotError(format!(
+                "folder {} does not exist",
+                folder.display()
+            )));
+        }
+    }
+    let temps = targets.clone().map(|t| crate::io::temporary_beside(&t));
     let rendered = render_png(&temps[0], figure).and_then(|()| render_svg(&temps[1], figure));
     if let Err(err) = rendered {
         for temp in &temps {
@@ -93,20 +100,4 @@ fn with_suffix(stem: &Path, suffix: &str) -> Result<PathBuf, PlotError> {
     let mut path = OsString::from(stem.as_os_str());
     path.push(suffix);
     Ok(PathBuf::from(path))
-}
-
-/// `.<name>.tmp-<pid>-<n>.<ext>` beside the target: the same folder keeps the rename
-/// atomic, and the counter keeps concurrent renders within one process apart. The
-/// real extension stays last because the PNG encoder picks its format from it.
-fn temp_path(target: &Path) -> Result<PathBuf, PlotError> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let (Some(stem), Some(ext)) = (target.file_stem(), target.extension()) else {
-        return Err(PlotError(format!("bad output path {}", target.display())));
-    };
-    let mut name = OsString::from(".");
-    name.push(stem);
-    name.push(format!(".tmp-{}-{n}.", std::process::id()));
-    name.push(ext);
-    Ok(target.with_file_name(name))
 }
