@@ -5,7 +5,7 @@ use crate::io::Weights;
 use crate::Result;
 use candle_core::{Device, Tensor, D};
 
-/// A convolution with a per-channel bias and an optional ReLU: torchvision's `Conv2d + ReLU`,
+/// A convolution with a per-channel bias, then a ReLU: torchvision's `Conv2d + ReLU`,
 /// or Inception's `BasicConv2d` (conv without bias → BatchNorm (eval) → ReLU) with the
 /// normalisation folded into the kernel and the bias.
 #[derive(Debug, Clone)]
@@ -16,7 +16,6 @@ pub struct Conv {
     stride: usize,
     /// Zero padding (rows, columns).
     padding: (usize, usize),
-    relu: bool,
 }
 
 /// How a convolution pads its input.
@@ -40,7 +39,7 @@ impl Conv {
         let scale = bn("weight")?.div(&(bn("running_var")? + 1e-3)?.sqrt()?)?;
         let bias = (bn("bias")? - bn("running_mean")?.mul(&scale)?)?;
         let weight = weight.broadcast_mul(&scale.reshape((out, 1, 1, 1))?)?;
-        Ok(Self::new(weight, &bias, stride, padding, true)?)
+        Ok(Self::new(weight, &bias, stride, padding)?)
     }
 
     /// A torchvision `Conv2d` with bias at `name` (`name.weight`, `name.bias`), then ReLU.
@@ -48,7 +47,7 @@ impl Conv {
         let shape = w.shape(&format!("{name}.weight"))?;
         let weight = w.get(&format!("{name}.weight"), &shape)?;
         let bias = w.get(&format!("{name}.bias"), &shape[..1])?;
-        Ok(Self::new(weight, &bias, 1, padding, true)?)
+        Ok(Self::new(weight, &bias, 1, padding)?)
     }
 
     fn new(
@@ -56,7 +55,6 @@ impl Conv {
         bias: &Tensor,
         stride: usize,
         padding: Padding,
-        relu: bool,
     ) -> candle_core::Result<Self> {
         let (out, _, kh, kw) = weight.dims4()?;
         let padding = match padding {
@@ -68,14 +66,13 @@ impl Conv {
             bias: bias.reshape((1, out, 1, 1))?,
             stride,
             padding,
-            relu,
         })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = crate::conv::conv2d(x, &self.weight, self.padding, self.stride)?;
         let y = y.broadcast_add(&self.bias)?;
-        Ok(if self.relu { y.relu()? } else { y })
+        Ok(y.relu()?)
     }
 }
 

@@ -1,5 +1,6 @@
-//! Readers for the project's input files: point sets and features (`.csv`, `.npy`) and
-//! pytorch-fid statistics (`.npz` with `mu` and `sigma`); atomic writes for its outputs.
+//! Files in and out: point sets and features (`.csv`, `.npy`), pytorch-fid statistics (`.npz`
+//! with `mu` and `sigma`), network weights (safetensors, PyTorch checkpoints); atomic writes for
+//! every output, PNG image grids and JSONL logs.
 
 mod atomic;
 mod image;

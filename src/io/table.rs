@@ -85,7 +85,7 @@ impl Table {
     }
 
     /// Index of column `name`, or an error listing the columns there are.
-    pub fn column_index(&self, name: &str) -> Result<usize> {
+    fn column_index(&self, name: &str) -> Result<usize> {
         self.columns.iter().position(|c| c == name).ok_or_else(|| {
             Error::in_file(
                 &self.path,

@@ -71,20 +71,6 @@ pub fn prdc_with(real: &Points, fake: &Points, k: usize, backend: Backend) -> Re
     Ok(relations.summarise(k))
 }
 
-/// Radius² of every point's k-NN ball within its own set (exact f64).
-pub fn knn_radii_sq(points: &Points, k: usize, backend: Backend) -> Result<Vec<f64>> {
-    check_set(points, k, "points")?;
-    let use_tree = match backend {
-        Backend::Auto | Backend::Tree => points.dim() <= MAX_TREE_DIM,
-        Backend::Dense => false,
-    };
-    Ok(if use_tree {
-        tree::radii_sq(points, k)
-    } else {
-        dense::radii_sq(points, k)
-    })
-}
-
 fn check_set(points: &Points, k: usize, name: &str) -> Result<()> {
     if k == 0 {
         return Err(Error::invalid("k must be at least 1"));
@@ -166,16 +152,6 @@ mod tree {
 
     fn widen(r2: f64) -> f64 {
         r2 * (1.0 + WIDEN) + f64::MIN_POSITIVE
-    }
-
-    pub(super) fn radii_sq(points: &Points, k: usize) -> Vec<f64> {
-        match points.dim() {
-            1 => radii_sq_k::<1>(points, k),
-            2 => radii_sq_k::<2>(points, k),
-            3 => radii_sq_k::<3>(points, k),
-            4 => radii_sq_k::<4>(points, k),
-            d => unreachable!("tree backend called with dimension {d}"),
-        }
     }
 
     pub(super) fn relations(real: &Points, fake: &Points, k: usize) -> Relations {
@@ -382,11 +358,6 @@ mod dense {
         }
     }
 
-    pub(super) fn radii_sq(points: &Points, k: usize) -> Vec<f64> {
-        let prepared = Prepared::new(points, &centre(&[points]));
-        radii_prepared(&prepared, k)
-    }
-
     /// Extra neighbours kept beyond the k + 1 nearest, so that the exact re-ranking almost
     /// always finds every candidate of the error band among them.
     const SLACK: usize = 8;
@@ -443,7 +414,8 @@ mod dense {
             .par_iter()
             .enumerate()
             .map(|(i, list)| {
-                // Every true k-NN has approx ≤ kth + 2·bound (see the module docs).
+                // Each approximate d² errs by at most the bound (`coefficient`), so every true
+                // k-NN has approx ≤ the k-th approx + 2·bound.
                 let band = list.values[k] + 2.0 * coef * (p.norm[i] + max_norm).powi(2);
                 if list.may_miss_below(band) {
                     kth_exact(p.raw, i, 0..n, k)

@@ -86,7 +86,7 @@ where
         .label_style(text(sizes.tick))
         .axis_desc_style(text(sizes.label))
         .bold_line_style(GRID_MAJOR)
-        // A minor grid at every tenth makes small panels look like graph paper.
+        // No minor grid: at every tenth it makes small panels look like graph paper.
         .light_line_style(TRANSPARENT)
         .axis_style(BLACK)
         .set_all_tick_mark_size(TICK_PX);

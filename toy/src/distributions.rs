@@ -6,7 +6,7 @@
 //! | `fat-circle:r=R,sigma=S` | angle ~ U(0, 2π), point = R·dir + N(0,1)·S·dir (radial noise only) |
 //! | `circle:size=R,sigma=S[,modes=M]` | Gaussian mixture on the 10 tenth roots of unity scaled by R |
 //! | `grid:size=N,sigma=S[,modes=M]` | Gaussian mixture on the integer grid {0..N−1}² |
-//! | `grid2d:size=N` | uniform on the unit segments of the integer grid {0..N}² |
+//! | `grid2d:size=N` | uniform on the unit segments from each integer point of {0..N}² rightwards or upwards |
 //! | `spiral:rotations=K,r-step=A,r0=B` | uniform in angle on the spiral r = B + A·(turns) |
 //! | `csv:PATH` | the rows of a CSV file, drawn uniformly with replacement |
 //!
@@ -57,11 +57,11 @@ impl std::str::FromStr for Distribution {
         let dist = match kind {
             "fat-circle" => Distribution::FatCircle {
                 r: params.take("r", None)?,
-                sigma: params.take("sigma", None)?,
+                sigma: params.take_positive("sigma", None)?,
             },
             "circle" | "grid" => {
-                let size: f64 = params.take("size", None)?;
-                let sigma = params.take("sigma", None)?;
+                let size = params.take_positive("size", None)?;
+                let sigma = params.take_positive("sigma", None)?;
                 let mut centres = if kind == "circle" {
                     circle_centres(size)
                 } else {
@@ -77,7 +77,7 @@ impl std::str::FromStr for Distribution {
                 Distribution::Mixture { centres, sigma }
             }
             "grid2d" => {
-                let size = params.take("size", Some(3.0))?;
+                let size = params.take_positive("size", Some(3.0))?;
                 Distribution::Grid2d {
                     size: params.whole("size", size)?,
                 }
@@ -175,7 +175,7 @@ impl Distribution {
 }
 
 /// The 10 tenth roots of unity scaled by `size`, in `numpy.roots` order.
-pub fn circle_centres(size: f64) -> Vec<[f64; 2]> {
+fn circle_centres(size: f64) -> Vec<[f64; 2]> {
     // numpy.roots([1, 0, …, 0, −1]) returns e^{2πik/10} for these k, in this order.
     const NUMPY_ORDER: [u32; 10] = [5, 4, 6, 3, 7, 2, 8, 0, 1, 9];
     NUMPY_ORDER
@@ -188,7 +188,7 @@ pub fn circle_centres(size: f64) -> Vec<[f64; 2]> {
 }
 
 /// The integer grid {0..size−1}², x varying slowest (the playground's `itertools.product`).
-pub fn grid_centres(size: usize) -> Vec<[f64; 2]> {
+fn grid_centres(size: usize) -> Vec<[f64; 2]> {
     (0..size)
         .flat_map(|x| (0..size).map(move |y| [x as f64, y as f64]))
         .collect()
@@ -227,6 +227,16 @@ impl<'a> Params<'a> {
                 }
             }
             None => default.ok_or_else(|| self.error(&format!("missing {key}=…"))),
+        }
+    }
+
+    /// As [`Params::take`], for a value that must be above zero (a scale or a count).
+    fn take_positive(&mut self, key: &str, default: Option<f64>) -> Result<f64> {
+        let value = self.take(key, default)?;
+        if value > 0.0 {
+            Ok(value)
+        } else {
+            Err(self.error(&format!("{key} must be above 0, got {value}")))
         }
     }
 
@@ -290,6 +300,10 @@ mod tests {
                 "unknown parameter 'colour'",
             ),
             ("spiral:rotations", "not of the form key=value"),
+            ("circle:size=20,sigma=-1", "sigma must be above 0, got -1"),
+            ("fat-circle:r=20,sigma=0", "sigma must be above 0"),
+            ("grid:size=0,sigma=0.2", "size must be above 0"),
+            ("grid2d:size=0", "size must be above 0"),
             ("csv:/no/such/file.csv", "no such file"),
         ] {
             let e = bad.parse::<Distribution>().unwrap_err().to_string();

@@ -17,7 +17,7 @@ use whichgan::train::Discriminator;
 use whichgan::{Error, Result};
 
 /// ∇ₓ log D(x) at each point (see the module docs for the sign).
-pub fn log_d_gradient(d: &MlpDiscriminator, points: &[[f64; 2]]) -> Result<Vec<[f64; 2]>> {
+fn log_d_gradient(d: &MlpDiscriminator, points: &[[f64; 2]]) -> Result<Vec<[f64; 2]>> {
     let x = points_tensor(points, &Device::Cpu)?;
     let (logits, grad) = d.forward_with_input_grad(&x)?;
     // ∇ log σ(l) = (1 − σ(l)) ∇l

@@ -45,7 +45,7 @@ pub fn points_tensor(points: &[[f64; 2]], device: &Device) -> Result<Tensor> {
 }
 
 /// Points of an [n, 2] tensor.
-pub fn tensor_points(t: &Tensor) -> Result<Vec<[f64; 2]>> {
+fn tensor_points(t: &Tensor) -> Result<Vec<[f64; 2]>> {
     Ok(t.to_vec2::<f32>()?
         .into_iter()
         .map(|r| [r[0] as f64, r[1] as f64])
@@ -231,7 +231,8 @@ impl ToyHook<'_> {
         Self::checkpoint_dir(out).join("last.safetensors")
     }
 
-    fn save(&self, trainer: &ToyTrainer, numbered: bool) -> Result<()> {
+    /// Writes the numbered checkpoint of this step and `last.safetensors`.
+    fn save(&self, trainer: &ToyTrainer) -> Result<()> {
         let mut ckpt = trainer.checkpoint(MODEL)?;
         let state = RunState {
             run: self.identity.clone(),
@@ -239,9 +240,7 @@ impl ToyHook<'_> {
         };
         ckpt.meta.extra = serde_json::to_value(&state).expect("run state serialises");
         let dir = Self::checkpoint_dir(self.out);
-        if numbered {
-            ckpt.save(&dir.join(format!("step-{:06}.safetensors", trainer.g_steps)))?;
-        }
+        ckpt.save(&dir.join(format!("step-{:06}.safetensors", trainer.g_steps)))?;
         ckpt.save(&Self::last_checkpoint(self.out))
     }
 }
@@ -274,7 +273,7 @@ impl EvalHook<MlpGenerator, MlpDiscriminator> for ToyHook<'_> {
             }
         }
         if last || (self.save_every > 0 && step.is_multiple_of(self.save_every)) {
-            self.save(trainer, true)?;
+            self.save(trainer)?;
         }
         Ok(())
     }
@@ -420,7 +419,7 @@ pub fn train_run(opts: &TrainOptions) -> Result<TrainSummary> {
 }
 
 /// The W1 curve as CSV (`g_step,w1_g,w1_g_ema`), written atomically.
-pub fn write_w1_csv(path: &Path, history: &[W1Point]) -> Result<()> {
+fn write_w1_csv(path: &Path, history: &[W1Point]) -> Result<()> {
     let rows: Vec<Vec<String>> = history
         .iter()
         .map(|p| {
@@ -435,7 +434,7 @@ pub fn write_w1_csv(path: &Path, history: &[W1Point]) -> Result<()> {
 }
 
 /// The W1 curves of G and G-EMA (`<stem>.png`, `<stem>.svg`).
-pub fn plot_w1_curve(stem: &Path, history: &[W1Point]) -> Result<()> {
+fn plot_w1_curve(stem: &Path, history: &[W1Point]) -> Result<()> {
     let g: Vec<(f64, f64)> = history.iter().map(|p| (p.g_step as f64, p.w1_g)).collect();
     let ema: Vec<(f64, f64)> = history
         .iter()
@@ -465,7 +464,7 @@ pub fn plot_w1_curve(stem: &Path, history: &[W1Point]) -> Result<()> {
 }
 
 /// Samples of G and G-EMA over target samples, 2048 each (`<stem>.png`, `<stem>.svg`).
-pub fn plot_samples(
+fn plot_samples(
     stem: &Path,
     trainer: &mut ToyTrainer,
     target: &Distribution,
