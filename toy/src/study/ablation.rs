@@ -2,12 +2,11 @@
 //! D, for each source — the study's claim that the generator decides which modes can be reached
 //! and the discriminator supplies the gradient field that moves samples, so both halves matter.
 
-use super::runs::{median_curve, Half, Start, TargetStudy};
+use super::runs::{draw_median_curves, CurvePoint, Half, MedianPanel, Start, TargetStudy};
 use super::{median, Source};
 use serde::Serialize;
 use std::path::Path;
 use whichgan::io::write_csv;
-use whichgan::plot::{self, Curve, LineChart, PALETTE};
 use whichgan::Result;
 
 /// Every start of the ablation (the scratch start is shared by both sources).
@@ -130,57 +129,25 @@ fn init(half: Half) -> &'static str {
 }
 
 fn draw(stem: &Path, study: &TargetStudy) -> Result<()> {
-    type Metric = (&'static str, fn(&super::runs::CurvePoint) -> f64);
+    type Metric = (&'static str, fn(&CurvePoint) -> f64);
     let metrics: [Metric; 2] = [
         ("W1 to the target", |p| p.w1),
         ("modes covered (of 10)", |p| p.coverage.modes_covered as f64),
     ];
-    let mut curves = Vec::new();
-    let mut labels = Vec::new();
-    let mut titles = Vec::new();
-    for (name, get) in metrics {
-        for source in Source::ALL {
-            let starts = Start::ablation(source);
-            curves.push(
-                starts
-                    .iter()
-                    .map(|&s| median_curve(study, s, get))
-                    .collect::<Vec<_>>(),
-            );
-            labels.push(starts.iter().map(|s| s.label()).collect::<Vec<_>>());
-            titles.push(format!(
-                "{}: {name}, median of {} seeds",
-                source.name(),
-                study.seeds.len()
-            ));
-        }
-    }
-    let chart_curves: Vec<Vec<Curve>> = curves
-        .iter()
-        .zip(&labels)
-        .map(|(per_start, names)| {
-            per_start
-                .iter()
-                .zip(names)
-                .enumerate()
-                .map(|(i, (points, label))| Curve {
-                    label,
-                    points,
-                    color: PALETTE[i],
-                })
-                .collect()
+    let panels: Vec<MedianPanel> = metrics
+        .into_iter()
+        .flat_map(|(name, get)| {
+            Source::ALL.into_iter().map(move |source| MedianPanel {
+                title: format!(
+                    "{}: {name}, median of {} seeds",
+                    source.name(),
+                    study.seeds.len()
+                ),
+                y_label: name,
+                starts: Start::ablation(source).to_vec(),
+                value: Box::new(get),
+            })
         })
         .collect();
-    let charts: Vec<LineChart> = chart_curves
-        .iter()
-        .enumerate()
-        .map(|(i, c)| LineChart {
-            title: &titles[i],
-            x_label: "G step on the target",
-            y_label: metrics[i / Source::ALL.len()].0,
-            curves: c,
-            log_y: false,
-        })
-        .collect();
-    plot::line_grid(stem, &charts, 2).map_err(|e| e.in_file(stem))
+    draw_median_curves(stem, study, &panels, 2)
 }

@@ -4,11 +4,10 @@
 
 use super::median;
 use super::probe::Coverage;
-use super::runs::{median_curve, Start, TargetStudy};
+use super::runs::{draw_median_curves, MedianPanel, Start, TargetStudy};
 use serde::Serialize;
 use std::path::Path;
 use whichgan::io::write_csv;
-use whichgan::plot::{self, Curve, LineChart, PALETTE};
 use whichgan::Result;
 
 /// The starts of the coverage curves (those of Figure 2).
@@ -69,47 +68,16 @@ pub fn write(out: &Path, study: &TargetStudy, samples: usize) -> Result<Coverage
         ("recall", |c| c.recall),
         ("precision", |c| c.precision),
     ];
-    let curves: Vec<Vec<Vec<(f64, f64)>>> = metrics
-        .iter()
-        .map(|(_, get)| {
-            starts()
-                .iter()
-                .map(|&s| median_curve(study, s, |p| get(&p.coverage)))
-                .collect()
-        })
-        .collect();
-    let labels: Vec<String> = starts().iter().map(|s| s.label()).collect();
-    let chart_curves: Vec<Vec<Curve>> = curves
-        .iter()
-        .map(|per_start| {
-            per_start
-                .iter()
-                .enumerate()
-                .map(|(i, points)| Curve {
-                    label: &labels[i],
-                    points,
-                    color: PALETTE[i],
-                })
-                .collect()
-        })
-        .collect();
-    let titles: Vec<String> = metrics
-        .iter()
-        .map(|(name, _)| format!("{name}, median of {} seeds", study.seeds.len()))
-        .collect();
-    let charts: Vec<LineChart> = metrics
-        .iter()
-        .enumerate()
-        .map(|(i, (name, _))| LineChart {
-            title: &titles[i],
-            x_label: "G step on the target",
+    let panels: Vec<MedianPanel> = metrics
+        .into_iter()
+        .map(|(name, get)| MedianPanel {
+            title: format!("{name}, median of {} seeds", study.seeds.len()),
             y_label: name,
-            curves: &chart_curves[i],
-            log_y: false,
+            starts: starts().to_vec(),
+            value: Box::new(move |p| get(&p.coverage)),
         })
         .collect();
-    let stem = out.join("coverage");
-    plot::line_grid(&stem, &charts, 3).map_err(|e| e.in_file(&stem))?;
+    draw_median_curves(&out.join("coverage"), study, &panels, 3)?;
     let finals = starts()
         .iter()
         .map(|&s| {

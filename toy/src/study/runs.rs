@@ -11,6 +11,8 @@ use indicatif::ProgressBar;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
+use std::path::Path;
+use whichgan::plot::{self, Curve, LineChart, PALETTE};
 use whichgan::{Error, Result};
 
 /// Where one half (G or D) of a target run starts.
@@ -269,8 +271,60 @@ impl TargetStudy {
     }
 }
 
+/// One panel of [`draw_median_curves`]: for each start, the median over seeds of `value`.
+pub struct MedianPanel<'a> {
+    pub title: String,
+    pub y_label: &'a str,
+    pub starts: Vec<Start>,
+    pub value: Box<dyn Fn(&CurvePoint) -> f64 + 'a>,
+}
+
+/// Median curves against the G step on the target, one panel each, `columns` panels per row
+/// (`<stem>.png`, `<stem>.svg`).
+pub fn draw_median_curves(
+    stem: &Path,
+    study: &TargetStudy,
+    panels: &[MedianPanel],
+    columns: usize,
+) -> Result<()> {
+    let medians: Vec<Vec<(String, Vec<(f64, f64)>)>> = panels
+        .iter()
+        .map(|panel| {
+            let starts = panel.starts.iter();
+            starts
+                .map(|&s| (s.label(), median_curve(study, s, &panel.value)))
+                .collect()
+        })
+        .collect();
+    let curves: Vec<Vec<Curve>> = medians
+        .iter()
+        .map(|per_start| {
+            let per_start = per_start.iter().enumerate();
+            per_start
+                .map(|(i, (label, points))| Curve {
+                    label,
+                    points,
+                    color: PALETTE[i],
+                })
+                .collect()
+        })
+        .collect();
+    let charts: Vec<LineChart> = panels
+        .iter()
+        .zip(&curves)
+        .map(|(panel, curves)| LineChart {
+            title: &panel.title,
+            x_label: "G step on the target",
+            y_label: panel.y_label,
+            curves,
+            log_y: false,
+        })
+        .collect();
+    plot::line_grid(stem, &charts, columns).map_err(|e| e.in_file(stem))
+}
+
 /// The median over seeds of `value` at each evaluated step of `start`'s runs.
-pub fn median_curve(
+fn median_curve(
     study: &TargetStudy,
     start: Start,
     value: impl Fn(&CurvePoint) -> f64,
