@@ -6,10 +6,12 @@ mod dataset_cmd;
 mod device;
 mod features_cmd;
 mod metrics_cmd;
+mod outputs;
 mod report;
 mod stylegan2_cmd;
 mod toy_cmd;
 mod train_cmd;
+mod values;
 
 use clap::{Parser, Subcommand};
 
