@@ -62,7 +62,7 @@ enum ToyCommand {
         /// Distribution whose samples are drawn under the field.
         #[arg(long)]
         target: String,
-        /// Output image: NAME.png (or NAME.svg, or NAME); NAME.png and NAME.svg are written.
+        /// Output image: NAME.png (or NAME.svg); NAME.png and NAME.svg are written.
         #[arg(long)]
         out: PathBuf,
         /// Seed of the drawn G and target samples.
