@@ -4,8 +4,9 @@
 
 use crate::device::parse_device;
 use crate::report::Report;
+use crate::values::at_least_one;
 use candle_core::Device;
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
@@ -53,12 +54,13 @@ enum BenchWhat {
         /// Timed repetitions for the fast cases (the heavy ones run once after a warm-up).
         #[arg(long, default_value_t = 5)]
         runs: usize,
-        /// Run only these benchmarks (w1, prdc, fid).
-        #[arg(long, value_delimiter = ',')]
-        only: Vec<String>,
+        /// Run only these benchmarks (comma-separated; default: all).
+        #[arg(long, value_enum, value_delimiter = ',')]
+        only: Vec<MetricBench>,
         /// Skip prdc's own implementation (24 s a run) and time only the playground-style torch code.
         #[arg(long)]
         skip_prdc_package: bool,
+        /// Print one JSON object per result on stdout instead of the human summary.
         #[arg(long)]
         json: bool,
     },
@@ -69,11 +71,12 @@ enum BenchWhat {
         #[arg(long, default_value = ".bench-venv/bin/python")]
         python: PathBuf,
         /// Timed cycles on each side.
-        #[arg(long, default_value_t = 500)]
+        #[arg(long, default_value_t = 500, value_parser = at_least_one)]
         cycles: usize,
         /// fat-circle (Source-I) or circle (the target mixture).
         #[arg(long, default_value = "fat-circle")]
         data: String,
+        /// Print one JSON object per result on stdout instead of the human summary.
         #[arg(long)]
         json: bool,
     },
@@ -95,13 +98,15 @@ enum BenchWhat {
         /// Folder of the official stylegan2-ada-pytorch code.
         #[arg(long)]
         official: PathBuf,
-        /// Weights and configuration (config.json, G/D.safetensors, checkpoint.pt).
+        /// Weights and configuration (config.json, G/D.safetensors, checkpoint.pt); the default
+        /// is the repository's fixture, relative to its root.
         #[arg(long, default_value = "tests/fixtures/stylegan2")]
         fixture: PathBuf,
         /// Time freshly initialised networks of the `auto` configuration at this resolution
         /// instead of the fixture's.
         #[arg(long)]
         res: Option<usize>,
+        /// Images per forward pass on both sides.
         #[arg(long, default_value_t = 8)]
         batch: usize,
         /// Timed repetitions on each side (medians are reported).
@@ -110,6 +115,7 @@ enum BenchWhat {
         /// cpu or cuda:N (both sides).
         #[arg(long, default_value = "cpu")]
         device: String,
+        /// Print one JSON object per result on stdout instead of the human summary.
         #[arg(long)]
         json: bool,
     },
@@ -154,6 +160,7 @@ enum BenchWhat {
         /// cpu or cuda:N (both sides).
         #[arg(long, default_value = "cpu")]
         device: String,
+        /// Print one JSON object per result on stdout instead of the human summary.
         #[arg(long)]
         json: bool,
     },
@@ -171,7 +178,7 @@ enum BenchWhat {
         #[arg(long, default_value = ".bench-data")]
         data: PathBuf,
         /// Number of images.
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, default_value_t = 1000, value_parser = at_least_one)]
         n: usize,
         /// Image side.
         #[arg(long, default_value_t = 256)]
@@ -179,6 +186,7 @@ enum BenchWhat {
         /// Our batch size (pytorch-fid uses 50, its default).
         #[arg(long, default_value_t = 8)]
         batch: usize,
+        /// Print one JSON object per result on stdout instead of the human summary.
         #[arg(long)]
         json: bool,
     },
@@ -257,6 +265,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
             device,
             json,
         } => {
+            if res.is_none() {
+                check_fixture(&fixture)?;
+            }
             let device = parse_device(&device)?;
             let bench = Bench::new(python, reps)?;
             let networks = match res {
@@ -269,6 +280,32 @@ pub fn run(args: BenchArgs) -> Result<()> {
             std::fs::remove_dir_all(&bench.scripts).ok();
             result
         }
+    }
+}
+
+/// The benchmarks of `bench metrics`.
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum MetricBench {
+    W1,
+    Prdc,
+    Fid,
+}
+
+/// The default `--fixture` is relative to the repository's root; elsewhere it is missing, and
+/// the message says what to pass instead.
+fn check_fixture(dir: &Path) -> Result<()> {
+    let missing = ["G.safetensors", "D.safetensors", "config.json"]
+        .into_iter()
+        .find(|name| !dir.join(name).is_file());
+    match missing {
+        None => Ok(()),
+        Some(name) => Err(Error::in_file(
+            dir,
+            format!(
+                "no {name}: pass --fixture <repository>/tests/fixtures/stylegan2 (the default \
+                 is relative to the repository's root), or --res R for fresh networks"
+            ),
+        )),
     }
 }
 
@@ -308,7 +345,7 @@ impl Bench {
     fn metrics(
         &self,
         data: &Path,
-        only: &[String],
+        only: &[MetricBench],
         skip_prdc_package: bool,
         json: bool,
     ) -> Result<()> {
@@ -317,16 +354,16 @@ impl Bench {
             eprintln!("generating benchmark inputs in {} …", data.display());
             bench.python_json("make_data.py", &[data.as_os_str()], false)?;
         }
-        let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
-        if wanted("w1") {
+        let wanted = |bench: MetricBench| only.is_empty() || only.contains(&bench);
+        if wanted(MetricBench::W1) {
             for n in [2048, 4096] {
                 bench.w1(data, n)?.print(json);
             }
         }
-        if wanted("prdc") {
+        if wanted(MetricBench::Prdc) {
             bench.prdc(data, skip_prdc_package)?.print(json);
         }
-        if wanted("fid") {
+        if wanted(MetricBench::Fid) {
             bench.fid(data)?.print(json);
         }
         Ok(())

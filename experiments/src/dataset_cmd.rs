@@ -1,12 +1,18 @@
 //! `whichgan dataset synth|pack`: datasets in the official zip layout.
 
+use crate::features_cmd::image_bar;
+use crate::outputs::check_output_files;
 use crate::report::Report;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
-use whichgan::dataset::{pack, write_synth, Resize, SynthSpec};
-use whichgan::Result;
+use whichgan::dataset::{pack, write_synth_counted, Resize, SynthSpec};
+use whichgan::{Error, Result};
 
 #[derive(Args)]
+#[command(after_help = "Examples:\n  \
+    whichgan dataset synth --images 2000 --classes 10 --resolution 32 --out shapes.zip\n  \
+    whichgan dataset pack flowers/ flowers-256.zip --resize 256\n  \
+    whichgan dataset pack by-class/ labelled.zip --labels-from-folders")]
 pub struct DatasetArgs {
     #[command(subcommand)]
     what: DatasetWhat,
@@ -24,14 +30,16 @@ enum DatasetWhat {
         Example:\n  whichgan dataset synth --images 2000 --classes 10 --resolution 32 --out shapes.zip"
     )]
     Synth {
+        /// Number of images.
         #[arg(long, default_value_t = 1000)]
         images: usize,
         /// Number of classes (at most 40).
         #[arg(long, default_value_t = 10)]
         classes: usize,
-        /// Image side in pixels.
+        /// Image side in pixels: a power of two of at least 8, as training needs.
         #[arg(long, default_value_t = 32)]
         resolution: u32,
+        /// Seed of the draws; image i depends only on (seed, i).
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Output .zip.
@@ -53,7 +61,8 @@ enum DatasetWhat {
         /// Skip images that cannot be decoded (counted) instead of stopping.
         #[arg(long)]
         skip_bad: bool,
-        /// Class labels from the top-level sub-folder of each image.
+        /// Class labels from the top-level sub-folder of each image (a source with labels in
+        /// its dataset.json keeps those instead).
         #[arg(long)]
         labels_from_folders: bool,
     },
@@ -68,7 +77,17 @@ pub fn run(args: DatasetArgs) -> Result<()> {
             seed,
             out,
         } => {
-            let n = write_synth(
+            // Training builds its networks for power-of-two sides only; a dataset it cannot
+            // use is refused here rather than at the start of a training run.
+            if !(resolution >= 8 && resolution.is_power_of_two()) {
+                return Err(Error::invalid(format!(
+                    "--resolution must be a power of two of at least 8 (8, 16, 32, …), \
+                     as training needs; got {resolution}"
+                )));
+            }
+            check_output_files(&[("--out", &out)])?;
+            let bar = image_bar("synth");
+            let n = write_synth_counted(
                 &SynthSpec {
                     images,
                     classes,
@@ -76,7 +95,9 @@ pub fn run(args: DatasetArgs) -> Result<()> {
                     seed,
                 },
                 &out,
+                &bar,
             )?;
+            bar.finish_and_clear();
             Report::new()
                 .with("images", n)
                 .with("classes", classes)
@@ -92,10 +113,13 @@ pub fn run(args: DatasetArgs) -> Result<()> {
             labels_from_folders,
         } => {
             if resize == Some(0) {
-                return Err(whichgan::Error::invalid("--resize must be at least 1"));
+                return Err(Error::invalid("--resize must be at least 1"));
             }
+            check_output_files(&[("OUT", &out)])?;
             let resize = resize.map_or(Resize::None, Resize::CenterCrop);
-            let summary = pack(&source, &out, resize, skip_bad, labels_from_folders)?;
+            let bar = image_bar("pack");
+            let summary = pack(&source, &out, resize, skip_bad, labels_from_folders, &bar)?;
+            bar.finish_and_clear();
             Report::new()
                 .with("images", summary.images)
                 .with("skipped", summary.skipped)

@@ -3,7 +3,9 @@
 
 use crate::device::parse_device;
 use crate::metrics_cmd::KidArgs;
+use crate::outputs::check_output_files;
 use crate::report::Report;
+use clap::builder::PossibleValuesParser;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -89,7 +91,7 @@ impl ExtractionArgs {
 }
 
 /// A progress bar over images on stderr (drawn only on a terminal).
-fn image_bar(label: &str) -> ProgressBar {
+pub(crate) fn image_bar(label: &str) -> ProgressBar {
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(
@@ -130,6 +132,7 @@ pub fn features(args: FeaturesArgs) -> Result<()> {
     if whichgan::io::extension(&args.out).as_deref() != Some("npy") {
         return Err(Error::in_file(&args.out, "the output must be a .npy file"));
     }
+    check_output_files(&[("--out", &args.out)])?;
     let kind = ExtractorKind::from(args.extractor);
     let source = match (&args.data, &args.images) {
         (Some(d), _) => ImageSource::Data(d.clone()),
@@ -177,7 +180,8 @@ pub struct SelectArgs {
     #[arg(long)]
     vgg16: Option<PathBuf>,
     /// The metric that picks the recommended source.
-    #[arg(long, default_value = "recall")]
+    #[arg(long, default_value = "recall", ignore_case = true,
+          value_parser = PossibleValuesParser::new(Metric::ALL.map(Metric::name)))]
     metric: String,
     /// Neighbours for precision and recall.
     #[arg(long, default_value_t = 3)]
@@ -263,7 +267,7 @@ fn collect(
 }
 
 pub fn select(args: SelectArgs) -> Result<()> {
-    let metric: Metric = args.metric.parse()?;
+    let metric: Metric = args.metric.to_ascii_lowercase().parse()?;
     if args.k == 0 {
         return Err(Error::invalid("--k must be at least 1"));
     }
@@ -281,7 +285,7 @@ pub fn select(args: SelectArgs) -> Result<()> {
             None => sources.push((name.to_owned(), vec![PathBuf::from(path)])),
         }
     }
-    whichgan::io::create_writable_dir(&args.out)?;
+    check_output_folder(&args.out)?;
     let mut extractions = Vec::new();
     if let Some(w) = &args.inception {
         extractions.push(args.common.extraction(ExtractorKind::Inception, w)?);
@@ -326,6 +330,8 @@ pub fn select(args: SelectArgs) -> Result<()> {
     }
     let order = ranking(&scores, metric);
     let recommended = &scores[order[0]];
+    // Created only now: a run that fails earlier leaves no empty folder behind.
+    whichgan::io::create_writable_dir(&args.out)?;
     write_scores(&args.out, &scores, metric, pr_kind, args.k)?;
     if args.common.json {
         let rows: Vec<_> = scores
@@ -343,6 +349,34 @@ pub fn select(args: SelectArgs) -> Result<()> {
         );
     } else {
         print!("{}", markdown(&scores, metric, pr_kind, args.k));
+    }
+    Ok(())
+}
+
+/// Checks, before any work, that `--out` can become the output folder: an existing folder that
+/// takes files, or a new one whose nearest existing ancestor is a folder.
+fn check_output_folder(out: &Path) -> Result<()> {
+    if out.exists() {
+        if !out.is_dir() {
+            return Err(Error::in_file(
+                out,
+                "is a file; --out takes a folder (scores.csv and selection.md go in it)",
+            ));
+        }
+        return whichgan::io::create_writable_dir(out);
+    }
+    let mut ancestor = out.parent();
+    while let Some(dir) = ancestor.filter(|d| !d.as_os_str().is_empty()) {
+        if dir.exists() {
+            if !dir.is_dir() {
+                return Err(Error::in_file(
+                    out,
+                    format!("{} is a file, not a folder", dir.display()),
+                ));
+            }
+            break;
+        }
+        ancestor = dir.parent();
     }
     Ok(())
 }

@@ -6,10 +6,12 @@ mod dataset_cmd;
 mod device;
 mod features_cmd;
 mod metrics_cmd;
+mod outputs;
 mod report;
 mod stylegan2_cmd;
 mod toy_cmd;
 mod train_cmd;
+mod values;
 
 use clap::{Parser, Subcommand};
 
@@ -71,7 +73,7 @@ fn main() {
     short_spins_in_candles_pool();
     thread_count_read_once();
     element_wise_on_the_calling_thread_on_two_cores();
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| usage_error(e));
     let outcome = match cli.command {
         Command::Metrics(args) => metrics_cmd::run(args),
         Command::Toy(args) => {
@@ -97,6 +99,59 @@ fn main() {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
+}
+
+/// Help and version go out as clap prints them (exit 0); a usage error becomes the one
+/// `error: …` line of every other failure (exit 2, clap's code for usage errors).
+fn usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => e.exit(),
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let command = command_path(&e.to_string()).unwrap_or_else(|| "whichgan".into());
+            eprintln!("error: '{command}' needs a subcommand (see '{command} --help')");
+        }
+        _ => {
+            let text = e.to_string();
+            let help = match command_path(&text) {
+                Some(command) => format!("'{command} --help'"),
+                None => "--help".to_owned(),
+            };
+            eprintln!("error: {} (see {help})", one_line(&text));
+        }
+    }
+    std::process::exit(2)
+}
+
+/// clap's message on one line: its first line without the `error: ` prefix, the items of a
+/// list it introduces (`… were not provided:` then one argument a line) and the possible
+/// values it names further down. Usage and tips are left to `--help`.
+fn one_line(text: &str) -> String {
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or_default();
+    let mut line = first.strip_prefix("error: ").unwrap_or(first).to_owned();
+    let rest: Vec<&str> = lines.map(str::trim).collect();
+    if line.ends_with(':') {
+        let items: Vec<&str> = rest.iter().copied().take_while(|l| !l.is_empty()).collect();
+        line = format!("{} {}", line, items.join(", "));
+    }
+    if let Some(values) = rest.iter().find(|l| l.starts_with("[possible values:")) {
+        line = format!("{line} {values}");
+    }
+    line
+}
+
+/// The command a usage error is about (`whichgan dataset synth`), from clap's usage line (which
+/// some messages, such as those about a value, do not have).
+fn command_path(text: &str) -> Option<String> {
+    let usage = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Usage: "))?;
+    let words: Vec<&str> = usage
+        .split_whitespace()
+        .take_while(|w| !w.starts_with(['[', '<', '-']))
+        .collect();
+    Some(words.join(" "))
 }
 
 /// Rust ignores SIGPIPE, so printing into a closed pipe (`whichgan … | head`) would panic;

@@ -1,6 +1,7 @@
 //! `whichgan metrics …`: one subcommand per metric.
 
 use crate::report::Report;
+use crate::values::at_least_one;
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -13,6 +14,12 @@ use whichgan::metrics::{stats, w1};
 use whichgan::{Error, Result};
 
 #[derive(Args)]
+#[command(after_help = "Examples:\n  \
+    whichgan metrics w1 target.csv samples.csv\n  \
+    whichgan metrics prdc real.npy fake.npy --k 5 --json\n  \
+    whichgan metrics fid real_feats.npy fake_feats.npy\n  \
+    whichgan metrics corr sweep.csv --x recall --y min_w1\n  \
+    whichgan metrics coverage samples.csv --centres centres.csv --sigma 0.25")]
 pub struct MetricsArgs {
     #[command(subcommand)]
     metric: Metric,
@@ -49,11 +56,18 @@ impl KidArgs {
 enum Metric {
     /// Exact Wasserstein-1 distance (Euclidean cost, uniform weights; sizes may differ).
     #[command(after_help = "Example:\n  whichgan metrics w1 target.csv samples.npy --json")]
-    W1 { a: PathBuf, b: PathBuf },
+    W1 {
+        /// The first point set (.csv or .npy).
+        a: PathBuf,
+        /// The second point set (.csv or .npy).
+        b: PathBuf,
+    },
     /// k-NN precision, recall, density and coverage of FAKE against REAL.
     #[command(after_help = "Example:\n  whichgan metrics prdc real.npy fake.npy --k 5")]
     Prdc {
+        /// The real points (.csv or .npy).
         real: PathBuf,
+        /// The generated points (.csv or .npy).
         fake: PathBuf,
         /// Neighbour rank that sets each ball's radius.
         #[arg(long, default_value_t = 5)]
@@ -67,7 +81,9 @@ enum Metric {
         whichgan metrics fid real_feats.npy fake_feats.npy\n  \
         whichgan metrics fid fake_feats.npy flowers_stats.npz --json")]
     Fid {
+        /// Features [N, D] (.npy or .csv) or pytorch-fid statistics (.npz with mu and sigma).
         a: PathBuf,
+        /// The other side, in either form.
         b: PathBuf,
         #[command(flatten)]
         kid: KidArgs,
@@ -77,9 +93,12 @@ enum Metric {
         after_help = "Example:\n  whichgan metrics corr sweep.csv --x recall --y min_w1 --by convention --json"
     )]
     Corr {
+        /// A CSV file with a header row.
         file: PathBuf,
+        /// Name of the first column.
         #[arg(long)]
         x: String,
+        /// Name of the second column.
         #[arg(long)]
         y: String,
         /// Report one correlation per distinct value of this column.
@@ -91,6 +110,7 @@ enum Metric {
         after_help = "Example:\n  whichgan metrics coverage samples.csv --centres centres.csv --sigma 0.25"
     )]
     Coverage {
+        /// The samples (.csv or .npy).
         samples: PathBuf,
         /// The mixture's mode centres (.csv or .npy).
         #[arg(long)]
@@ -102,7 +122,7 @@ enum Metric {
         #[arg(long, default_value_t = 3.0)]
         radius_sigmas: f64,
         /// A mode is covered with at least this many high-quality samples.
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, default_value_t = 10, value_parser = at_least_one)]
         min_samples: usize,
     },
 }
@@ -185,6 +205,13 @@ pub fn run(args: MetricsArgs) -> Result<()> {
             radius_sigmas,
             min_samples,
         } => {
+            for (option, value) in [("--sigma", sigma), ("--radius-sigmas", radius_sigmas)] {
+                if !(value > 0.0 && value.is_finite()) {
+                    return Err(Error::invalid(format!(
+                        "{option} must be a positive finite number, got {value}"
+                    )));
+                }
+            }
             let (s, c) = (load_points(&samples)?, load_points(&centres)?);
             same_dim(&samples, s.dim(), &centres, c.dim())?;
             let thresholds = CoverageThresholds {

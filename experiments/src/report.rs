@@ -47,6 +47,9 @@ fn human(value: &Value) -> String {
             items.iter().map(human).collect::<Vec<_>>().join(", ")
         ),
         Value::String(s) => s.clone(),
+        // A value that does not apply (no gradient file, a fresh run, an undefined p-value):
+        // people read a dash; JSON keeps its null.
+        Value::Null => "-".to_owned(),
         other => other.to_string(),
     }
 }

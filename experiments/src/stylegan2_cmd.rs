@@ -1,6 +1,7 @@
 //! `whichgan generate` and `whichgan discriminate`: the StyleGAN2 networks of a checkpoint.
 
 use crate::device::parse_device;
+use crate::outputs::check_output_files;
 use crate::report::Report;
 use candle_core::{Device, Tensor};
 use clap::Args;
@@ -35,8 +36,8 @@ pub struct GenerateArgs {
     /// Intermediate latents [N, num_ws, w_dim] (.npy); skips the mapping network.
     #[arg(long)]
     ws: Option<PathBuf>,
-    /// Truncation ψ (1: none).
-    #[arg(long, default_value_t = 1.0)]
+    /// Truncation ψ (1: none; 0: the average latent; negative values flip around it).
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
     psi: f64,
     /// const | random | none
     #[arg(long, default_value = "const")]
@@ -158,6 +159,13 @@ fn check_out(path: &Path, allowed: &[&str]) -> Result<String> {
 
 pub fn generate(args: GenerateArgs) -> Result<()> {
     let ext = check_out(&args.out, &["png", "npy"])?;
+    check_output_files(&[("--out", &args.out)])?;
+    if !args.psi.is_finite() {
+        return Err(Error::invalid(format!(
+            "--psi must be a finite number, got {}",
+            args.psi
+        )));
+    }
     let device = args.common.device()?;
     let noise = match args.noise.as_str() {
         "const" => NoiseMode::Const,
@@ -234,9 +242,12 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
 
 pub fn discriminate(args: DiscriminateArgs) -> Result<()> {
     check_out(&args.out, &["npy"])?;
+    let mut outputs = vec![("--out", args.out.as_path())];
     if let Some(grad) = &args.grad {
         check_out(grad, &["npy"])?;
+        outputs.push(("--grad", grad.as_path()));
     }
+    check_output_files(&outputs)?;
     let device = args.common.device()?;
     if args.batch == 0 || args.mbstd_group == 0 {
         return Err(Error::invalid(

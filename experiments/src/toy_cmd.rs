@@ -1,6 +1,8 @@
 //! `whichgan toy …`: the 2-D GAN lab.
 
+use crate::outputs::check_output_files;
 use crate::report::Report;
+use clap::builder::PossibleValuesParser;
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use whichgan::io::create_writable_dir;
@@ -10,11 +12,19 @@ use whichgan_toy::field::plot_field;
 use whichgan_toy::study::figure3::{self, Shard, SweepPlan};
 use whichgan_toy::study::reproduce::reproduce;
 use whichgan_toy::study::runs::TargetStudy;
-use whichgan_toy::study::{ablation, coverage, figure2, Preset, StudyOptions};
-use whichgan_toy::train::{playground_config, train_run, Init, TrainOptions};
+use whichgan_toy::study::{ablation, coverage, figure2, Preset, StudyOptions, PRESETS};
+use whichgan_toy::train::{
+    load_toy_checkpoint, playground_config, train_run, Init, ToyHook, TrainOptions,
+};
 use whichgan_toy::Distribution;
 
 #[derive(Args)]
+#[command(after_help = "Examples:\n  \
+    whichgan toy train --data fat-circle:r=20,sigma=4 --steps 5000 --out runs/source1\n  \
+    whichgan toy field --ckpt runs/source1/checkpoints/last.safetensors \\\n    \
+    --target circle:size=20,sigma=0.25 --out field.png\n  \
+    whichgan toy figure2 --seeds 3 --out plots/\n  \
+    whichgan toy reproduce --preset fast --out /tmp/quick")]
 pub struct ToyArgs {
     #[command(subcommand)]
     command: ToyCommand,
@@ -52,9 +62,10 @@ enum ToyCommand {
         /// Distribution whose samples are drawn under the field.
         #[arg(long)]
         target: String,
-        /// Output image; the .png and an .svg beside it are written.
+        /// Output image: NAME.png (or NAME.svg); NAME.png and NAME.svg are written.
         #[arg(long)]
         out: PathBuf,
+        /// Seed of the drawn G and target samples.
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
@@ -121,13 +132,14 @@ enum ToyCommand {
 #[derive(Args)]
 struct StudyArgs {
     /// Budgets: paper (the study's) or fast (a quick check).
-    #[arg(long, default_value = "paper")]
+    #[arg(long, default_value = "paper", ignore_case = true,
+          value_parser = PossibleValuesParser::new(PRESETS.map(|p| p.name)))]
     preset: String,
     /// The first seed; repeats use the next ones.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Seeds to run, for the target runs and the Figure 3 sweep alike (default: the preset's —
-    /// paper: 3 for target runs, 1 for the sweep).
+    /// Seeds to run: each experiment repeats its runs once per seed (default: the preset's —
+    /// paper: 3 for figure2, ablation and coverage, 1 for the figure3 sweep).
     #[arg(long)]
     seeds: Option<u64>,
     /// Output folder (created if missing; the experiment's files in it are replaced).
@@ -143,7 +155,7 @@ impl StudyArgs {
         if self.seeds == Some(0) {
             return Err(Error::invalid("--seeds must be at least 1"));
         }
-        let preset = Preset::by_name(&self.preset)?;
+        let preset = Preset::by_name(&self.preset.to_ascii_lowercase())?;
         let seeds = self.seeds.unwrap_or(preset.seeds.max(preset.sweep_seeds));
         if self.seed.checked_add(seeds).is_none() {
             return Err(Error::invalid(
@@ -188,6 +200,7 @@ struct TrainArgs {
     /// D steps per G step.
     #[arg(long, default_value_t = 4)]
     d_steps: usize,
+    /// Seed of the networks' initialisation and of the training samples.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Network width (the study: 64).
@@ -217,11 +230,13 @@ pub fn run(args: ToyArgs) -> Result<()> {
             seed,
         } => {
             let target: Distribution = target.parse()?;
-            let stem = out.with_extension("");
+            let stem = figure_stem(&out)?;
+            let (png, svg) = (with_suffix(&stem, ".png"), with_suffix(&stem, ".svg"));
+            check_output_files(&[("--out", &png), ("--out", &svg)])?;
             plot_field(&ckpt, &target, &stem, seed)?;
             Report::new()
-                .with("png", stem.with_extension("png").display().to_string())
-                .with("svg", stem.with_extension("svg").display().to_string())
+                .with("png", png.display().to_string())
+                .with("svg", svg.display().to_string())
                 .print(args.json);
             Ok(())
         }
@@ -296,6 +311,31 @@ pub fn run(args: ToyArgs) -> Result<()> {
     }
 }
 
+/// The name a figure's .png and .svg share: `--out` without its .png or .svg. Only that
+/// extension goes, since the figure writer appends `.png`/`.svg` to the name as it is
+/// (`field.step.500` gives `field.step.500.png`); other extensions would be silently
+/// replaced and are refused.
+fn figure_stem(out: &Path) -> Result<PathBuf> {
+    match out
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+    {
+        None => Ok(out.to_owned()),
+        Some(e) if e == "png" || e == "svg" => Ok(out.with_extension("")),
+        Some(e) => Err(Error::in_file(
+            out,
+            format!("a figure is written as .png and .svg, not .{e}; end --out in .png"),
+        )),
+    }
+}
+
+/// `path` with `suffix` appended to its file name.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 /// Runs `work` on a pool of `jobs` threads (default: the global pool, one per core).
 fn in_pool(jobs: Option<usize>, work: impl FnOnce() -> Result<()> + Send) -> Result<()> {
     match jobs {
@@ -323,6 +363,33 @@ fn print_summary(summary: &impl serde::Serialize, json: bool, out: &Path) {
     }
 }
 
+/// `--resume` continues a run: without a checkpoint in `--out` (a mistyped folder) it would
+/// quietly start a new run, and with `--steps` not past the checkpoint's it would do nothing.
+fn check_resumable(out: &Path, steps: u64) -> Result<()> {
+    let last = ToyHook::last_checkpoint(out);
+    if !last.exists() {
+        return Err(Error::in_file(
+            out,
+            format!(
+                "--resume: no run to continue (no {}); check --out, or leave out --resume to \
+                 start a new run",
+                last.strip_prefix(out).unwrap_or(&last).display()
+            ),
+        ));
+    }
+    let done = load_toy_checkpoint(&last)?.meta.g_steps;
+    if steps <= done {
+        return Err(Error::in_file(
+            &last,
+            format!(
+                "--resume: the run is already at {done} G steps; --steps is the run's total, \
+                 so give more than {done} to train further"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn train(args: TrainArgs, json: bool) -> Result<()> {
     let data: Distribution = args.data.parse()?;
     let loss: Loss = args.loss.parse()?;
@@ -339,6 +406,9 @@ fn train(args: TrainArgs, json: bool) -> Result<()> {
     } else {
         Penalty::None
     };
+    if args.resume {
+        check_resumable(&args.out, args.steps)?;
+    }
     let init = Init {
         g: args.init.clone().or(args.init_g),
         d: args.init.or(args.init_d),

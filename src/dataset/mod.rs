@@ -12,12 +12,14 @@
 mod synth;
 mod writer;
 
-pub use synth::{synth_image, write_synth, SynthSpec, MAX_CLASSES};
+pub use synth::{synth_image, write_synth, write_synth_counted, SynthSpec, MAX_CLASSES};
 pub use writer::DatasetWriter;
 
 use crate::{Error, Result};
 use image::imageops::FilterType;
 use image::RgbImage;
+use indicatif::ProgressBar;
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -140,6 +142,60 @@ impl ImageDataset {
         }
     }
 
+    /// The class labels of the dataset's `dataset.json` (at the top of the folder or archive, as
+    /// the official `dataset_tool.py` writes and reads it), by image name; `None` when there is
+    /// no such file or it says `"labels": null`.
+    pub fn labels(&self) -> Result<Option<HashMap<String, u32>>> {
+        const NAME: &str = "dataset.json";
+        let text = match &self.storage {
+            Storage::Folder(root) => {
+                let path = root.join(NAME);
+                if !path.is_file() {
+                    return Ok(None);
+                }
+                std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?
+            }
+            Storage::Zip(path) => {
+                let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+                let mut zip = zip::ZipArchive::new(file).map_err(|e| {
+                    Error::in_file(path, format!("not a readable zip archive ({e})"))
+                })?;
+                let mut text = String::new();
+                match zip.by_name(NAME) {
+                    Ok(mut f) => f
+                        .read_to_string(&mut text)
+                        .map_err(|e| Error::in_file(path, format!("cannot read {NAME}: {e}")))?,
+                    Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+                    Err(e) => return Err(Error::in_file(path, format!("cannot read {NAME}: {e}"))),
+                };
+                text
+            }
+        };
+        let bad = |why: &str| Error::invalid(format!("{}: {why}", self.locate(NAME)));
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad(&format!("not JSON ({e})")))?;
+        let labels = match json.get("labels") {
+            None | Some(serde_json::Value::Null) => return Ok(None),
+            Some(serde_json::Value::Array(labels)) => labels,
+            Some(_) => return Err(bad("\"labels\" must be a list or null")),
+        };
+        labels
+            .iter()
+            .map(|entry| {
+                let pair = entry.as_array().filter(|p| p.len() == 2);
+                match pair.map(|p| (p[0].as_str(), p[1].as_u64())) {
+                    Some((Some(name), Some(class))) if class <= u32::MAX as u64 => {
+                        Ok((name.to_owned(), class as u32))
+                    }
+                    _ => Err(bad(&format!(
+                        "label entry {entry} is not [image name, class number]"
+                    ))),
+                }
+            })
+            .collect::<Result<HashMap<_, _>>>()
+            .map(Some)
+    }
+
     /// Where image `name` lives, for messages.
     fn locate(&self, name: &str) -> String {
         match &self.storage {
@@ -248,19 +304,23 @@ pub struct PackSummary {
     pub images: usize,
     pub skipped: usize,
     pub resolution: (u32, u32),
-    /// Class names in label order, when labels come from sub-folders.
+    /// Class names in label order: the sub-folders' names with labels from sub-folders, the
+    /// class numbers with labels kept from the source's `dataset.json`; empty without labels.
     pub classes: Vec<String>,
 }
 
 /// Packs an image folder (or zip) into a dataset zip in the official layout: images decoded to
-/// RGB, optionally centre-cropped and resized, all of one square size; with
-/// `labels_from_folders`, each image's class is its top-level sub-folder (sorted names → 0, 1, …).
+/// RGB, optionally centre-cropped and resized, all of one square size. The labels of the
+/// source's `dataset.json` are kept (every image must have one); with `labels_from_folders`,
+/// each image's class is instead its top-level sub-folder (sorted names → 0, 1, …), which a
+/// source with labels of its own refuses. `bar` counts the images.
 pub fn pack(
     source: &Path,
     out: &Path,
     resize: Resize,
     skip_bad: bool,
     labels_from_folders: bool,
+    bar: &ProgressBar,
 ) -> Result<PackSummary> {
     let data = ImageDataset::open(source)?;
     let class_of = |name: &str| {
@@ -269,6 +329,22 @@ pub fn pack(
             .unwrap_or_default()
             .to_owned()
     };
+    let kept = data.labels()?;
+    if let Some(labels) = &kept {
+        if labels_from_folders {
+            return Err(Error::in_file(
+                source,
+                "has class labels in its dataset.json, which are kept; \
+                 --labels-from-folders would replace them by its folder names",
+            ));
+        }
+        if let Some(name) = data.names().iter().find(|n| !labels.contains_key(*n)) {
+            return Err(Error::invalid(format!(
+                "{}: no label in the dataset.json that labels the other images",
+                data.locate(name)
+            )));
+        }
+    }
     let mut classes: Vec<String> = Vec::new();
     if labels_from_folders {
         classes = data
@@ -279,6 +355,19 @@ pub fn pack(
             .collect();
         classes.sort();
         classes.dedup();
+        // The official layout stores images in folders of 1000 (`00000/`, `00001/`, …): those
+        // are not classes.
+        let chunked = |c: &String| c.len() == 5 && c.bytes().all(|b| b.is_ascii_digit());
+        if !classes.is_empty() && classes.iter().all(chunked) {
+            return Err(Error::in_file(
+                source,
+                format!(
+                    "its folders ({}) are the official layout's chunks of 1000 images, \
+                     not classes; drop --labels-from-folders",
+                    classes.join(", ")
+                ),
+            ));
+        }
         if let Some(loose) = data.names().iter().find(|n| !n.contains(['/', '\\'])) {
             return Err(Error::invalid(format!(
                 "{}: not in a class sub-folder (labels come from sub-folders)",
@@ -296,7 +385,14 @@ pub fn pack(
             ),
         ));
     }
+    if let Some(labels) = &kept {
+        let mut numbers: Vec<u32> = labels.values().copied().collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        classes = numbers.iter().map(u32::to_string).collect();
+    }
     let mut writer = DatasetWriter::create(out)?;
+    bar.set_length(data.len() as u64);
     let mut skipped = 0;
     const CHUNK: usize = 256;
     for start in (0..data.len()).step_by(CHUNK) {
@@ -305,16 +401,20 @@ pub fn pack(
         for (name, bytes) in data.names()[range].iter().zip(raw) {
             match data.decode(name, &bytes, resize, Some(size), skip_bad)? {
                 Some(img) => {
-                    let label = labels_from_folders.then(|| {
-                        classes
-                            .iter()
-                            .position(|c| *c == class_of(name))
-                            .expect("listed") as u32
-                    });
+                    let label = match &kept {
+                        Some(labels) => Some(labels[name]),
+                        None => labels_from_folders.then(|| {
+                            classes
+                                .iter()
+                                .position(|c| *c == class_of(name))
+                                .expect("listed") as u32
+                        }),
+                    };
                     writer.push(&img, label)?;
                 }
                 None => skipped += 1,
             }
+            bar.inc(1);
         }
     }
     let images = writer.finish()?;

@@ -6,6 +6,7 @@
 use super::writer::DatasetWriter;
 use crate::{Error, Result};
 use image::{Rgb, RgbImage};
+use indicatif::ProgressBar;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
@@ -87,6 +88,11 @@ pub fn synth_image(spec: &SynthSpec, index: usize) -> (RgbImage, u32) {
 
 /// Writes the dataset as a zip in the official layout, with class labels.
 pub fn write_synth(spec: &SynthSpec, out: &Path) -> Result<usize> {
+    write_synth_counted(spec, out, &ProgressBar::hidden())
+}
+
+/// [`write_synth`], counting the images on `bar`.
+pub fn write_synth_counted(spec: &SynthSpec, out: &Path, bar: &ProgressBar) -> Result<usize> {
     if spec.classes == 0 || spec.classes > MAX_CLASSES {
         return Err(Error::invalid(format!(
             "classes must lie in 1…{MAX_CLASSES}, got {}",
@@ -100,9 +106,11 @@ pub fn write_synth(spec: &SynthSpec, out: &Path) -> Result<usize> {
         )));
     }
     let mut writer = DatasetWriter::create(out)?;
+    bar.set_length(spec.images as u64);
     for i in 0..spec.images {
         let (img, class) = synth_image(spec, i);
         writer.push(&img, Some(class))?;
+        bar.inc(1);
     }
     writer.finish()
 }

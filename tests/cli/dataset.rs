@@ -99,6 +99,105 @@ fn synthetic_datasets_read_back_with_their_labels() {
         &["x.tar", ".zip"],
     );
     assert!(!dir.path().join("x.zip").exists());
+    // Training needs power-of-two sides; the output's folder must exist.
+    assert_error(
+        &[
+            "dataset",
+            "synth",
+            "--resolution",
+            "33",
+            "--out",
+            s(&dir.path().join("x.zip")),
+        ],
+        &["--resolution", "power of two", "33"],
+    );
+    assert_error(
+        &[
+            "dataset",
+            "synth",
+            "--out",
+            s(&dir.path().join("nodir").join("x.zip")),
+        ],
+        &["x.zip", "folder", "nodir", "does not exist"],
+    );
+    assert!(!dir.path().join("x.zip").exists());
+}
+
+#[test]
+fn zips_repack_with_their_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let shapes = dir.path().join("shapes.zip");
+    ok(whichgan(&[
+        "dataset",
+        "synth",
+        "--images",
+        "20",
+        "--classes",
+        "3",
+        "--resolution",
+        "16",
+        "--out",
+        s(&shapes),
+        "--json",
+    ]));
+    let packed = dir.path().join("packed.zip");
+    let report = ok(whichgan(&[
+        "dataset",
+        "pack",
+        s(&shapes),
+        s(&packed),
+        "--resize",
+        "32",
+        "--json",
+    ]));
+    assert_eq!(report["images"], 20);
+    assert_eq!(report["classes"], serde_json::json!(["0", "1", "2"]));
+    assert_eq!(report["resolution"], 32);
+    assert_eq!(
+        dataset_json(&packed)["labels"],
+        dataset_json(&shapes)["labels"]
+    );
+
+    // Folder labels would replace the zip's own labels.
+    let relabelled = dir.path().join("relabelled.zip");
+    assert_error(
+        &[
+            "dataset",
+            "pack",
+            s(&shapes),
+            s(&relabelled),
+            "--labels-from-folders",
+        ],
+        &["shapes.zip", "dataset.json", "--labels-from-folders"],
+    );
+    // In an unlabelled zip of the official layout the folders are chunks of 1000, not classes.
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let v: Vec<f32> = (0..3 * 8 * 8).map(|k| (k % 7) as f32 / 7.0).collect();
+    for i in 0..2 {
+        whichgan::io::write_png_grid(&src.join(format!("{i}.png")), [1, 3, 8, 8], &v).unwrap();
+    }
+    let unlabelled = dir.path().join("unlabelled.zip");
+    let report = ok(whichgan(&[
+        "dataset",
+        "pack",
+        s(&src),
+        s(&unlabelled),
+        "--json",
+    ]));
+    assert_eq!(report["classes"], serde_json::json!([]));
+    assert!(dataset_json(&unlabelled)["labels"].is_null());
+    assert_error(
+        &[
+            "dataset",
+            "pack",
+            s(&unlabelled),
+            s(&relabelled),
+            "--labels-from-folders",
+        ],
+        &["00000", "chunks of 1000", "not classes"],
+    );
+    assert!(!relabelled.exists());
 }
 
 #[test]

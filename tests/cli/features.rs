@@ -203,7 +203,11 @@ fn bad_datasets_and_weights_are_named() {
     // Missing weights; weights of another network.
     let mut args = base(&corrupt);
     args[4] = dir.path().join("nope.pth").display().to_string();
-    check(args, &["nope.pth"]);
+    check(args.clone(), &["nope.pth"]);
+    // The output's folder is checked first, before the weights are even looked at.
+    let nowhere = dir.path().join("feats").join("f.npy");
+    args[8] = nowhere.display().to_string();
+    check(args, &["f.npy", "folder", "feats", "does not exist"]);
     let mut args = base(&corrupt);
     args[4] = fixtures()
         .join("stylegan2/G.safetensors")
@@ -342,8 +346,9 @@ fn select_ranks_sources_and_agrees_with_the_metric_commands() {
         &far,
         "--source",
         &close,
+        // Metric names are accepted in any case.
         "--metric",
-        "fid",
+        "FID",
         "--kid-subset-size",
         "100",
         "--out",
@@ -377,7 +382,35 @@ fn select_ranks_sources_and_agrees_with_the_metric_commands() {
             "--out",
             s(&p("x")),
         ],
-        &["unknown metric 'fidelity'"],
+        &["'fidelity'", "fid, kid, precision, recall"],
+    );
+    // A run that fails on its inputs leaves no output folder behind.
+    assert_error(
+        &[
+            "select",
+            "--target",
+            s(&p("missing.npy")),
+            "--source",
+            &close,
+            "--out",
+            s(&p("x")),
+        ],
+        &["missing.npy"],
+    );
+    assert!(!p("x").exists(), "a failed run created its output folder");
+    // --out names a folder; an existing file is refused before any work.
+    std::fs::write(p("scores.csv"), "").unwrap();
+    assert_error(
+        &[
+            "select",
+            "--target",
+            s(&p("target.npy")),
+            "--source",
+            &close,
+            "--out",
+            s(&p("scores.csv")),
+        ],
+        &["scores.csv", "is a file", "folder"],
     );
 }
 

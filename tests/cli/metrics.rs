@@ -188,6 +188,26 @@ fn coverage_counts_modes() {
     assert_eq!(got["high_quality"], 13);
     assert_eq!(got["per_mode"], serde_json::json!([12, 1]));
     assert_eq!(got["min_samples"], 10);
+    // A mode with no samples would count as covered with --min-samples 0; an infinite sigma
+    // makes every sample high quality.
+    let base = ["metrics", "coverage", &samples, "--centres", &centres];
+    let with = |extra: &[&'static str]| -> Vec<&str> {
+        base.iter().copied().chain(extra.iter().copied()).collect()
+    };
+    assert_error(
+        &with(&["--sigma", "0.25", "--min-samples", "0"]),
+        &["--min-samples", "at least 1"],
+    );
+    for sigma in ["inf", "nan", "0"] {
+        assert_error(
+            &with(&["--sigma", sigma]),
+            &["--sigma must be a positive finite number"],
+        );
+    }
+    assert_error(
+        &with(&["--sigma", "0.25", "--radius-sigmas", "inf"]),
+        &["--radius-sigmas must be a positive finite number"],
+    );
 }
 
 #[test]
@@ -202,6 +222,88 @@ fn human_output_is_readable() {
     assert!(
         serde_json::from_str::<Value>(&text).is_err(),
         "human output is not JSON"
+    );
+}
+
+#[test]
+fn human_output_shows_a_dash_for_values_that_do_not_apply() {
+    let sa = fixture("inputs/gauss64_2000_a_stats.npz");
+    let sb = fixture("inputs/gauss64_2000_b_stats_compressed.npz");
+    let out = whichgan(&["metrics", "fid", &sa, &sb]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let n_a = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("n_a"))
+        .unwrap_or_else(|| panic!("no n_a line: {text}"));
+    assert_eq!(n_a.split_whitespace().collect::<Vec<_>>(), ["n_a", "-"]);
+    assert!(!text.contains("null"), "{text}");
+}
+
+#[test]
+fn usage_errors_are_one_line_with_exit_code_2() {
+    // An unknown flag, a missing required option, a value outside the choices.
+    let cases: [(&[&str], &[&str]); 3] = [
+        (
+            &["metrics", "w1", "a.csv", "b.csv", "--bogus"],
+            &["'--bogus'", "whichgan metrics w1 --help"],
+        ),
+        (
+            &["metrics", "coverage", "s.csv"],
+            &["required", "--centres <CENTRES>", "--sigma <SIGMA>"],
+        ),
+        (
+            &["metrics", "prdc", "a.csv", "b.csv", "--backend", "gpu"],
+            &["'gpu'", "possible values: auto, tree, dense"],
+        ),
+    ];
+    for (args, needles) in cases {
+        assert_error(args, needles);
+        assert_eq!(whichgan(args).status.code(), Some(2), "{args:?}");
+    }
+    // A group without its subcommand: one line too, not the help page.
+    assert_error(&["metrics"], &["'whichgan metrics' needs a subcommand"]);
+    // Help is still help, on stdout with exit 0.
+    let help = whichgan(&["metrics", "--help"]);
+    assert!(help.status.success());
+    assert!(String::from_utf8(help.stdout)
+        .unwrap()
+        .contains("Examples:"));
+}
+
+#[test]
+fn bench_arguments_are_checked_before_any_python_runs() {
+    // The interpreter does not exist: each of these must fail on its argument first.
+    let python = ["--python", "/nonexistent/python"];
+    let with = |args: &[&'static str]| -> Vec<&'static str> {
+        args.iter().copied().chain(python).collect()
+    };
+    assert_error(
+        &with(&["bench", "metrics", "--only", "w1,foo"]),
+        &["'foo'", "possible values: w1, prdc, fid"],
+    );
+    assert_error(
+        &with(&["bench", "toy", "--cycles", "0"]),
+        &["--cycles", "at least 1"],
+    );
+    assert_error(
+        &with(&["bench", "features", "--n", "0"]),
+        &["--n", "at least 1"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("fixture").to_string_lossy().into_owned();
+    assert_error(
+        &[
+            "bench",
+            "stylegan2",
+            "--official",
+            "official",
+            "--fixture",
+            &missing,
+            "--python",
+            "/nonexistent/python",
+        ],
+        &[&missing, "G.safetensors", "pass --fixture"],
     );
 }
 

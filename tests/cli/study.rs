@@ -238,7 +238,7 @@ fn bad_study_arguments_are_one_line_errors() {
     let out_s = out.to_str().unwrap();
     assert_error(
         &["toy", "reproduce", "--preset", "huge", "--out", out_s],
-        &["unknown preset 'huge'"],
+        &["'huge'", "possible values: paper, fast"],
     );
     assert_error(
         &["toy", "figure3", "--shard", "2/2", "--out", out_s],

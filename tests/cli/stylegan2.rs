@@ -258,3 +258,102 @@ fn prefixed_checkpoints_and_bad_input() {
     );
     assert!(!logits.exists());
 }
+
+#[test]
+fn truncation_takes_negative_values_and_refuses_non_finite_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = fixture("G.safetensors");
+    let run = |psi: &str, out: &Path| {
+        whichgan(&[
+            "generate",
+            "--ckpt",
+            s(&ckpt),
+            "--seeds",
+            "0-1",
+            "--psi",
+            psi,
+            "--out",
+            s(out),
+            "--json",
+        ])
+    };
+    let (neg, pos) = (dir.path().join("neg.npy"), dir.path().join("pos.npy"));
+    ok(run("-0.5", &neg));
+    ok(run("0.5", &pos));
+    let (neg, pos) = (load_npy(&neg).1, load_npy(&pos).1);
+    assert!(neg.iter().all(|v| v.is_finite()));
+    // −ψ mirrors the latents around the average one: other images than +ψ.
+    assert_ne!(neg, pos);
+    for bad in ["nan", "inf", "-inf"] {
+        let out = dir.path().join(format!("{bad}.npy"));
+        assert_error(
+            &[
+                "generate",
+                "--ckpt",
+                s(&ckpt),
+                "--seeds",
+                "0",
+                "--psi",
+                bad,
+                "--out",
+                s(&out),
+            ],
+            &["--psi must be a finite number"],
+        );
+        assert!(!out.exists());
+    }
+}
+
+#[test]
+fn output_paths_are_checked_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images.npy");
+    save_npy(&images, &io()["img_psi1"]);
+    let ckpt = fixture("D.safetensors");
+    let logits = dir.path().join("logits.npy");
+    let discriminate = |out: &Path, grad: &Path| {
+        vec![
+            "discriminate".to_owned(),
+            "--ckpt".to_owned(),
+            s(&ckpt).to_owned(),
+            "--images".to_owned(),
+            s(&images).to_owned(),
+            "--out".to_owned(),
+            s(out).to_owned(),
+            "--grad".to_owned(),
+            s(grad).to_owned(),
+        ]
+    };
+    let check = |args: Vec<String>, needles: &[&str]| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_error(&args, needles);
+    };
+    // A missing folder for the second output: the first is not written either.
+    let nowhere = dir.path().join("nodir").join("g.npy");
+    check(
+        discriminate(&logits, &nowhere),
+        &["g.npy", "folder", "nodir", "does not exist"],
+    );
+    assert!(
+        !logits.exists(),
+        "the logits were written before the failure"
+    );
+    // One file for both outputs (spelt two ways).
+    let same = dir.path().join(".").join("logits.npy");
+    check(discriminate(&logits, &same), &["both --out and --grad"]);
+    assert!(!logits.exists());
+    // The generator's output likewise.
+    let grid = dir.path().join("grids").join("g.png");
+    assert_error(
+        &[
+            "generate",
+            "--ckpt",
+            s(&fixture("G.safetensors")),
+            "--seeds",
+            "0",
+            "--out",
+            s(&grid),
+        ],
+        &["folder", "grids", "does not exist"],
+    );
+}

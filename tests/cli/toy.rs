@@ -203,6 +203,20 @@ fn bad_input_is_refused_without_touching_outputs() {
     );
     assert_eq!(before, std::fs::read(last(Path::new(&out))).unwrap());
 
+    // --resume with no run in --out (a mistyped folder) does not start a new one…
+    let typo = path(&dir, "rnu");
+    assert_error(
+        &train_args(&typo, "9", &["--resume"]),
+        &["rnu", "--resume", "no run to continue"],
+    );
+    assert!(!Path::new(&typo).exists());
+    // … and a run already at --steps says so instead of doing nothing.
+    assert_error(
+        &train_args(&out, "5", &["--resume"]),
+        &["last.safetensors", "already at 5 G steps"],
+    );
+    assert_eq!(before, std::fs::read(last(Path::new(&out))).unwrap());
+
     // An output folder that cannot be created.
     let blocker = dir.path().join("file");
     std::fs::write(&blocker, b"").unwrap();
@@ -227,6 +241,25 @@ fn field_draws_a_checkpoint() {
         svg.contains("where G moves samples"),
         "legend/title missing"
     );
+    // Only a .png or .svg extension is taken off: dots in the name stay, and the report names
+    // the files written.
+    let dotted = path(&dir, "field_lr1e-3.step.500.png");
+    let report = ok(whichgan(&[
+        "toy", "field", "--ckpt", &ckpt, "--target", TARGET, "--out", &dotted, "--json",
+    ]));
+    let svg_path = path(&dir, "field_lr1e-3.step.500.svg");
+    assert_eq!(report["png"], dotted.as_str());
+    assert_eq!(report["svg"], svg_path.as_str());
+    assert!(Path::new(&dotted).exists() && Path::new(&svg_path).exists());
+    // Another image format is refused rather than written as PNG under another name.
+    let jpg = path(&dir, "f.jpg");
+    assert_error(
+        &[
+            "toy", "field", "--ckpt", &ckpt, "--target", TARGET, "--out", &jpg,
+        ],
+        &["f.jpg", ".jpg", ".png"],
+    );
+    assert!(!dir.path().join("f.png").exists());
     // A corrupt checkpoint is refused with its name.
     let junk = path(&dir, "junk.safetensors");
     std::fs::write(&junk, b"junk").unwrap();

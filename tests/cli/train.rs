@@ -211,7 +211,17 @@ fn bad_input_is_refused_before_anything_is_written() {
     let mut args = run_args(&data, &out, "0.032");
     args.extend(["--batch-gpu", "3"]);
     assert_error(&args, &["--batch 4", "rounds of --batch-gpu 3"]);
-    let odd = shapes(dir.path(), "24");
+    // synth writes power-of-two sides only; a 24 × 24 dataset is packed from the 16 × 16 one.
+    let odd = dir.path().join("shapes24.zip");
+    ok(whichgan(&[
+        "dataset",
+        "pack",
+        s(&data),
+        s(&odd),
+        "--resize",
+        "24",
+        "--json",
+    ]));
     assert_error(&run_args(&odd, &out, "0.032"), &["24×24", "power-of-two"]);
     let missing = dir.path().join("missing.pt");
     let mut args = run_args(&data, &out, "0.032");
