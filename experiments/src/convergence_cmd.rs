@@ -87,8 +87,8 @@ pub fn run(args: ConvergenceArgs) -> Result<()> {
     Ok(())
 }
 
-/// Each curve, its plateau (dashed in the legend's sense: a flat line over the tail) and a
-/// vertical mark at kimg_to_within, in one colour per log.
+/// Each curve, its plateau (a flat unlabelled line across the whole curve) and a vertical mark
+/// at kimg_to_within, in one colour per log.
 fn plot_curves(
     stem: &Path,
     metric: &str,
