@@ -77,8 +77,7 @@ enum ToyCommand {
         Example:\n  whichgan toy figure2 --seeds 3 --out plots/"
     )]
     Figure2(StudyArgs),
-    /// Figure 3: recall and ∇D similarity of source checkpoints (101 in the `paper` preset) vs
-    /// their fine-tuned W1.
+    /// Figure 3: recall and ∇D similarity of a source run's checkpoints vs their fine-tuned W1
     #[command(
         after_help = "Measures every checkpoint of a Source-I run (recall against the \
         target, ∇D similarity in both signs), fine-tunes each on the target and correlates the \
