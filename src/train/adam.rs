@@ -166,7 +166,7 @@ impl Adam {
                         param.as_tensor().dims()
                     )));
                 }
-                *slot = t;
+                *slot = t.to_device(param.as_tensor().device())?;
             }
         }
         self.steps = steps;

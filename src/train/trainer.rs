@@ -442,12 +442,13 @@ pub fn load_network(net: &mut impl Network, ckpt: &Checkpoint, prefix: &str) -> 
     for (name, var) in net.parameters() {
         let t = ckpt.tensor(&format!("{prefix}.{name}"))?;
         check_shape(&t, var.as_tensor(), prefix, &name)?;
-        var.set(&t.to_dtype(var.as_tensor().dtype())?)?;
+        // Checkpoints load on the CPU; candle copies between tensors of one device only.
+        var.set(&t.to_dtype(var.as_tensor().dtype())?.to_device(var.device())?)?;
     }
     for (name, old) in net.buffers() {
         let t = ckpt.tensor(&format!("{prefix}.{name}"))?;
         check_shape(&t, &old, prefix, &name)?;
-        net.set_buffer(&name, t.to_dtype(old.dtype())?)?;
+        net.set_buffer(&name, t.to_dtype(old.dtype())?.to_device(old.device())?)?;
     }
     Ok(())
 }
