@@ -145,6 +145,7 @@ pub fn new_trainer(spec: &RunSpec, resolution: usize, device: &Device) -> Result
     d.freeze(spec.freezed)?;
     let mut trainer = Trainer::new(g, d, preset.train_config(), spec.seed, device)?;
     trainer.g_ema = g_ema;
+    trainer.clean_gradients();
     if preset.pl_weight > 0.0 {
         trainer.set_generator_penalty(Box::new(PathLength::official(preset.pl_weight)));
     }

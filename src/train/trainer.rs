@@ -97,6 +97,13 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
         &self.device
     }
 
+    /// Cleans every gradient before its update from now on (NaN → 0, ±∞ → ±1e5), as the
+    /// StyleGAN2 reference loop does; see [`Adam::clean_gradients`].
+    pub fn clean_gradients(&mut self) {
+        self.opt_g.clean_gradients = true;
+        self.opt_d.clean_gradients = true;
+    }
+
     /// Augments everything D sees from now on (e.g. ADA).
     pub fn set_augment(&mut self, augment: Box<dyn Augment>) {
         self.augment = Some(augment);
