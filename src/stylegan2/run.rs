@@ -132,9 +132,9 @@ pub fn new_trainer(spec: &RunSpec, resolution: usize, device: &Device) -> Result
     };
     if g.synthesis.resolution() != resolution || d.resolution != resolution {
         return Err(Error::invalid(format!(
-            "the networks make {}×{} images, the dataset has {resolution}×{resolution}",
+            "G makes {0}×{0} images and D judges {1}×{1} ones; the dataset has {resolution}×{resolution}",
             g.synthesis.resolution(),
-            g.synthesis.resolution()
+            d.resolution
         )));
     }
     for net in [&mut g, &mut g_ema] {
