@@ -125,8 +125,7 @@ pub fn new_trainer(spec: &RunSpec, resolution: usize, device: &Device) -> Result
             let arch = preset.architecture(resolution, 3);
             let g = arch.generator(&mut init, device)?;
             let d = arch.discriminator(&mut init, preset.mbstd_group, device)?;
-            let g_ema = crate::train::Generator::deep_copy(&g)?;
-            (g, g_ema, d)
+            (g, None, d)
         }
         Some(path) => load_pretrained(Path::new(path), preset.mbstd_group, device)?,
     };
@@ -137,14 +136,17 @@ pub fn new_trainer(spec: &RunSpec, resolution: usize, device: &Device) -> Result
             d.resolution
         )));
     }
-    for net in [&mut g, &mut g_ema] {
+    for net in std::iter::once(&mut g).chain(g_ema.as_mut()) {
         net.synthesis.conv_clamp = preset.conv_clamp;
         net.style_mixing = preset.style_mixing;
     }
     d.conv_clamp = preset.conv_clamp;
     d.freeze(spec.freezed)?;
+    // The trainer starts G_ema as a copy of G; a pretrained file's own G_ema replaces it.
     let mut trainer = Trainer::new(g, d, preset.train_config(), spec.seed, device)?;
-    trainer.g_ema = g_ema;
+    if let Some(g_ema) = g_ema {
+        trainer.g_ema = g_ema;
+    }
     trainer.clean_gradients();
     if preset.pl_weight > 0.0 {
         trainer.set_generator_penalty(Box::new(PathLength::official(preset.pl_weight)));
@@ -161,22 +163,22 @@ pub fn new_trainer(spec: &RunSpec, resolution: usize, device: &Device) -> Result
     Ok(trainer)
 }
 
-/// G, G_ema (G's when the file has none) and D of a pretrained checkpoint; every tensor of
-/// the file must find its place (the official fixed resampling filters aside).
+/// G, G_ema (when the file has one) and D of a pretrained checkpoint; every tensor of the
+/// file must find its place (the official fixed resampling filters aside).
 fn load_pretrained(
     path: &Path,
     mbstd_group: usize,
     device: &Device,
-) -> Result<(Generator, Generator, Discriminator)> {
+) -> Result<(Generator, Option<Generator>, Discriminator)> {
     let g_weights = load_network(path, "G", device)?;
     let g = Generator::load(&g_weights)?;
     let g_ema = match load_network(path, "G_ema", device) {
         Ok(w) => {
             let g_ema = Generator::load(&w)?;
             check_all_used(path, "G_ema", w.names(), &g_ema)?;
-            g_ema
+            Some(g_ema)
         }
-        Err(_) => crate::train::Generator::deep_copy(&g)?,
+        Err(_) => None,
     };
     let d_weights = load_network(path, "D", device)?;
     let d = Discriminator::load(&d_weights, mbstd_group)?;
