@@ -326,3 +326,21 @@ fn path_length_reads_the_gradient_with_respect_to_w_and_reaches_the_mapping() {
     }
     assert!(pl.mean != 0.5);
 }
+
+#[test]
+fn fixed_p_0_builds_no_augmentation_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = tiny_spec(AugMode::Fixed, 0.0);
+    let mut data = dataset(dir.path(), 16);
+    let mut first = trainer(&spec);
+    assert!(first.augment_state().is_none());
+    first.cycle(&mut data).unwrap();
+    let ckpt = first.checkpoint(MODEL).unwrap();
+    let mut resumed = trainer(&spec);
+    resumed.resume(&ckpt, MODEL).unwrap();
+    assert_eq!(state(&first), state(&resumed));
+    // A fixed p above 0 augments.
+    assert!(trainer(&tiny_spec(AugMode::Fixed, 0.2))
+        .augment_state()
+        .is_some());
+}

@@ -151,7 +151,13 @@ pub fn new_trainer(spec: &RunSpec, resolution: usize, device: &Device) -> Result
     if preset.pl_weight > 0.0 {
         trainer.set_generator_penalty(Box::new(PathLength::official(preset.pl_weight)));
     }
-    if spec.aug.mode != AugMode::NoAug {
+    // Like the reference, no pipeline at a fixed p of 0: it would only draw random numbers.
+    let augments = match spec.aug.mode {
+        AugMode::NoAug => false,
+        AugMode::Fixed => spec.aug.p > 0.0,
+        AugMode::Ada { .. } => true,
+    };
+    if augments {
         let pipe = AugmentPipe::new(AugmentSpec::preset(&spec.aug.pipe)?, spec.aug.p as f32);
         let mut ada = Ada::new(pipe, matches!(spec.aug.mode, AugMode::Ada { .. }));
         if let AugMode::Ada { target, speed_kimg } = spec.aug.mode {
