@@ -328,6 +328,21 @@ fn path_length_reads_the_gradient_with_respect_to_w_and_reaches_the_mapping() {
 }
 
 #[test]
+fn images_smaller_than_8_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pixels: Vec<f32> = (0..48).map(|i| i as f32 / 24.0 - 1.0).collect();
+    for name in ["a.png", "b.png"] {
+        whichgan::io::write_png_grid(&dir.path().join(name), [1, 3, 4, 4], &pixels).unwrap();
+    }
+    let dataset = ImageDataset::open(dir.path()).unwrap();
+    let err = TrainingSet::load(&dataset, false, &Device::Cpu, |_| {})
+        .err()
+        .expect("4 × 4 images refused")
+        .to_string();
+    assert!(err.contains("images are 4×4") && err.contains("at least 8"), "{err}");
+}
+
+#[test]
 fn fixed_p_0_builds_no_augmentation_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let spec = tiny_spec(AugMode::Fixed, 0.0);
