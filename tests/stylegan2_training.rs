@@ -359,3 +359,48 @@ fn fixed_p_0_builds_no_augmentation_and_resumes() {
         .augment_state()
         .is_some());
 }
+
+/// A run refused for its metric weights or its grid leaves an existing output folder as it
+/// was, even with --overwrite, and creates no new one.
+#[test]
+fn refused_runs_leave_the_output_folder_alone() {
+    use whichgan::stylegan2::run::{train_run, MetricOptions, RunOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("shapes16.zip");
+    dataset(dir.path(), 16);
+    let bad_weights = dir.path().join("bad.npy");
+    std::fs::write(&bad_weights, b"not weights").unwrap();
+    let out = dir.path().join("run");
+    std::fs::create_dir(&out).unwrap();
+    let old = ["network-snapshot-000001.safetensors", "fakes000001.png"];
+    for name in old {
+        std::fs::write(out.join(name), b"an earlier run").unwrap();
+    }
+    let options = |out: &Path, grid: usize, metrics: bool| RunOptions {
+        spec: tiny_spec(AugMode::NoAug, 0.0),
+        data: data.clone(),
+        out: out.to_owned(),
+        kimg: 0.008,
+        tick_kimg: 0.004,
+        snap_kimg: 0.008,
+        resume: None,
+        metrics: metrics.then(|| MetricOptions {
+            inception: bad_weights.clone(),
+            vgg16: None,
+            n: 8,
+        }),
+        grid,
+        device: Device::Cpu,
+        progress: false,
+        overwrite: true,
+    };
+    assert!(train_run(&options(&out, 4, true)).is_err());
+    let err = train_run(&options(&out, 0, false)).err().unwrap().to_string();
+    assert!(err.contains("--grid"), "{err}");
+    for name in old {
+        assert_eq!(std::fs::read(out.join(name)).unwrap(), b"an earlier run", "{name}");
+    }
+    let new = dir.path().join("new");
+    assert!(train_run(&options(&new, 4, true)).is_err());
+    assert!(!new.exists());
+}

@@ -259,10 +259,13 @@ pub fn train_run(opts: &RunOptions) -> Result<RunSummary> {
              of {group}; use a multiple of {group}"
         )));
     }
+    if opts.grid == 0 {
+        return Err(Error::invalid("--grid must be at least 1"));
+    }
     let total_images = (opts.kimg * 1000.0).round() as u64;
-    let batch = opts.spec.preset.batch as u64;
-    let total_steps = total_images.div_ceil(batch);
-    // Everything that can be refused is checked before the output folder is touched.
+    let total_steps = total_images.div_ceil(batch as u64);
+    // Everything that can be refused (options, checkpoint, data, networks, metric weights) is
+    // checked before the output folder is touched: a refused --overwrite keeps the old run.
     let resumed = match &opts.resume {
         Some(path) => Some(read_run_checkpoint(path, &opts.spec)?),
         None => None,
@@ -274,6 +277,10 @@ pub fn train_run(opts: &RunOptions) -> Result<RunSummary> {
     if let Some((ckpt, _)) = &resumed {
         trainer.resume(ckpt, MODEL)?;
     }
+    let extractors = match &opts.metrics {
+        Some(m) => Some(Extractors::load(m, &opts.out, &opts.device)?),
+        None => None,
+    };
     prepare_out(&opts.out, resumed.is_some(), opts.overwrite)?;
     let log = opts.out.join(LOG_FILE);
     let (state, resumed_from_kimg) = match &resumed {
@@ -294,14 +301,8 @@ pub fn train_run(opts: &RunOptions) -> Result<RunSummary> {
             (state, None)
         }
     };
-    let metrics = match &opts.metrics {
-        Some(m) => Some(Metrics::prepare(
-            m,
-            &opts.data,
-            &opts.out,
-            &opts.device,
-            &bar,
-        )?),
+    let metrics = match extractors {
+        Some(e) => Some(e.with_reals(&opts.data, &bar)?),
         None => None,
     };
     let grid = grid_latents(opts.grid, trainer.g.mapping.z_dim, &opts.device)?;
@@ -470,22 +471,15 @@ fn write_grid(path: &Path, images: &Tensor) -> Result<()> {
     crate::io::write_png_grid(path, [n, c, h, w], &data)
 }
 
-/// Feature extractors and the training set's features, prepared once per run.
-struct Metrics {
+/// The feature extractors of a run's metrics, loaded before anything is written.
+struct Extractors {
     inception: Extraction,
     vgg16: Option<Extraction>,
-    real: FeatureSets,
     n: usize,
 }
 
-impl Metrics {
-    fn prepare(
-        opts: &MetricOptions,
-        data: &Path,
-        out: &Path,
-        device: &Device,
-        bar: &ProgressBar,
-    ) -> Result<Self> {
+impl Extractors {
+    fn load(opts: &MetricOptions, out: &Path, device: &Device) -> Result<Self> {
         let cache = out.join("feature-cache");
         let extraction = |kind, weights: &Path| -> Result<Extraction> {
             let mut e = Extraction::new(kind, weights, device)?;
@@ -497,18 +491,33 @@ impl Metrics {
             Some(w) => Some(extraction(ExtractorKind::Vgg16, w)?),
             None => None,
         };
-        bar.set_message("features of the training set");
-        let source = ImageSource::Data(data.to_owned());
-        let hidden = ProgressBar::hidden();
-        let real = Self::feature_sets(&inception, vgg16.as_ref(), &source, &hidden)?;
-        Ok(Metrics {
+        Ok(Extractors {
             inception,
             vgg16,
-            real,
             n: opts.n,
         })
     }
 
+    /// The metrics with the training set's features.
+    fn with_reals(self, data: &Path, bar: &ProgressBar) -> Result<Metrics> {
+        bar.set_message("features of the training set");
+        let source = ImageSource::Data(data.to_owned());
+        let hidden = ProgressBar::hidden();
+        let real = Metrics::feature_sets(&self.inception, self.vgg16.as_ref(), &source, &hidden)?;
+        Ok(Metrics {
+            extractors: self,
+            real,
+        })
+    }
+}
+
+/// Feature extractors and the training set's features, prepared once per run.
+struct Metrics {
+    extractors: Extractors,
+    real: FeatureSets,
+}
+
+impl Metrics {
     fn feature_sets(
         inception: &Extraction,
         vgg16: Option<&Extraction>,
@@ -528,12 +537,13 @@ impl Metrics {
 
     /// FID, KID, precision and recall (k = 3) of the snapshot's G_ema against the reals.
     fn score(&self, snapshot: &Path) -> Result<SourceScores> {
+        let e = &self.extractors;
         let source = ImageSource::Generator {
             checkpoint: snapshot.to_owned(),
-            n: self.n,
+            n: e.n,
         };
         let hidden = ProgressBar::hidden();
-        let fake = Self::feature_sets(&self.inception, self.vgg16.as_ref(), &source, &hidden)?;
+        let fake = Self::feature_sets(&e.inception, e.vgg16.as_ref(), &source, &hidden)?;
         score("G_ema", &self.real, &fake, 3, KidParams::default())
     }
 }
