@@ -363,19 +363,40 @@ fn read_run_checkpoint(path: &Path, spec: &RunSpec) -> Result<(Checkpoint, RunSt
     let state: RunState = serde_json::from_value(ckpt.meta.extra.clone())
         .map_err(|e| Error::in_file(path, format!("unreadable run state: {e}")))?;
     if state.spec != *spec {
-        let (was, now) = (to_flat(&state.spec), to_flat(spec));
-        let differing = was
-            .iter()
-            .find(|(k, v)| now.iter().any(|(k2, v2)| k == k2 && v != v2))
-            .map_or("settings".to_owned(), |(k, v)| {
-                format!("{k} (the run used {v})")
-            });
         return Err(Error::in_file(
             path,
-            format!("this run was trained with another {differing}; resume with its settings"),
+            format!(
+                "this run was trained with other settings: {}; resume with its settings",
+                spec_differences(&state.spec, spec)
+            ),
         ));
     }
     Ok((ckpt, state))
+}
+
+/// The settings in which `was` and `now` differ, by dotted name: a value changed, or a
+/// setting one of them has and the other lacks (e.g. ADA's target when the mode changes).
+fn spec_differences(was: &RunSpec, now: &RunSpec) -> String {
+    let (was, now) = (to_flat(was), to_flat(now));
+    let find = |list: &[(String, String)], key: &str| {
+        list.iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
+    let mut out = Vec::new();
+    for (k, v) in &was {
+        match find(&now, k) {
+            Some(v2) if v2 == *v => {}
+            Some(v2) => out.push(format!("{k} {v2} (the run used {v})")),
+            None => out.push(format!("{k} unset (the run used {v})")),
+        }
+    }
+    for (k, v) in &now {
+        if find(&was, k).is_none() {
+            out.push(format!("{k} {v} (the run had none)"));
+        }
+    }
+    out.join(", ")
 }
 
 /// A JSON value's leaves as (dotted path, value).
@@ -666,5 +687,42 @@ impl EvalHook<Generator, Discriminator> for RunHook<'_> {
         self.tick_timer = Instant::now();
         self.tick_images = images;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(mode: AugMode) -> RunSpec {
+        RunSpec {
+            preset: Preset::new("auto", 16).expect("a preset"),
+            seed: 0,
+            mirror: false,
+            aug: AugOptions {
+                mode,
+                pipe: "bgc".into(),
+                p: 0.0,
+            },
+            freezed: 0,
+            start: None,
+        }
+    }
+
+    #[test]
+    fn spec_differences_name_changed_values_and_one_sided_settings() {
+        let ada = spec(AugMode::Ada {
+            target: 0.6,
+            speed_kimg: 500.0,
+        });
+        let mut fixed = spec(AugMode::Fixed);
+        fixed.seed = 3;
+        assert_eq!(
+            spec_differences(&ada, &fixed),
+            "seed 3 (the run used 0), aug.mode.Ada.target unset (the run used 0.6), \
+             aug.mode.Ada.speed_kimg unset (the run used 500.0), aug.mode \"Fixed\" (the run \
+             had none)"
+        );
+        assert_eq!(spec_differences(&ada, &ada), "");
     }
 }
