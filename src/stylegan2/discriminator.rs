@@ -77,8 +77,9 @@ pub struct Discriminator {
 }
 
 impl Discriminator {
-    /// The discriminator the tensors describe; `mbstd_group` is the official default 4 unless
-    /// the checkpoint was trained otherwise.
+    /// The discriminator the tensors describe, with minibatch-std groups of `mbstd_group`
+    /// samples, which the weights cannot tell (the official configurations use 4, 8 or 32; the
+    /// presets give theirs).
     pub fn load(w: &Weights, mbstd_group: usize) -> Result<Self> {
         let mut resolutions: Vec<usize> = w
             .names()

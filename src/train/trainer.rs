@@ -304,8 +304,9 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
         penalty.penalty(&mut self.g, &mut self.rng, self.config.batch_gpu)
     }
 
-    /// D steps until the next G step is due, then that G step (the reference loop's order:
-    /// a G step follows D steps number 1, 1 + n, 1 + 2n, …).
+    /// D steps until the next G step is due, then that G step (the toy playground's order: a
+    /// G step follows D steps number 1, 1 + n, 1 + 2n, …; StyleGAN2's reference runs G's
+    /// phases first).
     pub fn cycle(&mut self, data: &mut impl RealData) -> Result<StepReport> {
         let per_g = self.config.d_steps.max(1) as u64;
         loop {
