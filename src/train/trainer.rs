@@ -240,10 +240,7 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
         let input = candle_core::Var::from_tensor(real)?;
         let seen = augment.apply(input.as_tensor(), &mut self.rng)?;
         let logits = self.d.forward(&seen)?;
-        let grads = super::differentiable_backward(&logits.sum_all()?)?;
-        let grad = grads.get(input.as_tensor()).cloned().ok_or_else(|| {
-            Error::invalid("the discriminator's output does not depend on its input")
-        })?;
+        let grad = logit_input_gradient(&logits, &input)?;
         Ok((seen, logits.detach(), grad))
     }
 
@@ -418,6 +415,14 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
         }
         Ok(())
     }
+}
+
+/// ∂(Σ logits)/∂input, differentiable again (R1 and similar penalties).
+pub fn logit_input_gradient(logits: &Tensor, input: &candle_core::Var) -> Result<Tensor> {
+    let grads = super::differentiable_backward(&logits.sum_all()?)?;
+    grads.get(input.as_tensor()).cloned().ok_or_else(|| {
+        Error::invalid("the discriminator's output does not depend on its input")
+    })
 }
 
 fn check_model(ckpt: &Checkpoint, model: &str) -> Result<()> {
