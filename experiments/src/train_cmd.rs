@@ -13,7 +13,7 @@ use whichgan::{Error, Result};
 
 #[derive(Args)]
 #[command(after_help = "Examples:\n  \
-    whichgan dataset synth --out shapes.zip --n 2000 --res 32\n  \
+    whichgan dataset synth --out shapes.zip --images 2000 --resolution 32\n  \
     whichgan train --data shapes.zip --out runs/shapes --cfg cifar --kimg 200\n  \
     whichgan train --data flowers.zip --out runs/flowers --cfg paper256 --mirror \\\n      \
     --resume imagenet-256-state.pt --freezed 4 --kimg 1000 --inception pt_inception.pth\n  \
@@ -183,6 +183,12 @@ impl TrainArgs {
             return Err(Error::invalid(format!(
                 "--p must be in [0, 1], got {}",
                 self.p
+            )));
+        }
+        if !(self.target > 0.0 && self.target < 1.0) {
+            return Err(Error::invalid(format!(
+                "--target must be in (0, 1), got {}",
+                self.target
             )));
         }
         let mode = match self.aug {
