@@ -404,3 +404,37 @@ fn refused_runs_leave_the_output_folder_alone() {
     assert!(train_run(&options(&new, 4, true)).is_err());
     assert!(!new.exists());
 }
+
+/// Snapshot metrics rebuild G_ema with the clamp the run trained with.
+#[test]
+fn a_snapshot_tells_its_conv_clamp() {
+    use whichgan::stylegan2::run::{snapshot_conv_clamp, train_run, RunOptions};
+    let dir = tempfile::tempdir().unwrap();
+    dataset(dir.path(), 16);
+    let mut spec = tiny_spec(AugMode::NoAug, 0.0);
+    spec.preset.conv_clamp = Some(3.5);
+    let opts = RunOptions {
+        spec,
+        data: dir.path().join("shapes16.zip"),
+        out: dir.path().join("run"),
+        kimg: 0.004,
+        tick_kimg: 0.004,
+        snap_kimg: 0.004,
+        resume: None,
+        metrics: None,
+        grid: 1,
+        device: Device::Cpu,
+        progress: false,
+        overwrite: false,
+    };
+    let snapshot = train_run(&opts).unwrap().last_snapshot;
+    assert_eq!(snapshot_conv_clamp(&snapshot), Some(3.5));
+    // A checkpoint without a run's state (here the trainer's own) has none.
+    let bare = dir.path().join("bare.safetensors");
+    trainer(&tiny_spec(AugMode::NoAug, 0.0))
+        .checkpoint(MODEL)
+        .unwrap()
+        .save(&bare)
+        .unwrap();
+    assert_eq!(snapshot_conv_clamp(&bare), None);
+}

@@ -222,6 +222,17 @@ fn check_all_used<'a>(
     }
 }
 
+/// The convolution clamp the run of snapshot `path` trained with (its preset's), so that
+/// its G_ema is rebuilt as training ran it; `None` for any other checkpoint.
+pub fn snapshot_conv_clamp(path: &Path) -> Option<f64> {
+    let meta = Checkpoint::read_meta(path)?;
+    if meta.model != MODEL {
+        return None;
+    }
+    let state: RunState = serde_json::from_value(meta.extra).ok()?;
+    state.spec.preset.conv_clamp
+}
+
 /// The snapshot file name for `images` shown: the reference's `network-snapshot-<kimg>`, with
 /// the remainder in images when a snapshot falls inside a thousand.
 pub fn snapshot_name(images: u64) -> String {
