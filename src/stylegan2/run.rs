@@ -7,7 +7,7 @@ use super::augment::{Ada, AugmentPipe, AugmentSpec};
 use super::latents::latent_for_seed;
 use super::presets::Preset;
 use super::training::PathLength;
-use super::weights::load_network;
+use super::weights::network_in;
 use super::{Discriminator, Generator, NoiseMode, TrainingSet};
 use crate::dataset::ImageDataset;
 use crate::features::{Extraction, ExtractorKind, FeatureCache, ImageSource};
@@ -176,9 +176,10 @@ fn load_pretrained(
     mbstd_group: usize,
     device: &Device,
 ) -> Result<(Generator, Option<Generator>, Discriminator)> {
-    let g_weights = load_network(path, "G", device)?;
+    let all = crate::io::read_tensor_file(path, device)?;
+    let g_weights = network_in(&all, path, "G")?;
     let g = Generator::load(&g_weights)?;
-    let g_ema = match load_network(path, "G_ema", device) {
+    let g_ema = match network_in(&all, path, "G_ema") {
         Ok(w) => {
             let g_ema = Generator::load(&w)?;
             check_all_used(path, "G_ema", w.names(), &g_ema)?;
@@ -186,7 +187,7 @@ fn load_pretrained(
         }
         Err(_) => None,
     };
-    let d_weights = load_network(path, "D", device)?;
+    let d_weights = network_in(&all, path, "D")?;
     let d = Discriminator::load(&d_weights, mbstd_group)?;
     check_all_used(path, "G", g_weights.names(), &g)?;
     check_all_used(path, "D", d_weights.names(), &d)?;
