@@ -478,13 +478,16 @@ fn check_shape(found: &Tensor, expected: &Tensor, prefix: &str, name: &str) -> R
 }
 
 /// avg ← β·avg + (1 − β)·net for parameters; buffers are blended too or copied, as the
-/// generator asks ([`Generator::averages_buffers`]).
+/// generator asks ([`Generator::averages_buffers`]). Tensors pair by name.
 fn blend<G: Generator>(avg: &mut G, net: &G, beta: f64) -> Result<()> {
-    for ((_, a), (_, n)) in avg.parameters().iter().zip(net.parameters()) {
+    let (params, incoming) = (avg.parameters(), net.parameters());
+    check_same_names(params.iter().map(|(n, _)| n), incoming.iter().map(|(n, _)| n))?;
+    for ((_, a), (_, n)) in params.iter().zip(incoming) {
         a.set(&mix(a.as_tensor(), n.as_tensor(), beta)?)?;
     }
-    let incoming = net.buffers();
-    for ((name, a), (_, n)) in avg.buffers().into_iter().zip(incoming) {
+    let (buffers, incoming) = (avg.buffers(), net.buffers());
+    check_same_names(buffers.iter().map(|(n, _)| n), incoming.iter().map(|(n, _)| n))?;
+    for ((name, a), (_, n)) in buffers.into_iter().zip(incoming) {
         let value = if net.averages_buffers() {
             mix(&a, &n, beta)?
         } else {
@@ -493,6 +496,26 @@ fn blend<G: Generator>(avg: &mut G, net: &G, beta: f64) -> Result<()> {
         avg.set_buffer(&name, value)?;
     }
     Ok(())
+}
+
+/// The moving average and the generator list the same tensors in the same order.
+fn check_same_names<'a>(
+    avg: impl ExactSizeIterator<Item = &'a String>,
+    net: impl ExactSizeIterator<Item = &'a String>,
+) -> Result<()> {
+    if avg.len() != net.len() {
+        return Err(Error::invalid(format!(
+            "the generator average has {} tensors, the generator {}",
+            avg.len(),
+            net.len()
+        )));
+    }
+    match avg.zip(net).find(|(a, n)| a != n) {
+        Some((a, n)) => Err(Error::invalid(format!(
+            "the generator average's tensor '{a}' pairs with the generator's '{n}'"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// β·a + (1 − β)·b; small f32 CPU tensors in one loop rather than three tensor operations.
