@@ -376,9 +376,9 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
                  optimiser or EMA); resume with the same ones",
             ));
         }
-        load_network(&mut self.g, ckpt, "G")?;
-        load_network(&mut self.g_ema, ckpt, "G_ema")?;
-        load_network(&mut self.d, ckpt, "D")?;
+        restore_network(&mut self.g, ckpt, "G")?;
+        restore_network(&mut self.g_ema, ckpt, "G_ema")?;
+        restore_network(&mut self.d, ckpt, "D")?;
         self.opt_g.load_state(
             |n| ckpt.tensor(&format!("opt_G.{n}")),
             ckpt.meta.adam_steps_g,
@@ -451,7 +451,7 @@ fn insert_network(
 
 /// Copies the tensors under `prefix` in `ckpt` into `net` (parameters and buffers); shapes must
 /// match.
-pub fn load_network(net: &mut impl Network, ckpt: &Checkpoint, prefix: &str) -> Result<()> {
+pub fn restore_network(net: &mut impl Network, ckpt: &Checkpoint, prefix: &str) -> Result<()> {
     for (name, var) in net.parameters() {
         let t = ckpt.tensor(&format!("{prefix}.{name}"))?;
         check_shape(&t, var.as_tensor(), prefix, &name)?;
