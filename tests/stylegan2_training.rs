@@ -339,7 +339,10 @@ fn images_smaller_than_8_are_refused() {
         .err()
         .expect("4 × 4 images refused")
         .to_string();
-    assert!(err.contains("images are 4×4") && err.contains("at least 8"), "{err}");
+    assert!(
+        err.contains("images are 4×4") && err.contains("at least 8"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -395,10 +398,17 @@ fn refused_runs_leave_the_output_folder_alone() {
         overwrite: true,
     };
     assert!(train_run(&options(&out, 4, true)).is_err());
-    let err = train_run(&options(&out, 0, false)).err().unwrap().to_string();
+    let err = train_run(&options(&out, 0, false))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("--grid"), "{err}");
     for name in old {
-        assert_eq!(std::fs::read(out.join(name)).unwrap(), b"an earlier run", "{name}");
+        assert_eq!(
+            std::fs::read(out.join(name)).unwrap(),
+            b"an earlier run",
+            "{name}"
+        );
     }
     let new = dir.path().join("new");
     assert!(train_run(&options(&new, 4, true)).is_err());

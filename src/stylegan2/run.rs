@@ -391,9 +391,7 @@ fn read_run_checkpoint(path: &Path, spec: &RunSpec) -> Result<(Checkpoint, RunSt
 fn spec_differences(was: &RunSpec, now: &RunSpec) -> String {
     let (was, now) = (to_flat(was), to_flat(now));
     let find = |list: &[(String, String)], key: &str| {
-        list.iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
+        list.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
     };
     let mut out = Vec::new();
     for (k, v) in &was {

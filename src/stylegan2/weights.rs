@@ -26,16 +26,14 @@ pub fn network_in(all: &HashMap<String, Tensor>, path: &Path, net: &str) -> Resu
         .copied()
         .filter(|n| all.keys().any(|k| k.starts_with(&format!("{n}."))))
         .collect();
-    if !prefixed.is_empty() {
-        if !prefixed.contains(&net) {
-            return Err(Error::in_file(
-                path,
-                format!(
-                    "holds no '{net}.' tensors (it holds: {})",
-                    prefixed.join(", ")
-                ),
-            ));
-        }
+    if !prefixed.is_empty() && !prefixed.contains(&net) {
+        return Err(Error::in_file(
+            path,
+            format!(
+                "holds no '{net}.' tensors (it holds: {})",
+                prefixed.join(", ")
+            ),
+        ));
     }
     let head = format!("{net}.");
     let tensors: HashMap<String, Tensor> = if prefixed.is_empty() {

@@ -278,7 +278,10 @@ mod tests {
         let dirty = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 3e5, -0.5];
         let clean = [0.0, 1e5, -1e5, 3e5, -0.5];
         for dtype in [DType::F32, DType::F64] {
-            let (got, want) = (after_one_update(dtype, &dirty), after_one_update(dtype, &clean));
+            let (got, want) = (
+                after_one_update(dtype, &dirty),
+                after_one_update(dtype, &clean),
+            );
             assert_eq!(got, want, "{dtype:?}");
         }
     }

@@ -420,9 +420,10 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
 /// ∂(Σ logits)/∂input, differentiable again (R1 and similar penalties).
 pub fn logit_input_gradient(logits: &Tensor, input: &candle_core::Var) -> Result<Tensor> {
     let grads = super::differentiable_backward(&logits.sum_all()?)?;
-    grads.get(input.as_tensor()).cloned().ok_or_else(|| {
-        Error::invalid("the discriminator's output does not depend on its input")
-    })
+    grads
+        .get(input.as_tensor())
+        .cloned()
+        .ok_or_else(|| Error::invalid("the discriminator's output does not depend on its input"))
 }
 
 fn check_model(ckpt: &Checkpoint, model: &str) -> Result<()> {
@@ -456,7 +457,10 @@ pub fn restore_network(net: &mut impl Network, ckpt: &Checkpoint, prefix: &str) 
         let t = ckpt.tensor(&format!("{prefix}.{name}"))?;
         check_shape(&t, var.as_tensor(), prefix, &name)?;
         // Checkpoints load on the CPU; candle copies between tensors of one device only.
-        var.set(&t.to_dtype(var.as_tensor().dtype())?.to_device(var.device())?)?;
+        var.set(
+            &t.to_dtype(var.as_tensor().dtype())?
+                .to_device(var.device())?,
+        )?;
     }
     for (name, old) in net.buffers() {
         let t = ckpt.tensor(&format!("{prefix}.{name}"))?;
@@ -481,12 +485,18 @@ fn check_shape(found: &Tensor, expected: &Tensor, prefix: &str, name: &str) -> R
 /// generator asks ([`Generator::averages_buffers`]). Tensors pair by name.
 fn blend<G: Generator>(avg: &mut G, net: &G, beta: f64) -> Result<()> {
     let (params, incoming) = (avg.parameters(), net.parameters());
-    check_same_names(params.iter().map(|(n, _)| n), incoming.iter().map(|(n, _)| n))?;
+    check_same_names(
+        params.iter().map(|(n, _)| n),
+        incoming.iter().map(|(n, _)| n),
+    )?;
     for ((_, a), (_, n)) in params.iter().zip(incoming) {
         a.set(&mix(a.as_tensor(), n.as_tensor(), beta)?)?;
     }
     let (buffers, incoming) = (avg.buffers(), net.buffers());
-    check_same_names(buffers.iter().map(|(n, _)| n), incoming.iter().map(|(n, _)| n))?;
+    check_same_names(
+        buffers.iter().map(|(n, _)| n),
+        incoming.iter().map(|(n, _)| n),
+    )?;
     for ((name, a), (_, n)) in buffers.into_iter().zip(incoming) {
         let value = if net.averages_buffers() {
             mix(&a, &n, beta)?

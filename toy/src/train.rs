@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use whichgan::metrics::w1::wasserstein1;
 use whichgan::plot::{self, Curve, Panel, Scatter, PALETTE};
 use whichgan::train::{
-    restore_network, AdamConfig, Checkpoint, Ema, EvalHook, Generator, Loss, Mode, Penalty, RealData,
-    StepReport, TrainConfig, Trainer,
+    restore_network, AdamConfig, Checkpoint, Ema, EvalHook, Generator, Loss, Mode, Penalty,
+    RealData, StepReport, TrainConfig, Trainer,
 };
 use whichgan::{Error, Result};
 
