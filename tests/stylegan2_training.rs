@@ -448,3 +448,48 @@ fn a_snapshot_tells_its_conv_clamp() {
         .unwrap();
     assert_eq!(snapshot_conv_clamp(&bare), None);
 }
+
+/// `--resume` with a snapshot of the run in the output folder continues it; with any other
+/// file it fine-tunes, as the reference does: no EMA ramp-up, ADA five times faster.
+#[test]
+fn resume_continues_a_snapshot_of_the_run_and_fine_tunes_from_other_files() {
+    use whichgan::stylegan2::run::{train_run, RunOptions, RunStart};
+    let dir = tempfile::tempdir().unwrap();
+    dataset(dir.path(), 16);
+    let out = dir.path().join("run");
+    let opts = RunOptions {
+        spec: tiny_spec(AugMode::NoAug, 0.0),
+        data: dir.path().join("shapes16.zip"),
+        out: out.clone(),
+        kimg: 0.004,
+        tick_kimg: 0.004,
+        snap_kimg: 0.004,
+        resume: None,
+        metrics: None,
+        grid: 1,
+        device: Device::Cpu,
+        progress: false,
+        overwrite: false,
+    };
+    let snapshot = train_run(&opts).unwrap().last_snapshot;
+    let new = RunStart::new(None, &out).unwrap();
+    assert_eq!((new.resume.clone(), new.pretrained.clone()), (None, None));
+    let continued = RunStart::new(Some(&snapshot), &out).unwrap();
+    assert_eq!(continued.resume.as_deref(), Some(snapshot.as_path()));
+    assert_eq!(continued.pretrained, None);
+    // The same file seen from another output folder is a pretrained checkpoint.
+    let elsewhere = dir.path().join("other");
+    let fine_tune = RunStart::new(Some(&snapshot), &elsewhere).unwrap();
+    assert_eq!(fine_tune.resume, None);
+    assert_eq!(fine_tune.pretrained, Some(snapshot.display().to_string()));
+    let mut preset = Preset::new("auto", 16).unwrap();
+    assert!(preset.ema_rampup.is_some());
+    fine_tune.adjust(&mut preset);
+    assert_eq!(preset.ema_rampup, None);
+    let speed = |start: &RunStart| match start.ada(0.6) {
+        AugMode::Ada { speed_kimg, .. } => speed_kimg,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((speed(&new), speed(&fine_tune)), (500.0, 100.0));
+    assert!(RunStart::new(Some(&dir.path().join("missing.pt")), &out).is_err());
+}

@@ -113,6 +113,70 @@ pub struct RunSummary {
     pub last_scores: Option<serde_json::Value>,
 }
 
+/// What `--resume` starts: a new run, the exact continuation of a snapshot of the run in the
+/// output folder, or a fine-tune from any other checkpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunStart {
+    /// The snapshot to continue, when `--resume` names one of the run in the output folder.
+    pub resume: Option<PathBuf>,
+    /// The pretrained checkpoint the networks come from (that of the continued run, if any).
+    pub pretrained: Option<String>,
+}
+
+impl RunStart {
+    /// `resume` read against the output folder `out`: a snapshot of the run there continues
+    /// it; any other file starts a fine-tune from it.
+    pub fn new(resume: Option<&Path>, out: &Path) -> Result<Self> {
+        let Some(path) = resume else {
+            return Ok(RunStart {
+                resume: None,
+                pretrained: None,
+            });
+        };
+        if let Some(pretrained) = snapshot_start(path, out) {
+            return Ok(RunStart {
+                resume: Some(path.to_owned()),
+                pretrained,
+            });
+        }
+        crate::io::check_readable_file(path)?;
+        Ok(RunStart {
+            resume: None,
+            pretrained: Some(path.display().to_string()),
+        })
+    }
+
+    /// The preset as the reference trains from pretrained networks: no EMA ramp-up.
+    pub fn adjust(&self, preset: &mut Preset) {
+        if self.pretrained.is_some() {
+            preset.ema_rampup = None;
+        }
+    }
+
+    /// ADA towards `target`: 500 kimg for a unit change of p, 100 from pretrained networks (as
+    /// the reference does).
+    pub fn ada(&self, target: f64) -> AugMode {
+        let speed_kimg = if self.pretrained.is_some() {
+            100.0
+        } else {
+            500.0
+        };
+        AugMode::Ada { target, speed_kimg }
+    }
+}
+
+/// The pretrained checkpoint a snapshot's run started from, when `path` is a snapshot of the
+/// run in `out` (`Some(None)`: trained from scratch); `None` for any other file.
+fn snapshot_start(path: &Path, out: &Path) -> Option<Option<String>> {
+    let folder = path.parent()?.canonicalize().ok()?;
+    if out.canonicalize().ok()? != folder {
+        return None;
+    }
+    let meta = Checkpoint::read_meta(path)?;
+    let start = &meta.extra["spec"]["start"];
+    Some(start.as_str().map(str::to_owned))
+}
+
 /// A fresh trainer for `spec` on images of `resolution` (from scratch, or from the networks of
 /// the pretrained checkpoint `spec.start`), with ADA and path length set as the spec says.
 pub fn new_trainer(spec: &RunSpec, resolution: usize, device: &Device) -> Result<StyleGan2Trainer> {
