@@ -141,9 +141,9 @@ fn ada_moves_p_towards_the_target_sign_rate_and_resumes() {
         ada.observe_real_logits(&confident, images).unwrap();
     }
     assert!(
-        (ada.p() - 2.0 * 16.0 / 500_000.0).abs() < 1e-9,
+        (ada.pipe.p - 2.0 * 16.0 / 500_000.0).abs() < 1e-9,
         "{}",
-        ada.p()
+        ada.pipe.p
     );
     let saved = ada.state();
     // A D that is fooled (rate −1) lowers p, never below 0.
@@ -153,13 +153,13 @@ fn ada_moves_p_towards_the_target_sign_rate_and_resumes() {
         true,
     );
     resumed.load_state(&saved).unwrap();
-    assert_eq!(resumed.p(), ada.p());
+    assert_eq!(resumed.pipe.p, ada.pipe.p);
     for _ in 0..40 {
         images += 4;
         ada.observe_real_logits(&fooled, images).unwrap();
         resumed.observe_real_logits(&fooled, images).unwrap();
     }
-    assert_eq!(ada.p(), 0.0);
+    assert_eq!(ada.pipe.p, 0.0);
     assert_eq!(resumed.state(), ada.state());
     // Fixed augmentation never moves p.
     let mut fixed = Ada::new(
@@ -167,5 +167,5 @@ fn ada_moves_p_towards_the_target_sign_rate_and_resumes() {
         false,
     );
     fixed.observe_real_logits(&confident, 4).unwrap();
-    assert_eq!(fixed.p(), 0.3);
+    assert_eq!(fixed.pipe.p, 0.3);
 }

@@ -150,10 +150,8 @@ fn input_gradient_and_r1_match_the_reference_on_this_path() {
     let (logits, grad) = d.forward_with_input_grad(&io["real"]).unwrap();
     check("d_real (with gradient)", &logits, &io["d_real"]);
     check("grad_real", &grad, &io["grad_real"]);
-    let r1 = whichgan::stylegan2::discriminator::r1_penalty(&grad).unwrap();
-    check("r1_penalty", &r1, &io["r1_penalty"]);
-    let gamma = 10.0;
-    let loss_r1 = (r1 * (gamma / 2.0)).unwrap().mean_all().unwrap();
+    // The R1 term as training computes it: γ/2 · mean over samples of ‖∇‖², γ = 10.
+    let loss_r1 = whichgan::train::r1(&grad, 10.0, 1).unwrap();
     check("loss_r1", &loss_r1, &io["loss_r1"]);
     // Second order: R1's gradients with respect to D's weights.
     let grads = loss_r1.backward().unwrap();

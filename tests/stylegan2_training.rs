@@ -326,3 +326,170 @@ fn path_length_reads_the_gradient_with_respect_to_w_and_reaches_the_mapping() {
     }
     assert!(pl.mean != 0.5);
 }
+
+#[test]
+fn images_smaller_than_8_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pixels: Vec<f32> = (0..48).map(|i| i as f32 / 24.0 - 1.0).collect();
+    for name in ["a.png", "b.png"] {
+        whichgan::io::write_png_grid(&dir.path().join(name), [1, 3, 4, 4], &pixels).unwrap();
+    }
+    let dataset = ImageDataset::open(dir.path()).unwrap();
+    let err = TrainingSet::load(&dataset, false, &Device::Cpu, |_| {})
+        .err()
+        .expect("4 × 4 images refused")
+        .to_string();
+    assert!(
+        err.contains("images are 4×4") && err.contains("at least 8"),
+        "{err}"
+    );
+}
+
+#[test]
+fn fixed_p_0_builds_no_augmentation_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = tiny_spec(AugMode::Fixed, 0.0);
+    let mut data = dataset(dir.path(), 16);
+    let mut first = trainer(&spec);
+    assert!(first.augment_state().is_none());
+    first.cycle(&mut data).unwrap();
+    let ckpt = first.checkpoint(MODEL).unwrap();
+    let mut resumed = trainer(&spec);
+    resumed.resume(&ckpt, MODEL).unwrap();
+    assert_eq!(state(&first), state(&resumed));
+    // A fixed p above 0 augments.
+    assert!(trainer(&tiny_spec(AugMode::Fixed, 0.2))
+        .augment_state()
+        .is_some());
+}
+
+/// A run refused for its metric weights or its grid leaves an existing output folder as it
+/// was, even with --overwrite, and creates no new one.
+#[test]
+fn refused_runs_leave_the_output_folder_alone() {
+    use whichgan::stylegan2::run::{train_run, MetricOptions, RunOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("shapes16.zip");
+    dataset(dir.path(), 16);
+    let bad_weights = dir.path().join("bad.npy");
+    std::fs::write(&bad_weights, b"not weights").unwrap();
+    let out = dir.path().join("run");
+    std::fs::create_dir(&out).unwrap();
+    let old = ["network-snapshot-000001.safetensors", "fakes000001.png"];
+    for name in old {
+        std::fs::write(out.join(name), b"an earlier run").unwrap();
+    }
+    let options = |out: &Path, grid: usize, metrics: bool| RunOptions {
+        spec: tiny_spec(AugMode::NoAug, 0.0),
+        data: data.clone(),
+        out: out.to_owned(),
+        kimg: 0.008,
+        tick_kimg: 0.004,
+        snap_kimg: 0.008,
+        resume: None,
+        metrics: metrics.then(|| MetricOptions {
+            inception: bad_weights.clone(),
+            vgg16: None,
+            n: 8,
+        }),
+        grid,
+        device: Device::Cpu,
+        progress: false,
+        overwrite: true,
+    };
+    assert!(train_run(&options(&out, 4, true)).is_err());
+    let err = train_run(&options(&out, 0, false))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("--grid"), "{err}");
+    for name in old {
+        assert_eq!(
+            std::fs::read(out.join(name)).unwrap(),
+            b"an earlier run",
+            "{name}"
+        );
+    }
+    let new = dir.path().join("new");
+    assert!(train_run(&options(&new, 4, true)).is_err());
+    assert!(!new.exists());
+}
+
+/// Snapshot metrics rebuild G_ema with the clamp the run trained with.
+#[test]
+fn a_snapshot_tells_its_conv_clamp() {
+    use whichgan::stylegan2::run::{snapshot_conv_clamp, train_run, RunOptions};
+    let dir = tempfile::tempdir().unwrap();
+    dataset(dir.path(), 16);
+    let mut spec = tiny_spec(AugMode::NoAug, 0.0);
+    spec.preset.conv_clamp = Some(3.5);
+    let opts = RunOptions {
+        spec,
+        data: dir.path().join("shapes16.zip"),
+        out: dir.path().join("run"),
+        kimg: 0.004,
+        tick_kimg: 0.004,
+        snap_kimg: 0.004,
+        resume: None,
+        metrics: None,
+        grid: 1,
+        device: Device::Cpu,
+        progress: false,
+        overwrite: false,
+    };
+    let snapshot = train_run(&opts).unwrap().last_snapshot;
+    assert_eq!(snapshot_conv_clamp(&snapshot), Some(3.5));
+    // A checkpoint without a run's state (here the trainer's own) has none.
+    let bare = dir.path().join("bare.safetensors");
+    trainer(&tiny_spec(AugMode::NoAug, 0.0))
+        .checkpoint(MODEL)
+        .unwrap()
+        .save(&bare)
+        .unwrap();
+    assert_eq!(snapshot_conv_clamp(&bare), None);
+}
+
+/// `--resume` with a snapshot of the run in the output folder continues it; with any other
+/// file it fine-tunes, as the reference does: no EMA ramp-up, ADA five times faster.
+#[test]
+fn resume_continues_a_snapshot_of_the_run_and_fine_tunes_from_other_files() {
+    use whichgan::stylegan2::run::{train_run, RunOptions, RunStart};
+    let dir = tempfile::tempdir().unwrap();
+    dataset(dir.path(), 16);
+    let out = dir.path().join("run");
+    let opts = RunOptions {
+        spec: tiny_spec(AugMode::NoAug, 0.0),
+        data: dir.path().join("shapes16.zip"),
+        out: out.clone(),
+        kimg: 0.004,
+        tick_kimg: 0.004,
+        snap_kimg: 0.004,
+        resume: None,
+        metrics: None,
+        grid: 1,
+        device: Device::Cpu,
+        progress: false,
+        overwrite: false,
+    };
+    let snapshot = train_run(&opts).unwrap().last_snapshot;
+    let new = RunStart::new(None, &out).unwrap();
+    assert_eq!((new.resume.clone(), new.pretrained.clone()), (None, None));
+    let continued = RunStart::new(Some(&snapshot), &out).unwrap();
+    assert_eq!(continued.resume.as_deref(), Some(snapshot.as_path()));
+    assert_eq!(continued.pretrained, None);
+    // The same file seen from another output folder is a pretrained checkpoint.
+    let elsewhere = dir.path().join("other");
+    let fine_tune = RunStart::new(Some(&snapshot), &elsewhere).unwrap();
+    assert_eq!(fine_tune.resume, None);
+    assert_eq!(fine_tune.pretrained, Some(snapshot.display().to_string()));
+    let mut preset = Preset::new("auto", 16).unwrap();
+    assert!(preset.ema_rampup.is_some());
+    fine_tune.adjust(&mut preset);
+    assert_eq!(preset.ema_rampup, None);
+    let speed = |start: &RunStart| match start.ada(0.6) {
+        AugMode::Ada { speed_kimg, .. } => speed_kimg,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((speed(&new), speed(&fine_tune)), (500.0, 100.0));
+    assert!(RunStart::new(Some(&dir.path().join("missing.pt")), &out).is_err());
+}

@@ -6,14 +6,13 @@ use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use whichgan::stylegan2::presets::{Preset, NAMES};
 use whichgan::stylegan2::run::{
-    train_run, AugMode, AugOptions, MetricOptions, RunOptions, RunSpec,
+    train_run, AugMode, AugOptions, MetricOptions, RunOptions, RunSpec, RunStart,
 };
-use whichgan::train::Checkpoint;
 use whichgan::{Error, Result};
 
 #[derive(Args)]
 #[command(after_help = "Examples:\n  \
-    whichgan dataset synth --out shapes.zip --n 2000 --res 32\n  \
+    whichgan dataset synth --out shapes.zip --images 2000 --resolution 32\n  \
     whichgan train --data shapes.zip --out runs/shapes --cfg cifar --kimg 200\n  \
     whichgan train --data flowers.zip --out runs/flowers --cfg paper256 --mirror \\\n      \
     --resume imagenet-256-state.pt --freezed 4 --kimg 1000 --inception pt_inception.pth\n  \
@@ -120,46 +119,20 @@ enum AugArg {
     Noaug,
 }
 
-/// The pretrained checkpoint a snapshot's run started from, when `path` is a snapshot of the
-/// run in `out` (`Some(None)`: trained from scratch); `None` for any other file, which then
-/// starts a fine-tune.
-fn snapshot_start(path: &std::path::Path, out: &std::path::Path) -> Option<Option<String>> {
-    let folder = path.parent()?.canonicalize().ok()?;
-    if out.canonicalize().ok()? != folder {
-        return None;
-    }
-    let meta = Checkpoint::read_meta(path)?;
-    let start = &meta.extra["spec"]["start"];
-    Some(start.as_str().map(str::to_owned))
-}
-
 impl TrainArgs {
     fn options(&self) -> Result<RunOptions> {
         let dataset = whichgan::dataset::ImageDataset::open(&self.data)?;
         let (w, _) = dataset.image_size(whichgan::dataset::Resize::None, false)?;
         let mut preset = Preset::new(&self.cfg, w as usize)?;
-        let snapshot = self
-            .resume
-            .as_deref()
-            .and_then(|path| snapshot_start(path, &self.out));
-        let continuing = snapshot.is_some();
-        let start = match (&self.resume, snapshot) {
-            (_, Some(start)) => start,
-            (Some(path), None) => {
-                whichgan::io::check_readable_file(path)?;
-                Some(path.display().to_string())
-            }
-            (None, None) => None,
-        };
-        if start.is_some() {
-            // As the reference does for fine-tuning: a faster ADA, no EMA ramp-up.
-            preset.ema_rampup = None;
-        }
+        let start = RunStart::new(self.resume.as_deref(), &self.out)?;
+        start.adjust(&mut preset);
         if let Some(batch) = self.batch {
-            preset.batch_gpu = batch;
+            if batch == 0 {
+                return Err(Error::invalid("--batch must be at least 1"));
+            }
+            preset.set_batch(batch);
         }
         for (value, field, flag) in [
-            (self.batch, &mut preset.batch, "--batch"),
             (self.batch_gpu, &mut preset.batch_gpu, "--batch-gpu"),
             (self.cbase, &mut preset.channel_base, "--cbase"),
             (self.cmax, &mut preset.channel_max, "--cmax"),
@@ -185,11 +158,14 @@ impl TrainArgs {
                 self.p
             )));
         }
+        if !(self.target > 0.0 && self.target < 1.0) {
+            return Err(Error::invalid(format!(
+                "--target must be in (0, 1), got {}",
+                self.target
+            )));
+        }
         let mode = match self.aug {
-            AugArg::Ada => AugMode::Ada {
-                target: self.target,
-                speed_kimg: if start.is_some() { 100.0 } else { 500.0 },
-            },
+            AugArg::Ada => start.ada(self.target),
             AugArg::Fixed => AugMode::Fixed,
             AugArg::Noaug => AugMode::NoAug,
         };
@@ -210,7 +186,7 @@ impl TrainArgs {
                 p: self.p,
             },
             freezed: self.freezed,
-            start,
+            start: start.pretrained,
         };
         Ok(RunOptions {
             spec,
@@ -219,7 +195,7 @@ impl TrainArgs {
             kimg,
             tick_kimg: self.tick,
             snap_kimg: self.snap,
-            resume: self.resume.clone().filter(|_| continuing),
+            resume: start.resume,
             metrics: self.inception.as_ref().map(|inception| MetricOptions {
                 inception: inception.clone(),
                 vgg16: self.vgg16.clone(),

@@ -151,8 +151,10 @@ pub(crate) fn conv2d_then<E: Epilogue + 'static>(
 
 /// A transposed convolution with `stride` and no padding: y[o, s·i + u, s·j + v] +=
 /// w[o, c, u, v] · x[c, i, j], output [N, O, (H − 1)·s + k, (W − 1)·s + k] for `w` [O, C, k, k].
-/// On the CPU one operation (kernel × input, then the patches' adjoint) whose backward is again
-/// written in differentiable operations; elsewhere candle's own transposed convolution.
+/// On the CPU one operation (kernel × input, then the patches' adjoint) whose backward is
+/// written in differentiable operations when gradients must be differentiable
+/// ([`crate::train::gradients_are_differentiable`]); elsewhere candle's own transposed
+/// convolution.
 pub fn conv_transpose2d(x: &Tensor, w: &Tensor, stride: usize) -> Result<Tensor> {
     if !(cpu_kernels(x) && cpu_kernels(w)) {
         // candle's kernel layout is [in, out, k, k].

@@ -54,8 +54,10 @@ fn batch_sum(t: &Tensor) -> candle_core::Result<Tensor> {
 
 /// A convolution as one operation: on the CPU, patches × kernel without the patches entering
 /// the graph (the backward pass of a large patch tensor allocates, zeroes and sums buffers of its
-/// size). The backward pass is written with differentiable operations — the patch extraction,
-/// its adjoint and matrix products — so gradient penalties can differentiate it again.
+/// size). When [`gradients_are_differentiable`](crate::train::gradients_are_differentiable),
+/// the backward pass is written with differentiable operations — the patch extraction, its
+/// adjoint and matrix products — so gradient penalties can differentiate it again; otherwise
+/// it computes plain gradients.
 #[derive(Clone)]
 pub(super) struct PatchConv {
     pub(super) p: Patches,

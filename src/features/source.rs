@@ -190,7 +190,9 @@ impl Extraction {
         bar: &ProgressBar,
     ) -> Result<Features> {
         let weights = load_network(checkpoint, "G_ema", &self.device)?;
-        let g = Generator::load(&weights).map_err(|e| Error::in_file(checkpoint, e.to_string()))?;
+        let mut g =
+            Generator::load(&weights).map_err(|e| Error::in_file(checkpoint, e.to_string()))?;
+        g.synthesis.conv_clamp = crate::stylegan2::run::snapshot_conv_clamp(checkpoint);
         let z_dim = g.mapping.z_dim;
         let (rows, data) = extract(&self.extractor, n, self.batch, bar, |start, len| {
             let z: Vec<f32> = (start..start + len)

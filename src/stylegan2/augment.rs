@@ -652,12 +652,11 @@ fn colour(images: &Tensor, m: &[M4]) -> Result<Tensor> {
             linear.matmul(&x)?.broadcast_add(&offset)?
         }
         1 => {
-            let mean = |row: &[f32; 4], j: usize| row[j];
             let gain: Vec<f32> = m
                 .iter()
                 .map(|m| {
                     (0..3)
-                        .map(|i| (0..3).map(|j| mean(&m[i], j)).sum::<f32>())
+                        .map(|i| (0..3).map(|j| m[i][j]).sum::<f32>())
                         .sum::<f32>()
                         / 3.0
                 })
@@ -715,10 +714,6 @@ impl Ada {
             steps: 0,
             images_at_last_update: 0,
         }
-    }
-
-    pub fn p(&self) -> f32 {
-        self.pipe.p
     }
 }
 

@@ -31,12 +31,13 @@ impl TrainingSet {
         mut progress: impl FnMut(usize),
     ) -> Result<Self> {
         let (w, h) = dataset.image_size(Resize::None, false)?;
-        if w != h || !w.is_power_of_two() || w < 4 {
+        // D's blocks halve the images down to 4×4, so the smallest trainable side is 8.
+        if w != h || !w.is_power_of_two() || w < 8 {
             return Err(Error::in_file(
                 dataset.path(),
                 format!(
                     "images are {w}×{h}; training needs square images with a power-of-two \
-                     side of at least 4 (whichgan dataset pack --resize R makes them)"
+                     side of at least 8 (whichgan dataset pack --resize R makes them)"
                 ),
             ));
         }

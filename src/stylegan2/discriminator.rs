@@ -77,8 +77,9 @@ pub struct Discriminator {
 }
 
 impl Discriminator {
-    /// The discriminator the tensors describe; `mbstd_group` is the official default 4 unless
-    /// the checkpoint was trained otherwise.
+    /// The discriminator the tensors describe, with minibatch-std groups of `mbstd_group`
+    /// samples, which the weights cannot tell (the official configurations use 4, 8 or 32; the
+    /// presets give theirs).
     pub fn load(w: &Weights, mbstd_group: usize) -> Result<Self> {
         let mut resolutions: Vec<usize> = w
             .names()
@@ -217,22 +218,14 @@ impl Discriminator {
     pub fn forward_with_input_grad(&self, img: &Tensor) -> Result<(Tensor, Tensor)> {
         let x = Var::from_tensor(img)?;
         let logits = self.forward(x.as_tensor())?;
-        let grads = crate::train::differentiable_backward(&logits.sum_all()?)?;
-        let grad = grads.get(x.as_tensor()).cloned().ok_or_else(|| {
-            Error::invalid("the discriminator's output does not depend on its input")
-        })?;
+        let grad = crate::train::logit_input_gradient(&logits, &x)?;
         Ok((logits.detach(), grad))
     }
 }
 
-/// The R1 penalty of each sample, Σ over C, H, W of the squared input gradient.
-pub fn r1_penalty(grad: &Tensor) -> Result<Tensor> {
-    Ok(grad.sqr()?.flatten_from(1)?.sum(1)?)
-}
-
 /// Appends one channel: the mean over features of the standard deviation within groups of
 /// `group` samples (`min(group, N)`); groups interleave — sample s is in group s mod (N / G).
-pub fn minibatch_std(x: &Tensor, group: usize) -> Result<Tensor> {
+fn minibatch_std(x: &Tensor, group: usize) -> Result<Tensor> {
     let (n, c, h, w) = x.dims4()?;
     let g = group.min(n);
     if n % g != 0 {

@@ -3,7 +3,7 @@
 //! with the integer, 53-bit doubles, polar Box–Muller normals).
 
 /// NumPy's legacy `RandomState` with an integer seed, enough of it for `randn`.
-pub struct LegacyNumpyRng {
+struct LegacyNumpyRng {
     state: [u32; 624],
     index: usize,
     spare_normal: Option<f64>,

@@ -1,7 +1,8 @@
 //! StyleGAN2(-ADA) networks in candle, numerically equal to the official PyTorch
 //! implementation (`training/networks.py` of stylegan2-ada-pytorch) and loading its state
 //! dicts by their key names: the mapping and synthesis networks (`skip` architecture) and the
-//! discriminator (`resnet` architecture). The architecture is read from the tensors.
+//! discriminator (`resnet` architecture, or `orig` when the weights have no skip layers). The
+//! architecture is read from the tensors.
 //!
 //! Parameters are kept raw, as stored, and scaled at run time (equalised learning rate), so
 //! gradients are with respect to the stored tensors, as in the reference.

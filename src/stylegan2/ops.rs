@@ -252,7 +252,6 @@ impl FusedBiasAct {
 /// [`bias_act`] of `x + noise · strength`: the noise image [N, 1, H, W] times the scalar
 /// strength added to every channel before the bias, as a synthesis layer does. On the CPU one
 /// operation (the noise scaled at its own size, added in the same pass).
-#[allow(clippy::too_many_arguments)]
 pub fn noisy_bias_act(
     x: &Tensor,
     noise: &Tensor,
@@ -465,7 +464,6 @@ pub fn conv2d_up2(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 /// FIR filter with padding 1 keeping every second sample (H / 2), then the 1 × 1 convolution.
 /// On the CPU the convolution and bias_act are one operation where the convolution is a patch
 /// operation.
-#[allow(clippy::too_many_arguments)]
 pub fn conv2d_bias_act(
     x: &Tensor,
     w: &Tensor,

@@ -128,6 +128,12 @@ impl Preset {
         })
     }
 
+    /// Sets the batch; as `train.py` does on one GPU, it then runs in one round (`batch_gpu`).
+    pub fn set_batch(&mut self, batch: usize) {
+        self.batch = batch;
+        self.batch_gpu = batch;
+    }
+
     /// Network sizes for `resolution` × `resolution` images with `img_channels` channels.
     pub fn architecture(&self, resolution: usize, img_channels: usize) -> Architecture {
         Architecture {

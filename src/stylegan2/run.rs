@@ -7,7 +7,7 @@ use super::augment::{Ada, AugmentPipe, AugmentSpec};
 use super::latents::latent_for_seed;
 use super::presets::Preset;
 use super::training::PathLength;
-use super::weights::load_network;
+use super::weights::network_in;
 use super::{Discriminator, Generator, NoiseMode, TrainingSet};
 use crate::dataset::ImageDataset;
 use crate::features::{Extraction, ExtractorKind, FeatureCache, ImageSource};
@@ -113,6 +113,70 @@ pub struct RunSummary {
     pub last_scores: Option<serde_json::Value>,
 }
 
+/// What `--resume` starts: a new run, the exact continuation of a snapshot of the run in the
+/// output folder, or a fine-tune from any other checkpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunStart {
+    /// The snapshot to continue, when `--resume` names one of the run in the output folder.
+    pub resume: Option<PathBuf>,
+    /// The pretrained checkpoint the networks come from (that of the continued run, if any).
+    pub pretrained: Option<String>,
+}
+
+impl RunStart {
+    /// `resume` read against the output folder `out`: a snapshot of the run there continues
+    /// it; any other file starts a fine-tune from it.
+    pub fn new(resume: Option<&Path>, out: &Path) -> Result<Self> {
+        let Some(path) = resume else {
+            return Ok(RunStart {
+                resume: None,
+                pretrained: None,
+            });
+        };
+        if let Some(pretrained) = snapshot_start(path, out) {
+            return Ok(RunStart {
+                resume: Some(path.to_owned()),
+                pretrained,
+            });
+        }
+        crate::io::check_readable_file(path)?;
+        Ok(RunStart {
+            resume: None,
+            pretrained: Some(path.display().to_string()),
+        })
+    }
+
+    /// The preset as the reference trains from pretrained networks: no EMA ramp-up.
+    pub fn adjust(&self, preset: &mut Preset) {
+        if self.pretrained.is_some() {
+            preset.ema_rampup = None;
+        }
+    }
+
+    /// ADA towards `target`: 500 kimg for a unit change of p, 100 from pretrained networks (as
+    /// the reference does).
+    pub fn ada(&self, target: f64) -> AugMode {
+        let speed_kimg = if self.pretrained.is_some() {
+            100.0
+        } else {
+            500.0
+        };
+        AugMode::Ada { target, speed_kimg }
+    }
+}
+
+/// The pretrained checkpoint a snapshot's run started from, when `path` is a snapshot of the
+/// run in `out` (`Some(None)`: trained from scratch); `None` for any other file.
+fn snapshot_start(path: &Path, out: &Path) -> Option<Option<String>> {
+    let folder = path.parent()?.canonicalize().ok()?;
+    if out.canonicalize().ok()? != folder {
+        return None;
+    }
+    let meta = Checkpoint::read_meta(path)?;
+    let start = &meta.extra["spec"]["start"];
+    Some(start.as_str().map(str::to_owned))
+}
+
 /// A fresh trainer for `spec` on images of `resolution` (from scratch, or from the networks of
 /// the pretrained checkpoint `spec.start`), with ADA and path length set as the spec says.
 pub fn new_trainer(spec: &RunSpec, resolution: usize, device: &Device) -> Result<StyleGan2Trainer> {
@@ -125,30 +189,39 @@ pub fn new_trainer(spec: &RunSpec, resolution: usize, device: &Device) -> Result
             let arch = preset.architecture(resolution, 3);
             let g = arch.generator(&mut init, device)?;
             let d = arch.discriminator(&mut init, preset.mbstd_group, device)?;
-            let g_ema = crate::train::Generator::deep_copy(&g)?;
-            (g, g_ema, d)
+            (g, None, d)
         }
         Some(path) => load_pretrained(Path::new(path), preset.mbstd_group, device)?,
     };
     if g.synthesis.resolution() != resolution || d.resolution != resolution {
         return Err(Error::invalid(format!(
-            "the networks make {}×{} images, the dataset has {resolution}×{resolution}",
+            "G makes {0}×{0} images and D judges {1}×{1} ones; the dataset has {resolution}×{resolution}",
             g.synthesis.resolution(),
-            g.synthesis.resolution()
+            d.resolution
         )));
     }
-    for net in [&mut g, &mut g_ema] {
+    for net in std::iter::once(&mut g).chain(g_ema.as_mut()) {
         net.synthesis.conv_clamp = preset.conv_clamp;
         net.style_mixing = preset.style_mixing;
     }
     d.conv_clamp = preset.conv_clamp;
     d.freeze(spec.freezed)?;
+    // The trainer starts G_ema as a copy of G; a pretrained file's own G_ema replaces it.
     let mut trainer = Trainer::new(g, d, preset.train_config(), spec.seed, device)?;
-    trainer.g_ema = g_ema;
+    if let Some(g_ema) = g_ema {
+        trainer.g_ema = g_ema;
+    }
+    trainer.clean_gradients();
     if preset.pl_weight > 0.0 {
         trainer.set_generator_penalty(Box::new(PathLength::official(preset.pl_weight)));
     }
-    if spec.aug.mode != AugMode::NoAug {
+    // Like the reference, no pipeline at a fixed p of 0: it would only draw random numbers.
+    let augments = match spec.aug.mode {
+        AugMode::NoAug => false,
+        AugMode::Fixed => spec.aug.p > 0.0,
+        AugMode::Ada { .. } => true,
+    };
+    if augments {
         let pipe = AugmentPipe::new(AugmentSpec::preset(&spec.aug.pipe)?, spec.aug.p as f32);
         let mut ada = Ada::new(pipe, matches!(spec.aug.mode, AugMode::Ada { .. }));
         if let AugMode::Ada { target, speed_kimg } = spec.aug.mode {
@@ -160,24 +233,25 @@ pub fn new_trainer(spec: &RunSpec, resolution: usize, device: &Device) -> Result
     Ok(trainer)
 }
 
-/// G, G_ema (G's when the file has none) and D of a pretrained checkpoint; every tensor of
-/// the file must find its place (the official fixed resampling filters aside).
+/// G, G_ema (when the file has one) and D of a pretrained checkpoint; every tensor of the
+/// file must find its place (the official fixed resampling filters aside).
 fn load_pretrained(
     path: &Path,
     mbstd_group: usize,
     device: &Device,
-) -> Result<(Generator, Generator, Discriminator)> {
-    let g_weights = load_network(path, "G", device)?;
+) -> Result<(Generator, Option<Generator>, Discriminator)> {
+    let all = crate::io::read_tensor_file(path, device)?;
+    let g_weights = network_in(&all, path, "G")?;
     let g = Generator::load(&g_weights)?;
-    let g_ema = match load_network(path, "G_ema", device) {
+    let g_ema = match network_in(&all, path, "G_ema") {
         Ok(w) => {
             let g_ema = Generator::load(&w)?;
             check_all_used(path, "G_ema", w.names(), &g_ema)?;
-            g_ema
+            Some(g_ema)
         }
-        Err(_) => crate::train::Generator::deep_copy(&g)?,
+        Err(_) => None,
     };
-    let d_weights = load_network(path, "D", device)?;
+    let d_weights = network_in(&all, path, "D")?;
     let d = Discriminator::load(&d_weights, mbstd_group)?;
     check_all_used(path, "G", g_weights.names(), &g)?;
     check_all_used(path, "D", d_weights.names(), &d)?;
@@ -211,6 +285,17 @@ fn check_all_used<'a>(
             ),
         )),
     }
+}
+
+/// The convolution clamp the run of snapshot `path` trained with (its preset's), so that
+/// its G_ema is rebuilt as training ran it; `None` for any other checkpoint.
+pub fn snapshot_conv_clamp(path: &Path) -> Option<f64> {
+    let meta = Checkpoint::read_meta(path)?;
+    if meta.model != MODEL {
+        return None;
+    }
+    let state: RunState = serde_json::from_value(meta.extra).ok()?;
+    state.spec.preset.conv_clamp
 }
 
 /// The snapshot file name for `images` shown: the reference's `network-snapshot-<kimg>`, with
@@ -250,10 +335,13 @@ pub fn train_run(opts: &RunOptions) -> Result<RunSummary> {
              of {group}; use a multiple of {group}"
         )));
     }
+    if opts.grid == 0 {
+        return Err(Error::invalid("--grid must be at least 1"));
+    }
     let total_images = (opts.kimg * 1000.0).round() as u64;
-    let batch = opts.spec.preset.batch as u64;
-    let total_steps = total_images.div_ceil(batch);
-    // Everything that can be refused is checked before the output folder is touched.
+    let total_steps = total_images.div_ceil(batch as u64);
+    // Everything that can be refused (options, checkpoint, data, networks, metric weights) is
+    // checked before the output folder is touched: a refused --overwrite keeps the old run.
     let resumed = match &opts.resume {
         Some(path) => Some(read_run_checkpoint(path, &opts.spec)?),
         None => None,
@@ -265,6 +353,10 @@ pub fn train_run(opts: &RunOptions) -> Result<RunSummary> {
     if let Some((ckpt, _)) = &resumed {
         trainer.resume(ckpt, MODEL)?;
     }
+    let extractors = match &opts.metrics {
+        Some(m) => Some(Extractors::load(m, &opts.out, &opts.device)?),
+        None => None,
+    };
     prepare_out(&opts.out, resumed.is_some(), opts.overwrite)?;
     let log = opts.out.join(LOG_FILE);
     let (state, resumed_from_kimg) = match &resumed {
@@ -285,14 +377,8 @@ pub fn train_run(opts: &RunOptions) -> Result<RunSummary> {
             (state, None)
         }
     };
-    let metrics = match &opts.metrics {
-        Some(m) => Some(Metrics::prepare(
-            m,
-            &opts.data,
-            &opts.out,
-            &opts.device,
-            &bar,
-        )?),
+    let metrics = match extractors {
+        Some(e) => Some(e.with_reals(&opts.data, &bar)?),
         None => None,
     };
     let grid = grid_latents(opts.grid, trainer.g.mapping.z_dim, &opts.device)?;
@@ -353,19 +439,38 @@ fn read_run_checkpoint(path: &Path, spec: &RunSpec) -> Result<(Checkpoint, RunSt
     let state: RunState = serde_json::from_value(ckpt.meta.extra.clone())
         .map_err(|e| Error::in_file(path, format!("unreadable run state: {e}")))?;
     if state.spec != *spec {
-        let (was, now) = (to_flat(&state.spec), to_flat(spec));
-        let differing = was
-            .iter()
-            .find(|(k, v)| now.iter().any(|(k2, v2)| k == k2 && v != v2))
-            .map_or("settings".to_owned(), |(k, v)| {
-                format!("{k} (the run used {v})")
-            });
         return Err(Error::in_file(
             path,
-            format!("this run was trained with another {differing}; resume with its settings"),
+            format!(
+                "this run was trained with other settings: {}; resume with its settings",
+                spec_differences(&state.spec, spec)
+            ),
         ));
     }
     Ok((ckpt, state))
+}
+
+/// The settings in which `was` and `now` differ, by dotted name: a value changed, or a
+/// setting one of them has and the other lacks (e.g. ADA's target when the mode changes).
+fn spec_differences(was: &RunSpec, now: &RunSpec) -> String {
+    let (was, now) = (to_flat(was), to_flat(now));
+    let find = |list: &[(String, String)], key: &str| {
+        list.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    };
+    let mut out = Vec::new();
+    for (k, v) in &was {
+        match find(&now, k) {
+            Some(v2) if v2 == *v => {}
+            Some(v2) => out.push(format!("{k} {v2} (the run used {v})")),
+            None => out.push(format!("{k} unset (the run used {v})")),
+        }
+    }
+    for (k, v) in &now {
+        if find(&was, k).is_none() {
+            out.push(format!("{k} {v} (the run had none)"));
+        }
+    }
+    out.join(", ")
 }
 
 /// A JSON value's leaves as (dotted path, value).
@@ -461,22 +566,15 @@ fn write_grid(path: &Path, images: &Tensor) -> Result<()> {
     crate::io::write_png_grid(path, [n, c, h, w], &data)
 }
 
-/// Feature extractors and the training set's features, prepared once per run.
-struct Metrics {
+/// The feature extractors of a run's metrics, loaded before anything is written.
+struct Extractors {
     inception: Extraction,
     vgg16: Option<Extraction>,
-    real: FeatureSets,
     n: usize,
 }
 
-impl Metrics {
-    fn prepare(
-        opts: &MetricOptions,
-        data: &Path,
-        out: &Path,
-        device: &Device,
-        bar: &ProgressBar,
-    ) -> Result<Self> {
+impl Extractors {
+    fn load(opts: &MetricOptions, out: &Path, device: &Device) -> Result<Self> {
         let cache = out.join("feature-cache");
         let extraction = |kind, weights: &Path| -> Result<Extraction> {
             let mut e = Extraction::new(kind, weights, device)?;
@@ -488,18 +586,33 @@ impl Metrics {
             Some(w) => Some(extraction(ExtractorKind::Vgg16, w)?),
             None => None,
         };
-        bar.set_message("features of the training set");
-        let source = ImageSource::Data(data.to_owned());
-        let hidden = ProgressBar::hidden();
-        let real = Self::feature_sets(&inception, vgg16.as_ref(), &source, &hidden)?;
-        Ok(Metrics {
+        Ok(Extractors {
             inception,
             vgg16,
-            real,
             n: opts.n,
         })
     }
 
+    /// The metrics with the training set's features.
+    fn with_reals(self, data: &Path, bar: &ProgressBar) -> Result<Metrics> {
+        bar.set_message("features of the training set");
+        let source = ImageSource::Data(data.to_owned());
+        let hidden = ProgressBar::hidden();
+        let real = Metrics::feature_sets(&self.inception, self.vgg16.as_ref(), &source, &hidden)?;
+        Ok(Metrics {
+            extractors: self,
+            real,
+        })
+    }
+}
+
+/// Feature extractors and the training set's features, prepared once per run.
+struct Metrics {
+    extractors: Extractors,
+    real: FeatureSets,
+}
+
+impl Metrics {
     fn feature_sets(
         inception: &Extraction,
         vgg16: Option<&Extraction>,
@@ -519,12 +632,13 @@ impl Metrics {
 
     /// FID, KID, precision and recall (k = 3) of the snapshot's G_ema against the reals.
     fn score(&self, snapshot: &Path) -> Result<SourceScores> {
+        let e = &self.extractors;
         let source = ImageSource::Generator {
             checkpoint: snapshot.to_owned(),
-            n: self.n,
+            n: e.n,
         };
         let hidden = ProgressBar::hidden();
-        let fake = Self::feature_sets(&self.inception, self.vgg16.as_ref(), &source, &hidden)?;
+        let fake = Self::feature_sets(&e.inception, e.vgg16.as_ref(), &source, &hidden)?;
         score("G_ema", &self.real, &fake, 3, KidParams::default())
     }
 }
@@ -647,5 +761,42 @@ impl EvalHook<Generator, Discriminator> for RunHook<'_> {
         self.tick_timer = Instant::now();
         self.tick_images = images;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(mode: AugMode) -> RunSpec {
+        RunSpec {
+            preset: Preset::new("auto", 16).expect("a preset"),
+            seed: 0,
+            mirror: false,
+            aug: AugOptions {
+                mode,
+                pipe: "bgc".into(),
+                p: 0.0,
+            },
+            freezed: 0,
+            start: None,
+        }
+    }
+
+    #[test]
+    fn spec_differences_name_changed_values_and_one_sided_settings() {
+        let ada = spec(AugMode::Ada {
+            target: 0.6,
+            speed_kimg: 500.0,
+        });
+        let mut fixed = spec(AugMode::Fixed);
+        fixed.seed = 3;
+        assert_eq!(
+            spec_differences(&ada, &fixed),
+            "seed 3 (the run used 0), aug.mode.Ada.target unset (the run used 0.6), \
+             aug.mode.Ada.speed_kimg unset (the run used 500.0), aug.mode \"Fixed\" (the run \
+             had none)"
+        );
+        assert_eq!(spec_differences(&ada, &ada), "");
     }
 }

@@ -173,13 +173,14 @@ pub struct PathLength {
 }
 
 impl PathLength {
-    /// The reference's settings: weight 2, decay 0.01, half batches, every 4 G steps.
+    /// The reference's settings: weight 2, decay 0.01, half batches, every
+    /// [`PL_INTERVAL`](super::presets::PL_INTERVAL) G steps.
     pub fn official(weight: f64) -> Self {
         PathLength {
             weight,
             decay: 0.01,
             batch_shrink: 2,
-            every: 4,
+            every: super::presets::PL_INTERVAL as u64,
             mean: 0.0,
         }
     }

@@ -49,6 +49,9 @@ pub struct Adam {
     v: Vec<Tensor>,
     /// Updates made so far (PyTorch's per-parameter `step`, equal for all parameters here).
     steps: u64,
+    /// Replace NaN by 0 and ±∞ by ±1e5 in every gradient before the update, as the StyleGAN2
+    /// reference loop does, so that one bad gradient entry does not poison the moments.
+    pub clean_gradients: bool,
 }
 
 impl Adam {
@@ -68,6 +71,7 @@ impl Adam {
             m,
             v,
             steps: 0,
+            clean_gradients: false,
         })
     }
 
@@ -116,7 +120,10 @@ impl Adam {
             if crate::backend::cpu_kernels(p) {
                 // Small CPU tensors: one fused loop instead of a dozen tensor operations.
                 let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
-                let (mut w, g) = (flat(p)?, flat(grad)?);
+                let (mut w, mut g) = (flat(p)?, flat(grad)?);
+                if self.clean_gradients {
+                    g.iter_mut().for_each(|x| *x = nan_to_num(*x));
+                }
                 let (mut m, mut v) = (flat(&self.m[i])?, flat(&self.v[i])?);
                 let (b1, b2) = (beta1 as f32, beta2 as f32);
                 let (size, c2, e) = (step_size as f32, correction2 as f32, eps as f32);
@@ -130,6 +137,13 @@ impl Adam {
                 self.v[i] = shaped(v)?;
                 param.set(&shaped(w)?)?;
             } else {
+                let cleaned;
+                let grad = if self.clean_gradients {
+                    cleaned = nan_to_num_tensor(grad)?;
+                    &cleaned
+                } else {
+                    grad
+                };
                 self.m[i] = ((&self.m[i] * beta1)? + (grad * (1.0 - beta1))?)?;
                 self.v[i] = ((&self.v[i] * beta2)? + (grad.sqr()? * (1.0 - beta2))?)?;
                 let denom = ((self.v[i].sqrt()? / correction2)? + eps)?;
@@ -166,12 +180,35 @@ impl Adam {
                         param.as_tensor().dims()
                     )));
                 }
-                *slot = t;
+                *slot = t.to_device(param.as_tensor().device())?;
             }
         }
         self.steps = steps;
         Ok(())
     }
+}
+
+/// The largest gradient entry that replaces an infinite one (the reference's `posinf`).
+const INF_REPLACEMENT: f32 = 1e5;
+
+/// NaN → 0, ±∞ → ±1e5, finite values unchanged (torch's `nan_to_num` as the reference calls it).
+fn nan_to_num(x: f32) -> f32 {
+    if x.is_nan() {
+        0.0
+    } else if x.is_infinite() {
+        INF_REPLACEMENT.copysign(x)
+    } else {
+        x
+    }
+}
+
+/// [`nan_to_num`] of every entry, in tensor operations.
+fn nan_to_num_tensor(g: &Tensor) -> Result<Tensor> {
+    let zeros = g.zeros_like()?;
+    let without_nan = g.ne(g)?.where_cond(&zeros, g)?;
+    let limit = f64::from(INF_REPLACEMENT);
+    let infinite = without_nan.abs()?.eq(f64::INFINITY)?;
+    Ok(infinite.where_cond(&without_nan.clamp(-limit, limit)?, &without_nan)?)
 }
 
 #[cfg(test)]
@@ -211,6 +248,41 @@ mod tests {
         for (got, g) in p.iter().zip([-2.0f64, 4.0, -1.0]) {
             let want = -2e-4 * g / (g.abs() + 1e-8);
             assert!((got - want).abs() < 1e-15, "{got} vs {want}");
+        }
+    }
+
+    /// The parameters and moments after one cleaning update with `grad` on a parameter of
+    /// `dtype` (f32: the fused loop, f64: tensor operations).
+    fn after_one_update(dtype: DType, grad: &[f32]) -> Vec<Vec<f64>> {
+        let start: Vec<f32> = (0..grad.len()).map(|i| 0.1 * i as f32 - 0.2).collect();
+        let tensor = |v: &[f32]| {
+            Tensor::new(v, &Device::Cpu)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap()
+        };
+        let p = Var::from_tensor(&tensor(&start)).unwrap();
+        let mut adam = Adam::new(vec![("p".into(), p.clone())], AdamConfig::playground()).unwrap();
+        adam.clean_gradients = true;
+        let mut grads = GradStore::default();
+        grads.insert(p.as_tensor(), tensor(grad));
+        adam.step(&grads).unwrap();
+        std::iter::once(p.as_tensor().clone())
+            .chain(adam.state().into_iter().map(|(_, t)| t))
+            .map(|t| t.to_dtype(DType::F64).unwrap().to_vec1().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn cleaning_makes_nan_zero_and_infinities_1e5_on_both_paths() {
+        let dirty = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 3e5, -0.5];
+        let clean = [0.0, 1e5, -1e5, 3e5, -0.5];
+        for dtype in [DType::F32, DType::F64] {
+            let (got, want) = (
+                after_one_update(dtype, &dirty),
+                after_one_update(dtype, &clean),
+            );
+            assert_eq!(got, want, "{dtype:?}");
         }
     }
 

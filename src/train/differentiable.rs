@@ -20,12 +20,21 @@ thread_local! {
     static KEEPS_GRAPHS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+/// candle's switch (an environment variable read once per thread, at its first backward pass).
+const SWITCH: &str = "CANDLE_GRAD_DO_NOT_DETACH";
+
 /// Whether a backward pass running on this thread builds gradients that may be differentiated
 /// again (the worker below, or candle's switch set for the whole process); operations may
 /// compute plain, faster gradients otherwise.
 pub fn gradients_are_differentiable() -> bool {
-    KEEPS_GRAPHS.with(|keeps| keeps.get())
-        || std::env::var_os("CANDLE_GRAD_DO_NOT_DETACH").is_some()
+    KEEPS_GRAPHS.with(|keeps| keeps.get()) || switched_on_for_the_process()
+}
+
+/// Whether candle's switch was on for every thread, read as candle reads it (set, non-empty,
+/// not "0") and only once: the worker's start sets it for a moment, and that must not count.
+fn switched_on_for_the_process() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var(SWITCH).is_ok_and(|s| !s.is_empty() && s != "0"))
 }
 
 /// `output.backward()` with gradients that can be differentiated again.
@@ -52,6 +61,8 @@ struct Job {
 fn worker() -> &'static mpsc::Sender<Job> {
     static WORKER: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
     WORKER.get_or_init(|| {
+        // Read the process-wide setting before the worker's start changes the variable.
+        switched_on_for_the_process();
         let (jobs, queue) = mpsc::channel::<Job>();
         let (ready, started) = mpsc::channel();
         std::thread::Builder::new()
@@ -72,9 +83,11 @@ fn worker() -> &'static mpsc::Sender<Job> {
 }
 
 /// Turns candle's per-thread switch on for this thread: one backward pass while the
-/// environment variable is set, then the variable as it was.
+/// environment variable is set, then the variable as it was. The calling thread waits
+/// meanwhile and the library starts no other thread that runs backward passes; another thread
+/// of the caller's whose first backward pass fell in this moment would keep graphs too (the
+/// same gradients, more memory).
 fn keep_graphs_on_this_thread() {
-    const SWITCH: &str = "CANDLE_GRAD_DO_NOT_DETACH";
     let before = std::env::var_os(SWITCH);
     std::env::set_var(SWITCH, "1");
     let x = Var::new(1f32, &Device::Cpu).expect("a scalar");

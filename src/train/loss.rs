@@ -93,8 +93,8 @@ pub enum Penalty {
     },
 }
 
-/// ‖g‖ per sample for a [batch, …] gradient, with a tiny floor so that its own gradient exists
-/// at zero.
+/// ‖g‖² per sample for a [batch, …] gradient (WGAN-GP adds its own floor before the square
+/// root).
 fn per_sample_sq_norm(grad: &Tensor) -> Result<Tensor> {
     Ok(grad.sqr()?.flatten_from(1)?.sum(1)?)
 }

@@ -24,7 +24,9 @@ pub use differentiable::{differentiable_backward, gradients_are_differentiable};
 pub use ema::Ema;
 pub use hooks::{Augment, GeneratorPenalty};
 pub use loss::{r1, wgan_gp, Loss, Penalty};
-pub use trainer::{load_network, EvalHook, StepReport, TrainConfig, Trainer};
+pub use trainer::{
+    logit_input_gradient, restore_network, EvalHook, StepReport, TrainConfig, Trainer,
+};
 
 use crate::Result;
 use candle_core::{Tensor, Var};

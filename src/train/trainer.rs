@@ -97,6 +97,13 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
         &self.device
     }
 
+    /// Cleans every gradient before its update from now on (NaN → 0, ±∞ → ±1e5), as the
+    /// StyleGAN2 reference loop does; see [`Adam::clean_gradients`].
+    pub fn clean_gradients(&mut self) {
+        self.opt_g.clean_gradients = true;
+        self.opt_d.clean_gradients = true;
+    }
+
     /// Augments everything D sees from now on (e.g. ADA).
     pub fn set_augment(&mut self, augment: Box<dyn Augment>) {
         self.augment = Some(augment);
@@ -233,10 +240,7 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
         let input = candle_core::Var::from_tensor(real)?;
         let seen = augment.apply(input.as_tensor(), &mut self.rng)?;
         let logits = self.d.forward(&seen)?;
-        let grads = super::differentiable_backward(&logits.sum_all()?)?;
-        let grad = grads.get(input.as_tensor()).cloned().ok_or_else(|| {
-            Error::invalid("the discriminator's output does not depend on its input")
-        })?;
+        let grad = logit_input_gradient(&logits, &input)?;
         Ok((seen, logits.detach(), grad))
     }
 
@@ -297,8 +301,9 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
         penalty.penalty(&mut self.g, &mut self.rng, self.config.batch_gpu)
     }
 
-    /// D steps until the next G step is due, then that G step (the reference loop's order:
-    /// a G step follows D steps number 1, 1 + n, 1 + 2n, …).
+    /// D steps until the next G step is due, then that G step (the toy playground's order: a
+    /// G step follows D steps number 1, 1 + n, 1 + 2n, …; StyleGAN2's reference runs G's
+    /// phases first).
     pub fn cycle(&mut self, data: &mut impl RealData) -> Result<StepReport> {
         let per_g = self.config.d_steps.max(1) as u64;
         loop {
@@ -371,9 +376,9 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
                  optimiser or EMA); resume with the same ones",
             ));
         }
-        load_network(&mut self.g, ckpt, "G")?;
-        load_network(&mut self.g_ema, ckpt, "G_ema")?;
-        load_network(&mut self.d, ckpt, "D")?;
+        restore_network(&mut self.g, ckpt, "G")?;
+        restore_network(&mut self.g_ema, ckpt, "G_ema")?;
+        restore_network(&mut self.d, ckpt, "D")?;
         self.opt_g.load_state(
             |n| ckpt.tensor(&format!("opt_G.{n}")),
             ckpt.meta.adam_steps_g,
@@ -412,6 +417,15 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
     }
 }
 
+/// ∂(Σ logits)/∂input, differentiable again (R1 and similar penalties).
+pub fn logit_input_gradient(logits: &Tensor, input: &candle_core::Var) -> Result<Tensor> {
+    let grads = super::differentiable_backward(&logits.sum_all()?)?;
+    grads
+        .get(input.as_tensor())
+        .cloned()
+        .ok_or_else(|| Error::invalid("the discriminator's output does not depend on its input"))
+}
+
 fn check_model(ckpt: &Checkpoint, model: &str) -> Result<()> {
     if ckpt.meta.model != model {
         return Err(Error::invalid(format!(
@@ -438,16 +452,20 @@ fn insert_network(
 
 /// Copies the tensors under `prefix` in `ckpt` into `net` (parameters and buffers); shapes must
 /// match.
-pub fn load_network(net: &mut impl Network, ckpt: &Checkpoint, prefix: &str) -> Result<()> {
+pub fn restore_network(net: &mut impl Network, ckpt: &Checkpoint, prefix: &str) -> Result<()> {
     for (name, var) in net.parameters() {
         let t = ckpt.tensor(&format!("{prefix}.{name}"))?;
         check_shape(&t, var.as_tensor(), prefix, &name)?;
-        var.set(&t.to_dtype(var.as_tensor().dtype())?)?;
+        // Checkpoints load on the CPU; candle copies between tensors of one device only.
+        var.set(
+            &t.to_dtype(var.as_tensor().dtype())?
+                .to_device(var.device())?,
+        )?;
     }
     for (name, old) in net.buffers() {
         let t = ckpt.tensor(&format!("{prefix}.{name}"))?;
         check_shape(&t, &old, prefix, &name)?;
-        net.set_buffer(&name, t.to_dtype(old.dtype())?)?;
+        net.set_buffer(&name, t.to_dtype(old.dtype())?.to_device(old.device())?)?;
     }
     Ok(())
 }
@@ -464,13 +482,22 @@ fn check_shape(found: &Tensor, expected: &Tensor, prefix: &str, name: &str) -> R
 }
 
 /// avg ← β·avg + (1 − β)·net for parameters; buffers are blended too or copied, as the
-/// generator asks ([`Generator::averages_buffers`]).
+/// generator asks ([`Generator::averages_buffers`]). Tensors pair by name.
 fn blend<G: Generator>(avg: &mut G, net: &G, beta: f64) -> Result<()> {
-    for ((_, a), (_, n)) in avg.parameters().iter().zip(net.parameters()) {
+    let (params, incoming) = (avg.parameters(), net.parameters());
+    check_same_names(
+        params.iter().map(|(n, _)| n),
+        incoming.iter().map(|(n, _)| n),
+    )?;
+    for ((_, a), (_, n)) in params.iter().zip(incoming) {
         a.set(&mix(a.as_tensor(), n.as_tensor(), beta)?)?;
     }
-    let incoming = net.buffers();
-    for ((name, a), (_, n)) in avg.buffers().into_iter().zip(incoming) {
+    let (buffers, incoming) = (avg.buffers(), net.buffers());
+    check_same_names(
+        buffers.iter().map(|(n, _)| n),
+        incoming.iter().map(|(n, _)| n),
+    )?;
+    for ((name, a), (_, n)) in buffers.into_iter().zip(incoming) {
         let value = if net.averages_buffers() {
             mix(&a, &n, beta)?
         } else {
@@ -479,6 +506,26 @@ fn blend<G: Generator>(avg: &mut G, net: &G, beta: f64) -> Result<()> {
         avg.set_buffer(&name, value)?;
     }
     Ok(())
+}
+
+/// The moving average and the generator list the same tensors in the same order.
+fn check_same_names<'a>(
+    avg: impl ExactSizeIterator<Item = &'a String>,
+    net: impl ExactSizeIterator<Item = &'a String>,
+) -> Result<()> {
+    if avg.len() != net.len() {
+        return Err(Error::invalid(format!(
+            "the generator average has {} tensors, the generator {}",
+            avg.len(),
+            net.len()
+        )));
+    }
+    match avg.zip(net).find(|(a, n)| a != n) {
+        Some((a, n)) => Err(Error::invalid(format!(
+            "the generator average's tensor '{a}' pairs with the generator's '{n}'"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// β·a + (1 − β)·b; small f32 CPU tensors in one loop rather than three tensor operations.

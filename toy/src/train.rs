@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use whichgan::metrics::w1::wasserstein1;
 use whichgan::plot::{self, Curve, Panel, Scatter, PALETTE};
 use whichgan::train::{
-    load_network, AdamConfig, Checkpoint, Ema, EvalHook, Generator, Loss, Mode, Penalty, RealData,
-    StepReport, TrainConfig, Trainer,
+    restore_network, AdamConfig, Checkpoint, Ema, EvalHook, Generator, Loss, Mode, Penalty,
+    RealData, StepReport, TrainConfig, Trainer,
 };
 use whichgan::{Error, Points, Result};
 
@@ -107,11 +107,11 @@ pub fn start_from(
     d: Option<&Checkpoint>,
 ) -> Result<()> {
     if let Some(ckpt) = g {
-        load_network(&mut trainer.g, ckpt, "G")?;
-        load_network(&mut trainer.g_ema, ckpt, "G")?;
+        restore_network(&mut trainer.g, ckpt, "G")?;
+        restore_network(&mut trainer.g_ema, ckpt, "G")?;
     }
     if let Some(ckpt) = d {
-        load_network(&mut trainer.d, ckpt, "D")?;
+        restore_network(&mut trainer.d, ckpt, "D")?;
     }
     Ok(())
 }
@@ -139,8 +139,8 @@ pub fn networks(ckpt: &Checkpoint) -> Result<(MlpGenerator, MlpDiscriminator)> {
     let mut init = ChaCha8Rng::seed_from_u64(0);
     let mut g = MlpGenerator::new(&mut init, width, &Device::Cpu)?;
     let mut d = MlpDiscriminator::new(&mut init, width, &Device::Cpu)?;
-    load_network(&mut g, ckpt, "G")?;
-    load_network(&mut d, ckpt, "D")?;
+    restore_network(&mut g, ckpt, "G")?;
+    restore_network(&mut d, ckpt, "D")?;
     Ok((g, d))
 }
 
