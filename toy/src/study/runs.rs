@@ -287,7 +287,9 @@ pub fn draw_median_curves(
     panels: &[MedianPanel],
     columns: usize,
 ) -> Result<()> {
-    let medians: Vec<Vec<(String, Vec<(f64, f64)>)>> = panels
+    // Per panel, per start: (legend label, median curve).
+    type Labelled = (String, Vec<(f64, f64)>);
+    let medians: Vec<Vec<Labelled>> = panels
         .iter()
         .map(|panel| {
             let starts = panel.starts.iter();
