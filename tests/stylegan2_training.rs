@@ -56,6 +56,24 @@ fn tiny_spec(aug: AugMode, p: f64) -> RunSpec {
     }
 }
 
+/// A run of one tick (4 images) on `dir`'s 16 × 16 shapes, a snapshot at its end.
+fn one_tick_run(dir: &Path, spec: RunSpec, out: PathBuf) -> whichgan::stylegan2::run::RunOptions {
+    whichgan::stylegan2::run::RunOptions {
+        spec,
+        data: dir.join("shapes16.zip"),
+        out,
+        kimg: 0.004,
+        tick_kimg: 0.004,
+        snap_kimg: 0.004,
+        resume: None,
+        metrics: None,
+        grid: 1,
+        device: Device::Cpu,
+        progress: false,
+        overwrite: false,
+    }
+}
+
 fn trainer(spec: &RunSpec) -> StyleGan2Trainer {
     new_trainer(spec, 16, &Device::Cpu).unwrap()
 }
@@ -369,7 +387,6 @@ fn fixed_p_0_builds_no_augmentation_and_resumes() {
 fn refused_runs_leave_the_output_folder_alone() {
     use whichgan::stylegan2::run::{train_run, MetricOptions, RunOptions};
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("shapes16.zip");
     dataset(dir.path(), 16);
     let bad_weights = dir.path().join("bad.npy");
     std::fs::write(&bad_weights, b"not weights").unwrap();
@@ -380,22 +397,14 @@ fn refused_runs_leave_the_output_folder_alone() {
         std::fs::write(out.join(name), b"an earlier run").unwrap();
     }
     let options = |out: &Path, grid: usize, metrics: bool| RunOptions {
-        spec: tiny_spec(AugMode::NoAug, 0.0),
-        data: data.clone(),
-        out: out.to_owned(),
-        kimg: 0.008,
-        tick_kimg: 0.004,
-        snap_kimg: 0.008,
-        resume: None,
         metrics: metrics.then(|| MetricOptions {
             inception: bad_weights.clone(),
             vgg16: None,
             n: 8,
         }),
         grid,
-        device: Device::Cpu,
-        progress: false,
         overwrite: true,
+        ..one_tick_run(dir.path(), tiny_spec(AugMode::NoAug, 0.0), out.to_owned())
     };
     assert!(train_run(&options(&out, 4, true)).is_err());
     let err = train_run(&options(&out, 0, false))
@@ -418,25 +427,12 @@ fn refused_runs_leave_the_output_folder_alone() {
 /// Snapshot metrics rebuild G_ema with the clamp the run trained with.
 #[test]
 fn a_snapshot_tells_its_conv_clamp() {
-    use whichgan::stylegan2::run::{snapshot_conv_clamp, train_run, RunOptions};
+    use whichgan::stylegan2::run::{snapshot_conv_clamp, train_run};
     let dir = tempfile::tempdir().unwrap();
     dataset(dir.path(), 16);
     let mut spec = tiny_spec(AugMode::NoAug, 0.0);
     spec.preset.conv_clamp = Some(3.5);
-    let opts = RunOptions {
-        spec,
-        data: dir.path().join("shapes16.zip"),
-        out: dir.path().join("run"),
-        kimg: 0.004,
-        tick_kimg: 0.004,
-        snap_kimg: 0.004,
-        resume: None,
-        metrics: None,
-        grid: 1,
-        device: Device::Cpu,
-        progress: false,
-        overwrite: false,
-    };
+    let opts = one_tick_run(dir.path(), spec, dir.path().join("run"));
     let snapshot = train_run(&opts).unwrap().last_snapshot;
     assert_eq!(snapshot_conv_clamp(&snapshot), Some(3.5));
     // A checkpoint without a run's state (here the trainer's own) has none.
@@ -453,24 +449,11 @@ fn a_snapshot_tells_its_conv_clamp() {
 /// file it fine-tunes, as the reference does: no EMA ramp-up, ADA five times faster.
 #[test]
 fn resume_continues_a_snapshot_of_the_run_and_fine_tunes_from_other_files() {
-    use whichgan::stylegan2::run::{train_run, RunOptions, RunStart};
+    use whichgan::stylegan2::run::{train_run, RunStart};
     let dir = tempfile::tempdir().unwrap();
     dataset(dir.path(), 16);
     let out = dir.path().join("run");
-    let opts = RunOptions {
-        spec: tiny_spec(AugMode::NoAug, 0.0),
-        data: dir.path().join("shapes16.zip"),
-        out: out.clone(),
-        kimg: 0.004,
-        tick_kimg: 0.004,
-        snap_kimg: 0.004,
-        resume: None,
-        metrics: None,
-        grid: 1,
-        device: Device::Cpu,
-        progress: false,
-        overwrite: false,
-    };
+    let opts = one_tick_run(dir.path(), tiny_spec(AugMode::NoAug, 0.0), out.clone());
     let snapshot = train_run(&opts).unwrap().last_snapshot;
     let new = RunStart::new(None, &out).unwrap();
     assert_eq!((new.resume.clone(), new.pretrained.clone()), (None, None));
