@@ -13,9 +13,7 @@ use whichgan_toy::study::figure3::{self, Shard, SweepPlan};
 use whichgan_toy::study::reproduce::reproduce;
 use whichgan_toy::study::runs::TargetStudy;
 use whichgan_toy::study::{ablation, coverage, figure2, Preset, StudyOptions, PRESETS};
-use whichgan_toy::train::{
-    load_toy_checkpoint, playground_config, train_run, Init, ToyHook, TrainOptions,
-};
+use whichgan_toy::train::{playground_config, train_run, Init, TrainOptions};
 use whichgan_toy::Distribution;
 
 #[derive(Args)]
@@ -363,33 +361,6 @@ fn print_summary(summary: &impl serde::Serialize, json: bool, out: &Path) {
     }
 }
 
-/// `--resume` continues a run: without a checkpoint in `--out` (a mistyped folder) it would
-/// quietly start a new run, and with `--steps` not past the checkpoint's it would do nothing.
-fn check_resumable(out: &Path, steps: u64) -> Result<()> {
-    let last = ToyHook::last_checkpoint(out);
-    if !last.exists() {
-        return Err(Error::in_file(
-            out,
-            format!(
-                "--resume: no run to continue (no {}); check --out, or leave out --resume to \
-                 start a new run",
-                last.strip_prefix(out).unwrap_or(&last).display()
-            ),
-        ));
-    }
-    let done = load_toy_checkpoint(&last)?.meta.g_steps;
-    if steps <= done {
-        return Err(Error::in_file(
-            &last,
-            format!(
-                "--resume: the run is already at {done} G steps; --steps is the run's total, \
-                 so give more than {done} to train further"
-            ),
-        ));
-    }
-    Ok(())
-}
-
 fn train(args: TrainArgs, json: bool) -> Result<()> {
     let data: Distribution = args.data.parse()?;
     let loss: Loss = args.loss.parse()?;
@@ -406,9 +377,6 @@ fn train(args: TrainArgs, json: bool) -> Result<()> {
     } else {
         Penalty::None
     };
-    if args.resume {
-        check_resumable(&args.out, args.steps)?;
-    }
     let init = Init {
         g: args.init.clone().or(args.init_g),
         d: args.init.or(args.init_d),

@@ -210,11 +210,16 @@ fn bad_input_is_refused_without_touching_outputs() {
         &["rnu", "--resume", "no run to continue"],
     );
     assert!(!Path::new(&typo).exists());
-    // … and a run already at --steps says so instead of doing nothing.
+    // … and a run already past --steps says so instead of doing nothing.
     assert_error(
-        &train_args(&out, "5", &["--resume"]),
+        &train_args(&out, "4", &["--resume"]),
         &["last.safetensors", "already at 5 G steps"],
     );
+    // At its total, a resume trains nothing and writes the run's outputs (a run killed after
+    // its last checkpoint is finished this way).
+    std::fs::remove_file(Path::new(&out).join("w1.csv")).unwrap();
+    ok(whichgan(&train_args(&out, "5", &["--resume"])));
+    assert!(Path::new(&out).join("w1.csv").exists());
     assert_eq!(before, std::fs::read(last(Path::new(&out))).unwrap());
 
     // An output folder that cannot be created.

@@ -336,8 +336,26 @@ pub fn train_run(opts: &TrainOptions) -> Result<TrainSummary> {
     let last = ToyHook::last_checkpoint(&opts.out);
     let mut history = Vec::new();
     let mut resumed_from = None;
-    if opts.resume && last.exists() {
+    if opts.resume && !last.exists() {
+        // A mistyped folder would otherwise quietly start a new run.
+        return Err(Error::in_file(
+            &opts.out,
+            "--resume: no run to continue (no checkpoints/last.safetensors); check --out, or \
+             leave out --resume to start a new run",
+        ));
+    }
+    if opts.resume {
         let ckpt = load_toy_checkpoint(&last)?;
+        if ckpt.meta.g_steps > opts.steps {
+            return Err(Error::in_file(
+                &last,
+                format!(
+                    "--resume: the run is already at {} G steps; --steps is the run's total, \
+                     so give at least that",
+                    ckpt.meta.g_steps
+                ),
+            ));
+        }
         trainer
             .resume(&ckpt, MODEL)
             .map_err(|e| in_ckpt(&last, e))?;
