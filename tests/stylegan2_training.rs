@@ -406,7 +406,9 @@ fn refused_runs_leave_the_output_folder_alone() {
         overwrite: true,
         ..one_tick_run(dir.path(), tiny_spec(AugMode::NoAug, 0.0), out.to_owned())
     };
-    assert!(train_run(&options(&out, 4, true)).is_err());
+    let refused = |options: RunOptions| train_run(&options).err().unwrap().to_string();
+    let err = refused(options(&out, 4, true));
+    assert!(err.contains("bad.npy"), "{err}");
     let err = train_run(&options(&out, 0, false))
         .err()
         .unwrap()
@@ -420,7 +422,8 @@ fn refused_runs_leave_the_output_folder_alone() {
         );
     }
     let new = dir.path().join("new");
-    assert!(train_run(&options(&new, 4, true)).is_err());
+    let err = refused(options(&new, 4, true));
+    assert!(err.contains("bad.npy"), "{err}");
     assert!(!new.exists());
 }
 
@@ -460,11 +463,16 @@ fn resume_continues_a_snapshot_of_the_run_and_fine_tunes_from_other_files() {
     let continued = RunStart::new(Some(&snapshot), &out).unwrap();
     assert_eq!(continued.resume.as_deref(), Some(snapshot.as_path()));
     assert_eq!(continued.pretrained, None);
-    // The same file seen from another output folder is a pretrained checkpoint.
-    let elsewhere = dir.path().join("other");
-    let fine_tune = RunStart::new(Some(&snapshot), &elsewhere).unwrap();
-    assert_eq!(fine_tune.resume, None);
-    assert_eq!(fine_tune.pretrained, Some(snapshot.display().to_string()));
+    // The same file seen from another output folder (existing or not) is a pretrained
+    // checkpoint.
+    let existing = dir.path().join("other");
+    std::fs::create_dir(&existing).unwrap();
+    for elsewhere in [existing, dir.path().join("not-yet")] {
+        let start = RunStart::new(Some(&snapshot), &elsewhere).unwrap();
+        assert_eq!(start.resume, None);
+        assert_eq!(start.pretrained, Some(snapshot.display().to_string()));
+    }
+    let fine_tune = RunStart::new(Some(&snapshot), &dir.path().join("other")).unwrap();
     let mut preset = Preset::new("auto", 16).unwrap();
     assert!(preset.ema_rampup.is_some());
     fine_tune.adjust(&mut preset);

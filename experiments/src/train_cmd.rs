@@ -158,9 +158,9 @@ impl TrainArgs {
                 self.p
             )));
         }
-        if !(self.target > 0.0 && self.target < 1.0) {
+        if !(0.0..=1.0).contains(&self.target) {
             return Err(Error::invalid(format!(
-                "--target must be in (0, 1), got {}",
+                "--target must be in [0, 1], got {}",
                 self.target
             )));
         }

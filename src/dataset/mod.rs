@@ -433,9 +433,15 @@ fn is_image_name(name: &str) -> bool {
         .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
+/// The image files below `dir`, skipping hidden entries (`.name`): the temporary files of an
+/// interrupted write, `.ipynb_checkpoints` and the like are not part of a dataset.
 fn collect_folder(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
         if path.is_dir() {
             collect_folder(root, &path, out)?;
         } else if is_image_name(&path.to_string_lossy()) {
@@ -481,6 +487,26 @@ mod tests {
         assert!(is_image_name("x.jpeg"));
         assert!(!is_image_name("dataset.json"));
         assert!(!is_image_name("png"));
+    }
+
+    #[test]
+    fn folders_skip_hidden_files_and_folders() {
+        let dir = std::env::temp_dir().join(format!("whichgan-folder-{}", std::process::id()));
+        for name in [
+            "a.png",
+            "sub/b.jpg",
+            ".x.tmp-1-0.png",
+            ".ipynb_checkpoints/c.png",
+        ] {
+            let path = dir.join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b"").unwrap();
+        }
+        let mut names = Vec::new();
+        collect_folder(&dir, &dir, &mut names).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        names.sort();
+        assert_eq!(names, ["a.png", "sub/b.jpg"]);
     }
 
     #[test]

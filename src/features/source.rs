@@ -151,8 +151,10 @@ impl Extraction {
 
     /// The cache key: extractor, weights, preprocessing and the source's bytes.
     fn key(&self, source: &ImageSource) -> Result<String> {
+        // The format number changes when what a cached entry holds changes (2: the skipped
+        // images' names; generators scored with their run's conv_clamp), retiring older ones.
         let settings = format!(
-            "{} {:?} skip_bad={}",
+            "format 2 {} {:?} skip_bad={}",
             self.extractor.kind().name(),
             self.resize,
             self.skip_bad

@@ -1,6 +1,6 @@
 //! Files in and out: point sets and features (`.csv`, `.npy`), pytorch-fid statistics (`.npz`
 //! with `mu` and `sigma`), network weights (safetensors, PyTorch checkpoints); atomic writes for
-//! every output, PNG image grids and JSONL logs.
+//! every output file, PNG image grids, and JSONL logs appended a line at a time.
 
 mod atomic;
 mod image;

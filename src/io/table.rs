@@ -152,8 +152,8 @@ fn csv_error(path: &Path, e: csv::Error) -> Error {
     }
 }
 
-/// Writes CSV rows (header first) atomically; a cell holding a comma, quote or line break
-/// (a user-given name) is quoted, every other cell is written as given.
+/// Writes CSV rows (header first) atomically; a cell holding a comma, quote or line feed (a
+/// user-given name) is quoted, every other cell is written as given.
 pub fn write_csv(path: &Path, header: &[&str], rows: &[Vec<String>]) -> Result<()> {
     let mut writer = csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
