@@ -97,7 +97,7 @@ fn read_zip(bytes: &[u8]) -> std::result::Result<Parsed, String> {
             .map_err(|e| format!("cannot read {entry}: {e}"))?;
         Ok(out)
     };
-    let (root, _) = unpickle(&read(&pkl_name)?).map_err(|m| format!("data.pkl: {m}"))?;
+    let (root, _, _) = unpickle(&read(&pkl_name)?).map_err(|m| format!("data.pkl: {m}"))?;
     let mut refs = Vec::new();
     collect_tensors(&root, String::new(), &mut refs);
     let mut storages = HashMap::new();
@@ -114,27 +114,24 @@ const LEGACY_MAGIC: i64 = 0x1950a86a20f9469cfc6c_i128 as i64;
 
 fn read_legacy(bytes: &[u8]) -> std::result::Result<Parsed, String> {
     let not_torch = "neither a PyTorch zip checkpoint nor a legacy torch.save file";
-    let (magic, mut at) = unpickle(bytes).map_err(|_| not_torch.to_string())?;
+    let (magic, mut at, _) = unpickle(bytes).map_err(|_| not_torch.to_string())?;
     if !matches!(magic, Value::Int(m) if m == LEGACY_MAGIC) {
         return Err(not_torch.into());
     }
-    let mut next = |what: &str| -> std::result::Result<Value, String> {
-        let (v, used) = unpickle(&bytes[at..]).map_err(|m| format!("{what}: {m}"))?;
+    let mut next = |what: &str| -> std::result::Result<_, String> {
+        let (v, used, types) = unpickle(&bytes[at..]).map_err(|m| format!("{what}: {m}"))?;
         at += used;
-        Ok(v)
+        Ok((v, types))
     };
     next("protocol version")?;
     next("system info")?;
-    let root = next("object")?;
-    let Value::List(keys) = next("storage keys")? else {
+    // Every storage's type, also of those in objects this reader does not keep.
+    let (root, types) = next("object")?;
+    let (Value::List(keys), _) = next("storage keys")? else {
         return Err("storage keys: not a list".into());
     };
     let mut refs = Vec::new();
     collect_tensors(&root, String::new(), &mut refs);
-    let widths: HashMap<&str, usize> = refs
-        .iter()
-        .map(|(_, t)| Ok((t.key.as_str(), element_width(&t.dtype)?)))
-        .collect::<std::result::Result<_, String>>()?;
     let mut storages = HashMap::new();
     for key in keys {
         let Value::Str(key) = key else {
@@ -145,9 +142,10 @@ fn read_legacy(bytes: &[u8]) -> std::result::Result<Parsed, String> {
             .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
             .ok_or_else(|| format!("storage {key}: truncated file"))?;
         // Storages follow one another, so one of unknown element width would misplace the rest.
-        let width = *widths.get(key.as_str()).ok_or_else(|| {
-            format!("storage {key} belongs to no tensor found in the file's dicts and lists")
-        })?;
+        let dtype = types
+            .get(key.as_str())
+            .ok_or_else(|| format!("storage {key} is named by no persistent id"))?;
+        let width = element_width(dtype)?;
         let raw = bytes
             .get(at + 8..at + 8 + count * width)
             .ok_or_else(|| format!("storage {key}: truncated file"))?;
@@ -251,7 +249,12 @@ fn half_to_f32(h: u16) -> f32 {
 
 /// The subset of the pickle machine that `torch.save` of state dicts emits (protocol 2).
 /// The first pickle in `bytes` and the number of bytes it took.
-fn unpickle(bytes: &[u8]) -> std::result::Result<(Value, usize), String> {
+/// The value a pickle builds, the bytes it used, and the element type of every storage its
+/// persistent ids name (key → storage type), wherever in the value they end up.
+type Unpickled = (Value, usize, HashMap<String, String>);
+
+fn unpickle(bytes: &[u8]) -> std::result::Result<Unpickled, String> {
+    let mut storages = HashMap::new();
     let mut stack: Vec<Value> = Vec::new();
     let mut memo: HashMap<u32, Value> = HashMap::new();
     let mut at = 0usize;
@@ -368,6 +371,7 @@ fn unpickle(bytes: &[u8]) -> std::result::Result<(Value, usize), String> {
                     return Err("persistent id is not a storage".into());
                 };
                 let dtype = dtype.rsplit('.').next().unwrap_or_default().to_owned();
+                storages.insert(key.clone(), dtype.clone());
                 stack.push(Value::Storage {
                     dtype,
                     key: key.clone(),
@@ -413,7 +417,7 @@ fn unpickle(bytes: &[u8]) -> std::result::Result<(Value, usize), String> {
                     list.push(item);
                 }
             }
-            b'.' => return Ok((pop(&mut stack)?, at)),
+            b'.' => return Ok((pop(&mut stack)?, at, storages)),
             other => return Err(format!("unsupported pickle opcode 0x{other:02x}")),
         }
     }
