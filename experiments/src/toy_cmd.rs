@@ -229,7 +229,7 @@ pub fn run(args: ToyArgs) -> Result<()> {
         } => {
             let target: Distribution = target.parse()?;
             let stem = figure_stem(&out)?;
-            let (png, svg) = (with_suffix(&stem, ".png"), with_suffix(&stem, ".svg"));
+            let [png, svg] = whichgan::plot::figure_files(&stem).map_err(|e| e.in_file(&stem))?;
             check_output_files(&[("--out", &png), ("--out", &svg)])?;
             plot_field(&ckpt, &target, &stem, seed)?;
             Report::new()
@@ -325,13 +325,6 @@ fn figure_stem(out: &Path) -> Result<PathBuf> {
             format!("a figure is written as .png and .svg, not .{e}; end --out in .png"),
         )),
     }
-}
-
-/// `path` with `suffix` appended to its file name.
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 /// Runs `work` on a pool of `jobs` threads (default: the global pool, one per core).

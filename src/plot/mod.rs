@@ -19,6 +19,7 @@ use std::path::Path;
 
 pub use draw::LineChart;
 use draw::{ColoredGrid, LineGrid, PanelGrid};
+pub use output::figure_files;
 use output::{register_embedded_font, write_figure};
 
 /// An RGB colour.

@@ -41,7 +41,7 @@ pub(super) trait Figure {
 /// the target folder first and renamed only after both succeeded, so a failed render
 /// never leaves a truncated figure behind (nor replaces an older good one).
 pub(super) fn write_figure(stem: &Path, figure: &impl Figure) -> Result<(), PlotError> {
-    let targets = [with_suffix(stem, ".png")?, with_suffix(stem, ".svg")?];
+    let targets = figure_files(stem)?;
     if let Some(folder) = stem.parent().filter(|p| !p.as_os_str().is_empty()) {
         if !folder.is_dir() {
             return Err(PlotError(format!(
@@ -86,6 +86,11 @@ fn render_svg(path: &Path, figure: &impl Figure) -> Result<(), PlotError> {
         root.present()?;
     }
     fs::write(path, svg).map_err(|e| PlotError(format!("writing {}: {e}", path.display())))
+}
+
+/// The files a figure at `stem` is written to: `<stem>.png` and `<stem>.svg`.
+pub fn figure_files(stem: &Path) -> Result<[PathBuf; 2], PlotError> {
+    Ok([with_suffix(stem, ".png")?, with_suffix(stem, ".svg")?])
 }
 
 /// Appends an extension instead of replacing one, so a stem like `run.v2/loss` or
