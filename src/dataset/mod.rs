@@ -70,9 +70,7 @@ impl ImageDataset {
             collect_folder(path, path, &mut names)?;
             (Storage::Folder(path.to_owned()), names)
         } else if crate::io::extension(path).as_deref() == Some("zip") {
-            let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-            let zip = zip::ZipArchive::new(file)
-                .map_err(|e| Error::in_file(path, format!("not a readable zip archive ({e})")))?;
+            let zip = open_zip(path)?;
             let names = zip
                 .file_names()
                 .filter_map(|n| n.ok().map(|n| n.into_owned()))
@@ -124,10 +122,7 @@ impl ImageDataset {
                 })
                 .collect(),
             Storage::Zip(path) => {
-                let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-                let mut zip = zip::ZipArchive::new(file).map_err(|e| {
-                    Error::in_file(path, format!("not a readable zip archive ({e})"))
-                })?;
+                let mut zip = open_zip(path)?;
                 names
                     .iter()
                     .map(|n| {
@@ -156,10 +151,7 @@ impl ImageDataset {
                 std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?
             }
             Storage::Zip(path) => {
-                let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-                let mut zip = zip::ZipArchive::new(file).map_err(|e| {
-                    Error::in_file(path, format!("not a readable zip archive ({e})"))
-                })?;
+                let mut zip = open_zip(path)?;
                 let mut text = String::new();
                 match zip.by_name(NAME) {
                     Ok(mut f) => f
@@ -424,6 +416,12 @@ pub fn pack(
         resolution: size,
         classes,
     })
+}
+
+fn open_zip(path: &Path) -> Result<zip::ZipArchive<std::fs::File>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    zip::ZipArchive::new(file)
+        .map_err(|e| Error::in_file(path, format!("not a readable zip archive ({e})")))
 }
 
 fn is_image_name(name: &str) -> bool {

@@ -166,7 +166,7 @@ pub fn write_csv(path: &Path, header: &[&str], rows: &[Vec<String>]) -> Result<(
     }
     let text = writer
         .into_inner()
-        .map_err(|e| Error::in_file(path, format!("cannot encode CSV: {e}")))?;
+        .map_err(|e| encode(e.into_error().into()))?;
     super::write_atomic(path, &text)
 }
 

@@ -64,9 +64,10 @@ pub fn mode_coverage(
     if samples.is_empty() || centres.is_empty() {
         return Err(Error::invalid("mode coverage needs samples and centres"));
     }
-    if !(thresholds.sigma > 0.0 && thresholds.radius_sigmas > 0.0) {
+    let usable = |v: f64| v > 0.0 && v.is_finite();
+    if !(usable(thresholds.sigma) && usable(thresholds.radius_sigmas)) {
         return Err(Error::invalid(
-            "sigma and the radius in sigmas must be positive",
+            "sigma and the radius in sigmas must be positive finite numbers",
         ));
     }
     let radius_sq = (thresholds.radius_sigmas * thresholds.sigma).powi(2);
@@ -128,5 +129,9 @@ mod tests {
                 .modes_covered,
             2
         );
+        for sigma in [0.0, -1.0, f64::INFINITY, f64::NAN] {
+            let e = mode_coverage(&samples, &centres, CoverageThresholds::new(sigma)).unwrap_err();
+            assert!(e.to_string().contains("positive finite"), "{sigma}: {e}");
+        }
     }
 }

@@ -598,10 +598,23 @@ impl Extractors {
         bar.set_message("features of the training set");
         let source = ImageSource::Data(data.to_owned());
         let hidden = ProgressBar::hidden();
-        let real = Metrics::feature_sets(&self.inception, self.vgg16.as_ref(), &source, &hidden)?;
+        let real = self.feature_sets(&source, &hidden)?;
         Ok(Metrics {
             extractors: self,
             real,
+        })
+    }
+
+    /// Inception features, and those precision and recall use (VGG16's when given).
+    fn feature_sets(&self, source: &ImageSource, bar: &ProgressBar) -> Result<FeatureSets> {
+        let inc = self.inception.features(source, bar)?.0.points()?;
+        let pr = match &self.vgg16 {
+            Some(e) => e.features(source, bar)?.0.points()?,
+            None => inc.clone(),
+        };
+        Ok(FeatureSets {
+            inception: Some(inc),
+            pr: Some(pr),
         })
     }
 }
@@ -613,32 +626,14 @@ struct Metrics {
 }
 
 impl Metrics {
-    fn feature_sets(
-        inception: &Extraction,
-        vgg16: Option<&Extraction>,
-        source: &ImageSource,
-        bar: &ProgressBar,
-    ) -> Result<FeatureSets> {
-        let inc = inception.features(source, bar)?.0.points()?;
-        let pr = match vgg16 {
-            Some(e) => e.features(source, bar)?.0.points()?,
-            None => inc.clone(),
-        };
-        Ok(FeatureSets {
-            inception: Some(inc),
-            pr: Some(pr),
-        })
-    }
-
     /// FID, KID, precision and recall (k = 3) of the snapshot's G_ema against the reals.
     fn score(&self, snapshot: &Path) -> Result<SourceScores> {
-        let e = &self.extractors;
         let source = ImageSource::Generator {
             checkpoint: snapshot.to_owned(),
-            n: e.n,
+            n: self.extractors.n,
         };
         let hidden = ProgressBar::hidden();
-        let fake = Self::feature_sets(&e.inception, e.vgg16.as_ref(), &source, &hidden)?;
+        let fake = self.extractors.feature_sets(&source, &hidden)?;
         score("G_ema", &self.real, &fake, 3, KidParams::default())
     }
 }
