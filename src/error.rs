@@ -22,6 +22,15 @@ pub enum Error {
     /// Inputs that are individually fine but cannot be used together (e.g. dimensions differ).
     #[error("{0}")]
     Invalid(String),
+    /// A setting that cannot be used, named as the library calls it (`snap_kimg`); a front end
+    /// names it its own way (the CLI: by its flag, see [`Error::setting_name`]).
+    #[error("{}: {message}", Error::setting_name(setting, value.as_deref(), |s| s.to_owned()))]
+    Setting {
+        setting: &'static str,
+        /// The value given, when it helps to repeat it.
+        value: Option<String>,
+        message: String,
+    },
     /// A tensor operation failed (shape or device mismatch inside a model).
     #[error("tensor operation failed: {0}")]
     Tensor(#[from] candle_core::Error),
@@ -59,5 +68,30 @@ impl Error {
     /// Inputs that cannot be used together.
     pub fn invalid(message: impl Into<String>) -> Self {
         Error::Invalid(message.into())
+    }
+
+    /// A setting that cannot be used; `value` is the value given, when worth repeating.
+    pub fn setting(
+        setting: &'static str,
+        value: Option<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::Setting {
+            setting,
+            value,
+            message: message.into(),
+        }
+    }
+
+    /// How a setting error names its setting: `name(setting)`, then the value given, if any.
+    pub fn setting_name(
+        setting: &str,
+        value: Option<&str>,
+        name: impl Fn(&str) -> String,
+    ) -> String {
+        match value {
+            Some(v) => format!("{} {v}", name(setting)),
+            None => name(setting),
+        }
     }
 }

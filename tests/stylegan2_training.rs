@@ -9,15 +9,16 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use whichgan::dataset::{write_synth, ImageDataset, SynthSpec};
-use whichgan::stylegan2::presets::Preset;
-use whichgan::stylegan2::run::{
+use whichgan::run::stylegan2::{
     new_trainer, AugMode, AugOptions, RunSpec, StyleGan2Trainer, MODEL,
 };
-use whichgan::stylegan2::training::PathLength;
+use whichgan::stylegan2::presets::Preset;
+use whichgan::stylegan2::trainable::PathLength;
 use whichgan::stylegan2::{NoiseMode, TrainingSet};
 use whichgan::train::GeneratorPenalty;
 
 fn dataset(dir: &Path, resolution: u32) -> TrainingSet {
+    whichgan::runtime::setup(whichgan::runtime::Parallelism::WithinOperations);
     let zip = dir.join(format!("shapes{resolution}.zip"));
     let spec = SynthSpec {
         images: 24,
@@ -57,8 +58,8 @@ fn tiny_spec(aug: AugMode, p: f64) -> RunSpec {
 }
 
 /// A run of one tick (4 images) on `dir`'s 16 × 16 shapes, a snapshot at its end.
-fn one_tick_run(dir: &Path, spec: RunSpec, out: PathBuf) -> whichgan::stylegan2::run::RunOptions {
-    whichgan::stylegan2::run::RunOptions {
+fn one_tick_run(dir: &Path, spec: RunSpec, out: PathBuf) -> whichgan::run::stylegan2::RunOptions {
+    whichgan::run::stylegan2::RunOptions {
         spec,
         data: dir.join("shapes16.zip"),
         out,
@@ -75,6 +76,7 @@ fn one_tick_run(dir: &Path, spec: RunSpec, out: PathBuf) -> whichgan::stylegan2:
 }
 
 fn trainer(spec: &RunSpec) -> StyleGan2Trainer {
+    whichgan::runtime::setup(whichgan::runtime::Parallelism::WithinOperations);
     new_trainer(spec, 16, &Device::Cpu).unwrap()
 }
 
@@ -127,7 +129,7 @@ fn trains_without_nan_and_updates_g_d_and_the_average() {
         values(&ckpt.tensors["G.mapping.w_avg"]),
         values(&ckpt.tensors["G_ema.mapping.w_avg"])
     );
-    assert_eq!(t.images_seen, 80);
+    assert_eq!(t.images_seen(), 80);
 }
 
 #[test]
@@ -145,7 +147,7 @@ fn ada_raises_p_when_d_overfits_and_lowers_it_otherwise() {
         let mut t = trainer(&spec);
         // D's output bias fixes the sign of every logit: all "real" (overfitting, E[sign] = 1
         // > 0.6) or all "fake".
-        let params = whichgan::train::Network::parameters(&t.d);
+        let params = whichgan::train::Network::parameters(t.d());
         let (_, out_bias) = params.iter().find(|(n, _)| n == "b4.out.bias").unwrap();
         out_bias
             .set(&Tensor::new(&[bias], &Device::Cpu).unwrap())
@@ -224,7 +226,7 @@ fn freeze_d_keeps_the_frozen_layers_bit_identical() {
     spec.freezed = 2;
     let mut t = trainer(&spec);
     assert_eq!(
-        &t.d.layer_names()[..3],
+        &t.d().layer_names()[..3],
         ["b16.fromrgb", "b16.conv0", "b16.conv1"]
     );
     let before = state(&t);
@@ -240,8 +242,8 @@ fn freeze_d_keeps_the_frozen_layers_bit_identical() {
             assert_eq!(a == b, frozen(name), "{name}");
         }
     }
-    assert_eq!(d_tensors, t.d.named_params().len());
-    assert_eq!(whichgan::train::Network::buffers(&t.d).len(), 4);
+    assert_eq!(d_tensors, t.d().named_params().len());
+    assert_eq!(whichgan::train::Network::buffers(t.d()).len(), 4);
     // The optimiser holds no state for frozen layers.
     assert!(after
         .iter()
@@ -304,7 +306,7 @@ fn fine_tune_from_the_fixture_checkpoint_loads_every_tensor() {
 fn path_length_reads_the_gradient_with_respect_to_w_and_reaches_the_mapping() {
     let spec = tiny_spec(AugMode::NoAug, 0.0);
     let mut t = trainer(&spec);
-    let g = &mut t.g;
+    let g = t.g_mut();
     g.style_mixing = 0.0;
     let z = Tensor::randn(0f32, 1.0, (2, 32), &Device::Cpu).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(1);
@@ -328,10 +330,10 @@ fn path_length_reads_the_gradient_with_respect_to_w_and_reaches_the_mapping() {
     // The penalty reaches the mapping network (through w) and the synthesis weights.
     let mut pl = PathLength::official(2.0);
     pl.mean = 0.5;
-    let penalty = pl.penalty(&mut t.g, &mut rng, 4).unwrap();
+    let penalty = pl.penalty(t.g_mut(), &mut rng, 4).unwrap();
     let grads = penalty.backward().unwrap();
     for name in ["mapping.fc0.weight", "synthesis.b16.conv1.weight"] {
-        let params: HashMap<_, _> = t.g.named_params().iter().cloned().collect();
+        let params: HashMap<_, _> = t.g().named_params().iter().cloned().collect();
         let g = grads.get(params[name].as_tensor()).unwrap();
         let norm = g
             .sqr()
@@ -385,7 +387,7 @@ fn fixed_p_0_builds_no_augmentation_and_resumes() {
 /// was, even with --overwrite, and creates no new one.
 #[test]
 fn refused_runs_leave_the_output_folder_alone() {
-    use whichgan::stylegan2::run::{train_run, MetricOptions, RunOptions};
+    use whichgan::run::stylegan2::{train_run, MetricOptions, RunOptions};
     let dir = tempfile::tempdir().unwrap();
     dataset(dir.path(), 16);
     let bad_weights = dir.path().join("bad.npy");
@@ -409,11 +411,17 @@ fn refused_runs_leave_the_output_folder_alone() {
     let refused = |options: RunOptions| train_run(&options).err().unwrap().to_string();
     let err = refused(options(&out, 4, true));
     assert!(err.contains("bad.npy"), "{err}");
-    let err = train_run(&options(&out, 0, false))
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(err.contains("--grid"), "{err}");
+    let err = train_run(&options(&out, 0, false)).err().unwrap();
+    assert!(
+        matches!(
+            err,
+            whichgan::Error::Setting {
+                setting: "grid",
+                ..
+            }
+        ),
+        "{err}"
+    );
     for name in old {
         assert_eq!(
             std::fs::read(out.join(name)).unwrap(),
@@ -427,17 +435,20 @@ fn refused_runs_leave_the_output_folder_alone() {
     assert!(!new.exists());
 }
 
-/// Snapshot metrics rebuild G_ema with the clamp the run trained with.
+/// Snapshot metrics rebuild G_ema with the clamp the run trained with; a clamp the user gives
+/// wins.
 #[test]
 fn a_snapshot_tells_its_conv_clamp() {
-    use whichgan::stylegan2::run::{snapshot_conv_clamp, train_run};
+    use whichgan::run::generator::conv_clamp;
+    use whichgan::run::stylegan2::train_run;
     let dir = tempfile::tempdir().unwrap();
     dataset(dir.path(), 16);
     let mut spec = tiny_spec(AugMode::NoAug, 0.0);
     spec.preset.conv_clamp = Some(3.5);
     let opts = one_tick_run(dir.path(), spec, dir.path().join("run"));
     let snapshot = train_run(&opts).unwrap().last_snapshot;
-    assert_eq!(snapshot_conv_clamp(&snapshot), Some(3.5));
+    assert_eq!(conv_clamp(&snapshot, None), Some(3.5));
+    assert_eq!(conv_clamp(&snapshot, Some(256.0)), Some(256.0));
     // A checkpoint without a run's state (here the trainer's own) has none.
     let bare = dir.path().join("bare.safetensors");
     trainer(&tiny_spec(AugMode::NoAug, 0.0))
@@ -445,14 +456,14 @@ fn a_snapshot_tells_its_conv_clamp() {
         .unwrap()
         .save(&bare)
         .unwrap();
-    assert_eq!(snapshot_conv_clamp(&bare), None);
+    assert_eq!(conv_clamp(&bare, None), None);
 }
 
 /// `--resume` with a snapshot of the run in the output folder continues it; with any other
 /// file it fine-tunes, as the reference does: no EMA ramp-up, ADA five times faster.
 #[test]
 fn resume_continues_a_snapshot_of_the_run_and_fine_tunes_from_other_files() {
-    use whichgan::stylegan2::run::{train_run, RunStart};
+    use whichgan::run::stylegan2::{train_run, RunStart};
     let dir = tempfile::tempdir().unwrap();
     dataset(dir.path(), 16);
     let out = dir.path().join("run");

@@ -595,8 +595,8 @@ impl Bench {
     }
 
     fn train(&self, official: &Path, run: &TrainBench, device: &Device) -> Result<Report> {
+        use whichgan::run::stylegan2::{new_trainer, AugMode, AugOptions, RunSpec};
         use whichgan::stylegan2::presets::Preset;
-        use whichgan::stylegan2::run::{new_trainer, AugMode, AugOptions, RunSpec};
         use whichgan::stylegan2::TrainingSet;
         const WARMUP: usize = 2;
         let res = run.res;

@@ -15,6 +15,7 @@ use whichgan::features::{
     read_features, Extraction, ExtractorKind, FeatureCache, Features, ImageSource,
 };
 use whichgan::io::{write_atomic, write_csv, write_npy_f32};
+use whichgan::run::generator::conv_clamp;
 use whichgan::select::{ranking, score, FeatureSets, Metric, SourceScores};
 use whichgan::{Error, Result};
 
@@ -231,7 +232,7 @@ fn collect(
 ) -> Result<Collected> {
     let mut out = Collected::default();
     for path in paths {
-        let source = ImageSource::from_path(path, n)?;
+        let source = ImageSource::from_path(path, n, |p| conv_clamp(p, None))?;
         if let ImageSource::Features(_) = source {
             let f = read_features(path)?;
             let kind = ExtractorKind::from_dim(f.dim).ok_or_else(|| {

@@ -14,9 +14,7 @@ mod train_cmd;
 mod values;
 
 use clap::{Parser, Subcommand};
-
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use whichgan::runtime::Parallelism;
 
 #[derive(Parser)]
 #[command(
@@ -69,34 +67,26 @@ enum Command {
 
 fn main() {
     quiet_broken_pipe();
-    keep_freed_memory();
-    short_spins_in_candles_pool();
-    thread_count_read_once();
-    element_wise_on_the_calling_thread_on_two_cores();
     let cli = Cli::try_parse().unwrap_or_else(|e| usage_error(e));
+    let parallelism = match cli.command {
+        Command::Toy(_) | Command::Features(_) | Command::Select(_) => Parallelism::AcrossTasks,
+        _ => Parallelism::WithinOperations,
+    };
+    whichgan::runtime::setup(parallelism);
     let outcome = match cli.command {
         Command::Metrics(args) => metrics_cmd::run(args),
-        Command::Toy(args) => {
-            single_threaded_tensor_kernels();
-            toy_cmd::run(args)
-        }
+        Command::Toy(args) => toy_cmd::run(args),
         Command::Generate(args) => stylegan2_cmd::generate(args),
         Command::Discriminate(args) => stylegan2_cmd::discriminate(args),
-        Command::Features(args) => {
-            single_threaded_tensor_kernels();
-            features_cmd::features(args)
-        }
-        Command::Select(args) => {
-            single_threaded_tensor_kernels();
-            features_cmd::select(args)
-        }
+        Command::Features(args) => features_cmd::features(args),
+        Command::Select(args) => features_cmd::select(args),
         Command::Train(args) => train_cmd::run(args),
         Command::Dataset(args) => dataset_cmd::run(args),
         Command::Convergence(args) => convergence_cmd::run(args),
         Command::Bench(args) => bench::run(args),
     };
     if let Err(e) = outcome {
-        eprintln!("error: {e}");
+        eprintln!("error: {}", for_the_command_line(&e));
         std::process::exit(1);
     }
 }
@@ -164,67 +154,95 @@ fn quiet_broken_pipe() {
     }
 }
 
-/// mimalloc returns freed memory to the OS after a delay (1 s by default). The image networks free and
-/// re-allocate buffers of megabytes in every layer, and faulting their pages in again cost about
-/// two thirds of a generator pass on CPU; keeping freed memory (purge delay −1) removes that.
-fn keep_freed_memory() {
-    // `mi_option_purge_delay`: entry 15 of mimalloc's option enum, in its v2 and v3 alike.
-    const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    // SAFETY: mimalloc allows setting an option at any time; the index is that of its header.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
-    // mimalloc asks the kernel for transparent huge pages; the kernel then clears 2 MiB at each
-    // first touch of a new region, which cost StyleGAN2 training about a third of its time
-    // here (its own THP option is read before `main`). Disabling THP for the process avoids it.
-    #[cfg(target_os = "linux")]
-    // SAFETY: prctl with PR_SET_THP_DISABLE only sets a flag of this process.
-    unsafe {
-        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
-    }
-}
-
-/// candle splits large element-wise operations over a pool of its own whose threads spin
-/// (25 000 rounds by default) waiting for the next one; the spinning competed with the
-/// convolutions' threads for the cores and took a sixth of the CPU time of a StyleGAN2
-/// discriminator pass on 2 cores. A short spin leaves the cores to the work (the pool reads the
-/// variable when it starts, at the first such operation). A value set by the user is kept.
-fn short_spins_in_candles_pool() {
-    const SPIN: &str = "CANDLE_BARRIER_POOL_SPIN_LIMIT";
-    if std::env::var_os(SPIN).is_none() {
-        std::env::set_var(SPIN, "500");
-    }
-}
-
-/// Without `RAYON_NUM_THREADS` set, candle works its thread count out again at every matrix
-/// product, reading the CPU topology from the system (a StyleGAN2 training cycle on 2 cores ran
-/// ~7 % faster without that). The count it finds is set in the variable once, after rayon's
-/// global pool has taken its own size, so both keep the sizes they would have had.
-fn thread_count_read_once() {
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        rayon::current_num_threads();
-        let threads = candle_core::utils::get_num_threads();
-        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-    }
-}
-
-/// On two cores candle's element-wise kernels run on the calling thread: handing each one to its
-/// pool and waking the pool's thread cost more than the second core gained (a StyleGAN2 training
-/// cycle ran ~7 % faster without it). With more cores the pool stays. A value set by the user is
-/// kept.
-fn element_wise_on_the_calling_thread_on_two_cores() {
-    const POOL: &str = "CANDLE_NUM_THREADS";
-    if std::env::var_os(POOL).is_none() && rayon::current_num_threads() <= 2 {
-        std::env::set_var(POOL, "1");
-    }
-}
-
-/// candle's CPU kernels split even tiny matrix products over every core, which at the toy
-/// networks' sizes costs more than it gains (one thread runs a training cycle about twice as
-/// fast); sweeps get their parallelism by running several models at once instead, and the
-/// feature extractors by embedding several images at once (its thread pool spins between
-/// element-wise kernels: ~16 % of an Inception pass). candle reads
-/// its thread count from `RAYON_NUM_THREADS` at each product, so the variable is set here, once,
-/// before any work starts and after the global thread pool has taken its own size.
+/// Tensor kernels on one thread for a benchmark of work that runs several tasks at once.
 pub(crate) fn single_threaded_tensor_kernels() {
-    rayon::current_num_threads();
-    std::env::set_var("RAYON_NUM_THREADS", "1");
+    whichgan::runtime::setup(Parallelism::AcrossTasks);
+}
+
+/// The error as the user typed things: settings named by their flags, the one the error is
+/// about and those its message mentions (the library writes them as `name`).
+fn for_the_command_line(e: &whichgan::Error) -> String {
+    let text = match e {
+        whichgan::Error::Setting {
+            setting,
+            value,
+            message,
+        } => {
+            let name = whichgan::Error::setting_name(setting, value.as_deref(), |s| {
+                flag(s).unwrap_or_else(|| s.to_owned())
+            });
+            format!("{name}: {message}")
+        }
+        other => other.to_string(),
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut parts = text.split('`');
+    out.push_str(parts.next().unwrap_or_default());
+    // Odd parts stand between backticks; a closing one must follow for a mention.
+    let rest: Vec<&str> = parts.collect();
+    let mut i = 0;
+    while i < rest.len() {
+        match (flag(rest[i]), i + 1 < rest.len()) {
+            (Some(f), true) => {
+                out.push_str(&f);
+                out.push_str(rest[i + 1]);
+                i += 2;
+            }
+            _ => {
+                out.push('`');
+                out.push_str(rest[i]);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// The flag of a library setting, for the settings the commands have.
+fn flag(setting: &str) -> Option<String> {
+    let flag = match setting {
+        "snap_kimg" => "--snap",
+        "tick_kimg" => "--tick",
+        "resume" => "--resume",
+        "overwrite" => "--overwrite",
+        "steps" => "--steps",
+        "batch" => "--batch",
+        "batch_gpu" => "--batch-gpu",
+        "grid" => "--grid",
+        "cfg" => "--cfg",
+        "freezed" => "--freezed",
+        "gamma" => "--gamma",
+        "shard" => "--shard",
+        _ => return None,
+    };
+    Some(flag.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use whichgan::Error;
+
+    #[test]
+    fn settings_are_named_by_their_flags() {
+        let e = Error::setting(
+            "snap_kimg",
+            Some("0.02".into()),
+            "not a multiple of `tick_kimg` 0.016",
+        );
+        assert_eq!(
+            for_the_command_line(&e),
+            "--snap 0.02: not a multiple of --tick 0.016"
+        );
+        assert_eq!(
+            e.to_string(),
+            "snap_kimg 0.02: not a multiple of `tick_kimg` 0.016"
+        );
+        // Unknown names and unpaired backticks stay as written.
+        let e = Error::invalid("`resume` or `x` or `overwrite`, and a ` alone");
+        assert_eq!(
+            for_the_command_line(&e),
+            "--resume or `x` or --overwrite, and a ` alone"
+        );
+    }
 }

@@ -7,9 +7,10 @@ use candle_core::{Device, Tensor};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use whichgan::io::{extension, read_npy, write_npy_f32, write_png_grid};
-use whichgan::stylegan2::latents::latent_for_seed;
+use whichgan::run::generator::conv_clamp;
+use whichgan::stylegan2::sampling::{generate as draw, load_generator, seed_latents, synthesise};
 use whichgan::stylegan2::weights::load_network;
-use whichgan::stylegan2::{Discriminator, Generator, NoiseMode};
+use whichgan::stylegan2::{Discriminator, NoiseMode};
 use whichgan::{Error, Result};
 
 #[derive(Args)]
@@ -59,7 +60,7 @@ pub struct GenerateArgs {
 #[derive(Args)]
 struct CommonArgs {
     /// Clamp of the layer outputs the network was trained with (official `conv_clamp`;
-    /// default none).
+    /// default: the clamp a whichgan snapshot's run trained with, none for other files).
     #[arg(long)]
     conv_clamp: Option<f64>,
     /// cpu (cuda:N in a CUDA build)
@@ -182,19 +183,13 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
     if args.batch == 0 {
         return Err(Error::invalid("--batch must be at least 1"));
     }
-    let weights = load_network(&args.ckpt, &args.net, &device)?;
-    let mut g = Generator::load(&weights).map_err(|e| Error::in_file(&args.ckpt, e.to_string()))?;
-    g.synthesis.conv_clamp = args.common.conv_clamp;
+    let clamp = conv_clamp(&args.ckpt, args.common.conv_clamp);
+    let g = load_generator(&args.ckpt, &args.net, clamp, &device)?;
     let (z_dim, num_ws, w_dim) = (g.mapping.z_dim, g.synthesis.num_ws, g.mapping.w_dim);
-    let ws = match (&args.seeds, &args.z, &args.ws) {
+    let images = match (&args.seeds, &args.z, &args.ws) {
         (Some(spec), _, _) => {
-            let seeds = parse_seeds(spec)?;
-            let z: Vec<f32> = seeds
-                .iter()
-                .flat_map(|&s| latent_for_seed(s, z_dim))
-                .collect();
-            let z = Tensor::from_vec(z, (seeds.len(), z_dim), &device)?;
-            g.mapping.forward(&z, num_ws, args.psi)?
+            let z = seed_latents(&parse_seeds(spec)?, z_dim, &device)?;
+            draw(&g, &z, args.psi, noise, args.batch)?
         }
         (_, Some(path), _) => {
             let z = npy_tensor(path, 2, &format!("latents [N, {z_dim}]"), &device)?;
@@ -204,7 +199,7 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
                     format!("latents must have {z_dim} columns"),
                 ));
             }
-            g.mapping.forward(&z, num_ws, args.psi)?
+            draw(&g, &z, args.psi, noise, args.batch)?
         }
         (_, _, Some(path)) => {
             let ws = npy_tensor(path, 3, &format!("ws [N, {num_ws}, {w_dim}]"), &device)?;
@@ -214,17 +209,10 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
                     format!("ws must be [N, {num_ws}, {w_dim}]"),
                 ));
             }
-            ws
+            synthesise(&g, &ws, noise, args.batch)?
         }
         _ => return Err(Error::invalid("give --seeds, --z or --ws")),
     };
-    let n = ws.dim(0)?;
-    let mut images = Vec::new();
-    for start in (0..n).step_by(args.batch) {
-        let chunk = ws.narrow(0, start, args.batch.min(n - start))?;
-        images.push(g.synthesis.forward(&chunk, noise)?);
-    }
-    let images = Tensor::cat(&images, 0)?;
     let (n, c, h, w) = images.dims4()?;
     let data: Vec<f32> = images.flatten_all()?.to_vec1()?;
     if ext == "png" {
@@ -257,7 +245,7 @@ pub fn discriminate(args: DiscriminateArgs) -> Result<()> {
     let weights = load_network(&args.ckpt, "D", &device)?;
     let mut d = Discriminator::load(&weights, args.mbstd_group)
         .map_err(|e| Error::in_file(&args.ckpt, e.to_string()))?;
-    d.conv_clamp = args.common.conv_clamp;
+    d.conv_clamp = conv_clamp(&args.ckpt, args.common.conv_clamp);
     let (r, c) = (d.resolution, d.img_channels);
     let images = npy_tensor(
         &args.images,

@@ -4,10 +4,10 @@ use crate::device::parse_device;
 use crate::report::Report;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
-use whichgan::stylegan2::presets::{Preset, NAMES};
-use whichgan::stylegan2::run::{
+use whichgan::run::stylegan2::{
     train_run, AugMode, AugOptions, MetricOptions, RunOptions, RunSpec, RunStart,
 };
+use whichgan::stylegan2::presets::{Preset, NAMES};
 use whichgan::{Error, Result};
 
 #[derive(Args)]
@@ -221,7 +221,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         report = report.with("resumed_from_kimg", kimg);
     }
     if let Some(scores) = summary.last_scores {
-        report = report.with("scores", scores);
+        report = report.with(
+            "scores",
+            serde_json::to_value(scores).expect("scores serialise"),
+        );
     }
     report.print(args.json);
     Ok(())

@@ -4,7 +4,7 @@
 //! On the CPU a convolution is one custom operation that works image by image (an image's
 //! patches are multiplied while they are in cache). Its backward pass gives plain gradients,
 //! only of the operands that need one, unless the gradients will be differentiated again
-//! ([`crate::train::gradients_are_differentiable`]); then it is written in differentiable
+//! ([`crate::backend::gradients_are_differentiable`]); then it is written in differentiable
 //! operations: patch extraction (im2col), whose backward is its adjoint (col2im, summing
 //! overlapping patches) and vice versa, and matrix products. On other devices (and for other
 //! dtypes) candle's own (transposed) convolution does the work, or patches written with strided
@@ -153,7 +153,7 @@ pub(crate) fn conv2d_then<E: Epilogue + 'static>(
 /// w[o, c, u, v] · x[c, i, j], output [N, O, (H − 1)·s + k, (W − 1)·s + k] for `w` [O, C, k, k].
 /// On the CPU one operation (kernel × input, then the patches' adjoint) whose backward is
 /// written in differentiable operations when gradients must be differentiable
-/// ([`crate::train::gradients_are_differentiable`]); elsewhere candle's own transposed
+/// ([`crate::backend::gradients_are_differentiable`]); elsewhere candle's own transposed
 /// convolution.
 pub fn conv_transpose2d(x: &Tensor, w: &Tensor, stride: usize) -> Result<Tensor> {
     if !(cpu_kernels(x) && cpu_kernels(w)) {
@@ -284,7 +284,7 @@ mod tests {
                 let y = conv2d(&x, &w, (padding, padding), stride).unwrap();
                 let r = ramp(y.dims(), 3).to_dtype(dtype).unwrap();
                 let loss = (y * &r).unwrap().sum_all().unwrap();
-                let grads = crate::train::differentiable_backward(&loss).unwrap();
+                let grads = crate::backend::differentiable_backward(&loss).unwrap();
                 let (gx, gw) = (grads.get(&x).unwrap(), grads.get(&w).unwrap());
                 // Second order: ‖∂/∂x‖² differentiated with respect to the kernel.
                 let second = gx.sqr().unwrap().sum_all().unwrap().backward().unwrap();
@@ -316,7 +316,7 @@ mod tests {
             };
             let r = ramp(y.dims(), 3);
             let loss = (&y * &r).unwrap().sum_all().unwrap();
-            let grads = crate::train::differentiable_backward(&loss).unwrap();
+            let grads = crate::backend::differentiable_backward(&loss).unwrap();
             let (gx, gw) = (grads.get(&x).unwrap(), grads.get(&w).unwrap());
             let second = gx.sqr().unwrap().sum_all().unwrap().backward().unwrap();
             let gw2 = second.get(&w).unwrap().clone();

@@ -54,7 +54,7 @@ fn batch_sum(t: &Tensor) -> candle_core::Result<Tensor> {
 
 /// A convolution as one operation: on the CPU, patches × kernel without the patches entering
 /// the graph (the backward pass of a large patch tensor allocates, zeroes and sums buffers of its
-/// size). When [`gradients_are_differentiable`](crate::train::gradients_are_differentiable),
+/// size). When [`gradients_are_differentiable`](crate::backend::gradients_are_differentiable),
 /// the backward pass is written with differentiable operations — the patch extraction, its
 /// adjoint and matrix products — so gradient penalties can differentiate it again; otherwise
 /// it computes plain gradients.
@@ -112,7 +112,7 @@ trait KernelOp: candle_core::CustomOp2 + Clone + Send + Sync + 'static {
         kernel: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        if !crate::train::gradients_are_differentiable() {
+        if !crate::backend::gradients_are_differentiable() {
             let (grad_x, grad_kernel, _) = plain_backward(x, kernel, grad, |data, wanted| {
                 Ok(self.backward(data, wanted, None))
             })?;
@@ -233,7 +233,7 @@ impl<K: KernelOp> candle_core::CustomOp3 for Modulated<K> {
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let m = self.0.modulation();
-        if !crate::train::gradients_are_differentiable() {
+        if !crate::backend::gradients_are_differentiable() {
             let (grad_x, grad_kernel, grad_scales) =
                 plain_backward(x, kernel, grad, |data, wanted| {
                     with_cpu_data(scales, |sc| self.0.backward(data, wanted, Some((m, sc))))
@@ -312,7 +312,7 @@ impl<E: Epilogue> candle_core::CustomOp3 for PatchConvThen<E> {
                 .then(|| Tensor::from_vec(sums, o, b.device()))
                 .transpose()
         };
-        if !crate::train::gradients_are_differentiable() {
+        if !crate::backend::gradients_are_differentiable() {
             let (grad_x, grad_w, sums) = plain_backward(x, w, grad, |data, wanted| {
                 with_cpu_data(y, |y| {
                     conv_backward(p, o, data, wanted, Some((&self.epilogue, y)), None)

@@ -5,9 +5,8 @@ use super::{array_features, dataset_features, extract, quantise_generated, read_
 use super::{ContentKey, Extractor, ExtractorKind, FeatureCache, Features};
 use crate::dataset::{ImageDataset, Resize};
 use crate::io::{read_npy, NpyArray};
-use crate::stylegan2::latents::latent_for_seed;
-use crate::stylegan2::weights::load_network;
-use crate::stylegan2::{Generator, NoiseMode};
+use crate::stylegan2::sampling::{load_generator, seed_latents};
+use crate::stylegan2::NoiseMode;
 use crate::{Error, Result};
 use candle_core::{Device, Tensor};
 use indicatif::ProgressBar;
@@ -23,18 +22,27 @@ pub enum ImageSource {
     Data(PathBuf),
     /// A `.npy` of images [N, C, H, W] in [0, 1].
     Images(PathBuf),
-    /// `n` samples of a checkpoint's `G_ema`: latents of seeds 0…n−1 (as `whichgan generate`),
-    /// ψ = 1, constant noise, quantised to 8 bits as the official metrics do.
-    Generator { checkpoint: PathBuf, n: usize },
+    /// `n` samples of a checkpoint's `G_ema`, its layer outputs clamped at `conv_clamp`:
+    /// latents of seeds 0…n−1 (as `whichgan generate`), ψ = 1, constant noise, quantised to 8
+    /// bits as the official metrics do.
+    Generator {
+        checkpoint: PathBuf,
+        n: usize,
+        conv_clamp: Option<f64>,
+    },
     /// A `.npy` of features [N, D] computed before.
     Features(PathBuf),
 }
 
 impl ImageSource {
     /// Classifies a path: a folder or `.zip` is a dataset, a `.pt`/`.pth`/`.safetensors` a
-    /// generator checkpoint (sampled `n_generated` times), a `.npy` images (4-D) or features
-    /// (2-D).
-    pub fn from_path(path: &Path, n_generated: usize) -> Result<Self> {
+    /// generator checkpoint (sampled `n_generated` times, clamped as `conv_clamp` says for
+    /// it), a `.npy` images (4-D) or features (2-D).
+    pub fn from_path(
+        path: &Path,
+        n_generated: usize,
+        conv_clamp: impl Fn(&Path) -> Option<f64>,
+    ) -> Result<Self> {
         if path.is_dir() {
             return Ok(ImageSource::Data(path.to_owned()));
         }
@@ -43,6 +51,7 @@ impl ImageSource {
             Some("pt" | "pth" | "safetensors") => Ok(ImageSource::Generator {
                 checkpoint: path.to_owned(),
                 n: n_generated,
+                conv_clamp: conv_clamp(path),
             }),
             Some("npy") => {
                 let shape = read_npy(path)?.shape;
@@ -137,9 +146,13 @@ impl Extraction {
                 bar.set_length(images.dim(0)? as u64);
                 array_features(&self.extractor, &images, self.batch, bar)?
             }
-            ImageSource::Generator { checkpoint, n } => {
+            ImageSource::Generator {
+                checkpoint,
+                n,
+                conv_clamp,
+            } => {
                 bar.set_length(*n as u64);
-                self.generator_features(checkpoint, *n, bar)?
+                self.generator_features(checkpoint, *n, *conv_clamp, bar)?
             }
             ImageSource::Features(_) => unreachable!("returned above"),
         };
@@ -177,8 +190,13 @@ impl Extraction {
             ImageSource::Images(path) | ImageSource::Features(path) => {
                 key.part(&std::fs::read(path).map_err(|e| Error::io(path, e))?);
             }
-            ImageSource::Generator { checkpoint, n } => {
-                key.part(format!("G_ema seeds 0..{n} psi 1 noise const").as_bytes());
+            ImageSource::Generator {
+                checkpoint,
+                n,
+                conv_clamp,
+            } => {
+                let sampling = format!("G_ema seeds 0..{n} psi 1 noise const clamp {conv_clamp:?}");
+                key.part(sampling.as_bytes());
                 key.part(&std::fs::read(checkpoint).map_err(|e| Error::io(checkpoint, e))?);
             }
         }
@@ -189,18 +207,14 @@ impl Extraction {
         &self,
         checkpoint: &Path,
         n: usize,
+        conv_clamp: Option<f64>,
         bar: &ProgressBar,
     ) -> Result<Features> {
-        let weights = load_network(checkpoint, "G_ema", &self.device)?;
-        let mut g =
-            Generator::load(&weights).map_err(|e| Error::in_file(checkpoint, e.to_string()))?;
-        g.synthesis.conv_clamp = crate::stylegan2::run::snapshot_conv_clamp(checkpoint);
+        let g = load_generator(checkpoint, "G_ema", conv_clamp, &self.device)?;
         let z_dim = g.mapping.z_dim;
         let (rows, data) = extract(&self.extractor, n, self.batch, bar, |start, len| {
-            let z: Vec<f32> = (start..start + len)
-                .flat_map(|s| latent_for_seed(s as u32, z_dim))
-                .collect();
-            let z = Tensor::from_vec(z, (len, z_dim), &self.device)?;
+            let seeds: Vec<u32> = (start as u32..(start + len) as u32).collect();
+            let z = seed_latents(&seeds, z_dim, &self.device)?;
             Ok(Some(quantise_generated(&g.forward(
                 &z,
                 1.0,

@@ -8,6 +8,7 @@ mod jsonl;
 mod npy;
 mod table;
 mod torch_pickle;
+pub mod versioned;
 mod weights;
 
 pub use atomic::{check_out_dir, create_writable_dir, temporary_beside, write_atomic};

@@ -15,11 +15,13 @@
 use super::bilinear::{BilinearSample, SamplingTaps};
 use super::ops::upfirdn2d_taps;
 use crate::backend::cpu_kernels;
+use crate::train::HookState;
 use crate::{Error, Result};
 use candle_core::Tensor;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
+use serde::{Deserialize, Serialize};
 use std::f32::consts::PI;
 
 /// The `sym6` wavelet's low-pass filter.
@@ -750,29 +752,43 @@ impl crate::train::Augment for Ada {
     }
 
     fn state(&self) -> serde_json::Value {
-        serde_json::json!({
-            "p": self.pipe.p,
-            "rt": self.rt,
-            "signs_sum": self.signs_sum,
-            "signs_count": self.signs_count,
-            "steps": self.steps,
-            "images_at_last_update": self.images_at_last_update,
-        })
+        AdaState {
+            p: f64::from(self.pipe.p),
+            rt: self.rt,
+            signs_sum: self.signs_sum,
+            signs_count: self.signs_count,
+            steps: self.steps,
+            images_at_last_update: self.images_at_last_update,
+        }
+        .store()
     }
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
-        let field = |k: &str| {
-            state
-                .get(k)
-                .and_then(|v| v.as_f64())
-                .ok_or_else(|| Error::invalid(format!("augmentation state has no '{k}'")))
-        };
-        self.pipe.p = field("p")? as f32;
-        self.rt = field("rt")?;
-        self.signs_sum = field("signs_sum")?;
-        self.signs_count = field("signs_count")? as u64;
-        self.steps = field("steps")? as u64;
-        self.images_at_last_update = field("images_at_last_update")? as u64;
+        let state = AdaState::read(state)?;
+        self.pipe.p = state.p as f32;
+        self.rt = state.rt;
+        self.signs_sum = state.signs_sum;
+        self.signs_count = state.signs_count;
+        self.steps = state.steps;
+        self.images_at_last_update = state.images_at_last_update;
         Ok(())
     }
+}
+
+/// What ADA keeps in checkpoints (and shows in run logs).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AdaState {
+    /// The augmentation probability.
+    pub p: f64,
+    /// E[sign D(real)] over the last adjustment interval.
+    pub rt: f64,
+    pub signs_sum: f64,
+    pub signs_count: u64,
+    pub steps: u64,
+    pub images_at_last_update: u64,
+}
+
+impl crate::train::HookState for AdaState {
+    const WHAT: &'static str = "augmentation state";
+    const FORMAT: u32 = 1;
 }

@@ -173,7 +173,7 @@ mod tests {
         // ⟨A x, r⟩ = ⟨x, Aᵀ r⟩ with Aᵀ r the gradient of ⟨A x, r⟩.
         let r = Tensor::randn(0f32, 1.0, (2, 3, 4, 3), &dev).unwrap();
         let dot = (&y * &r).unwrap().sum_all().unwrap();
-        let grads = crate::train::differentiable_backward(&dot).unwrap();
+        let grads = crate::backend::differentiable_backward(&dot).unwrap();
         let adjoint_r = grads.get(x.as_tensor()).unwrap().clone();
         let back = (x.as_tensor() * &adjoint_r).unwrap().sum_all().unwrap();
         let (lhs, rhs) = (
@@ -188,7 +188,7 @@ mod tests {
         // the first gradient, differentiated again).
         let r = Var::from_tensor(&r).unwrap();
         let inner = (&y * r.as_tensor()).unwrap().sum_all().unwrap();
-        let g = crate::train::differentiable_backward(&inner).unwrap();
+        let g = crate::backend::differentiable_backward(&inner).unwrap();
         let g = g.get(x.as_tensor()).unwrap();
         let penalty = (g.sqr().unwrap().sum_all().unwrap() * 0.5).unwrap();
         let second = penalty.backward().unwrap();

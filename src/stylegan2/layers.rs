@@ -213,9 +213,9 @@ mod tests {
 
     #[test]
     fn fused_form_has_the_generic_forms_gradients_to_second_order() {
+        use crate::backend::differentiable_backward;
         use crate::backend::with_generic_ops;
         use crate::test_util::relative_diff;
-        use crate::train::differentiable_backward;
         // Σ y·r's gradients with respect to (x, weight, styles); then, for the first-order
         // gradients with respect to x and to the styles (R1 and path length differentiate
         // those), the gradients of their squared norms with respect to weight and styles.

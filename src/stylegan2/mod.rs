@@ -18,8 +18,8 @@ pub mod latents;
 pub mod layers;
 pub mod ops;
 pub mod presets;
-pub mod run;
-pub mod training;
+pub mod sampling;
+pub mod trainable;
 pub mod weights;
 
 pub use dataset::TrainingSet;

@@ -98,10 +98,11 @@ impl Preset {
             )
         } else {
             let row = TABLE.iter().find(|r| r.0 == name).ok_or_else(|| {
-                Error::invalid(format!(
-                    "unknown --cfg '{name}' (known: {})",
-                    NAMES.join(", ")
-                ))
+                Error::setting(
+                    "cfg",
+                    Some(format!("'{name}'")),
+                    format!("no such preset (known: {})", NAMES.join(", ")),
+                )
             })?;
             let (_, gpus, kimg, mb, mbstd, fmaps, lr, gamma, ema, ramp, map) = *row;
             (kimg, mb, gpus, mbstd, fmaps, lr, gamma, ema, ramp, map)

@@ -104,6 +104,17 @@ impl Checkpoint {
         serde_json::from_str(header["__metadata__"][META_KEY].as_str()?).ok()
     }
 
+    /// An error unless the checkpoint holds `model`.
+    pub fn expect_model(&self, model: &str) -> Result<()> {
+        if self.meta.model != model {
+            return Err(Error::invalid(format!(
+                "the checkpoint holds a '{}' model, expected '{model}'",
+                self.meta.model
+            )));
+        }
+        Ok(())
+    }
+
     /// The tensor `name`, or an error naming the checkpoint's model.
     pub fn tensor(&self, name: &str) -> Result<Tensor> {
         self.tensors.get(name).cloned().ok_or_else(|| {

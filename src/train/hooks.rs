@@ -36,3 +36,21 @@ pub trait GeneratorPenalty<G>: Send {
     /// Restores [`GeneratorPenalty::state`] on resume.
     fn load_state(&mut self, state: &serde_json::Value) -> Result<()>;
 }
+
+/// A hook's state as checkpoints keep it: a typed struct stored with its format number
+/// ([`crate::io::versioned`]), so that a state of another layout is refused by name.
+pub trait HookState: serde::Serialize + serde::de::DeserializeOwned {
+    /// What it is, for errors ("augmentation state").
+    const WHAT: &'static str;
+    /// Raised when the struct changes; states written before they had numbers read as 1.
+    const FORMAT: u32;
+
+    fn store(&self) -> serde_json::Value {
+        crate::io::versioned::to_json(self, Self::FORMAT)
+    }
+
+    fn read(value: &serde_json::Value) -> Result<Self> {
+        crate::io::versioned::from_json(value, Self::FORMAT, Self::WHAT)
+            .map_err(crate::Error::Invalid)
+    }
+}

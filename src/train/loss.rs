@@ -48,7 +48,7 @@ fn sigmoid(x: &Tensor) -> Result<Tensor> {
 }
 
 impl Loss {
-    /// Discriminator loss (mean over the batch) from the logits of real and fake samples.
+    /// DiscriminatorModel loss (mean over the batch) from the logits of real and fake samples.
     pub fn discriminator(self, real: &Tensor, fake: &Tensor) -> Result<Tensor> {
         Ok(match self {
             Loss::Vanilla | Loss::Js => {
@@ -63,7 +63,7 @@ impl Loss {
         })
     }
 
-    /// Generator loss (mean over the batch) from the logits of fake samples.
+    /// GeneratorModel loss (mean over the batch) from the logits of fake samples.
     pub fn generator(self, fake: &Tensor) -> Result<Tensor> {
         Ok(match self {
             Loss::Vanilla => softplus(&fake.neg()?)?.mean_all()?,

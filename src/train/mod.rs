@@ -1,6 +1,6 @@
 //! The one GAN training loop shared by the toy 2-D lab and the image-scale networks.
 //!
-//! A model plugs in by implementing [`Generator`], [`Discriminator`] and [`RealData`]; the
+//! A model plugs in by implementing [`GeneratorModel`], [`DiscriminatorModel`] and [`RealData`]; the
 //! loop ([`Trainer`]) owns everything else: losses and penalties, Adam, D steps per G step,
 //! the generator's moving average, evaluation and snapshot hooks, checkpoints that resume
 //! exactly, a JSONL log and a progress bar. Image-scale training adds an augmentation of D's
@@ -12,21 +12,21 @@
 
 mod adam;
 mod checkpoint;
-mod differentiable;
 mod ema;
 mod hooks;
 mod loss;
+mod networks;
 mod trainer;
 
 pub use adam::{Adam, AdamConfig};
 pub use checkpoint::{Checkpoint, CheckpointMeta};
-pub use differentiable::{differentiable_backward, gradients_are_differentiable};
+// Re-exported for the operations being moved; new code uses `crate::backend`.
+pub use crate::backend::{differentiable_backward, gradients_are_differentiable};
 pub use ema::Ema;
-pub use hooks::{Augment, GeneratorPenalty};
+pub use hooks::{Augment, GeneratorPenalty, HookState};
 pub use loss::{r1, wgan_gp, Loss, Penalty};
-pub use trainer::{
-    logit_input_gradient, restore_network, EvalHook, StepReport, TrainConfig, Trainer,
-};
+pub use networks::restore_network;
+pub use trainer::{logit_input_gradient, EvalHook, StepReport, TrainConfig, Trainer};
 
 use crate::Result;
 use candle_core::{Tensor, Var};
@@ -51,7 +51,7 @@ pub trait Network {
 }
 
 /// A generator: latents to samples.
-pub trait Generator: Network + Sized {
+pub trait GeneratorModel: Network + Sized {
     fn latent_dim(&self) -> usize;
     /// An independent copy (new parameter storage), e.g. to start the moving average.
     fn deep_copy(&self) -> Result<Self>;
@@ -71,7 +71,7 @@ pub trait Generator: Network + Sized {
 }
 
 /// A discriminator: samples to logits (\[batch\]).
-pub trait Discriminator: Network {
+pub trait DiscriminatorModel: Network {
     fn forward(&self, x: &Tensor) -> Result<Tensor>;
     /// The same logits with D's parameters held fixed: gradients reach `x` (the generator)
     /// but no work is spent on D's own, which the G step does not use. Networks may override

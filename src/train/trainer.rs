@@ -1,8 +1,9 @@
 //! The training loop.
 
+use super::networks::{blend, insert_network, restore_network};
 use super::{
-    loss, Adam, AdamConfig, Augment, Checkpoint, CheckpointMeta, Discriminator, Ema, Generator,
-    GeneratorPenalty, Loss, Mode, Network, Penalty, RealData,
+    loss, Adam, AdamConfig, Augment, Checkpoint, CheckpointMeta, DiscriminatorModel, Ema,
+    GeneratorModel, GeneratorPenalty, Loss, Mode, Penalty, RealData,
 };
 use crate::{Error, Result};
 use candle_core::{backprop::GradStore, DType, Device, Tensor};
@@ -38,41 +39,57 @@ pub struct StepReport {
 }
 
 /// Called after G steps with the trainer; evaluation and snapshots live here.
-pub trait EvalHook<G: Generator, D: Discriminator> {
+pub trait EvalHook<G: GeneratorModel, D: DiscriminatorModel> {
     fn after_g_step(&mut self, trainer: &mut Trainer<G, D>, report: &StepReport) -> Result<()>;
 }
 
 /// G, D, the generator average, their optimisers, the counters and the random stream.
-pub struct Trainer<G: Generator, D: Discriminator> {
-    pub g: G,
-    pub d: D,
-    pub g_ema: G,
-    pub config: TrainConfig,
+pub struct Trainer<G: GeneratorModel, D: DiscriminatorModel> {
+    g: G,
+    d: D,
+    g_ema: G,
+    config: TrainConfig,
     opt_g: Adam,
     opt_d: Adam,
     rng: ChaCha8Rng,
     seed: u64,
     /// G steps (updates of G) done.
-    pub g_steps: u64,
+    g_steps: u64,
     /// D steps done.
-    pub d_steps: u64,
+    d_steps: u64,
     /// Real images shown to D.
-    pub images_seen: u64,
+    images_seen: u64,
     device: Device,
     augment: Option<Box<dyn Augment>>,
     g_penalty: Option<Box<dyn GeneratorPenalty<G>>>,
 }
 
-impl<G: Generator, D: Discriminator> Trainer<G, D> {
+impl<G: GeneratorModel, D: DiscriminatorModel> Trainer<G, D> {
     /// A trainer starting at step 0; G-EMA starts as a copy of G.
     pub fn new(g: G, d: D, config: TrainConfig, seed: u64, device: &Device) -> Result<Self> {
+        Self::with_average(g, None, d, config, seed, device)
+    }
+
+    /// A trainer starting at step 0 whose G-EMA is `g_ema` (e.g. that of a pretrained
+    /// checkpoint), or a copy of G without one.
+    pub fn with_average(
+        g: G,
+        g_ema: Option<G>,
+        d: D,
+        config: TrainConfig,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
         let (batch, round) = (config.batch, config.batch_gpu);
         if round == 0 || batch % round != 0 {
             return Err(Error::invalid(format!(
                 "batch {batch} does not split into rounds of {round} images (batch_gpu)"
             )));
         }
-        let g_ema = g.deep_copy()?;
+        let g_ema = match g_ema {
+            Some(g_ema) => g_ema,
+            None => g.deep_copy()?,
+        };
         let opt_g = Adam::new(g.parameters(), config.adam_g)?;
         let opt_d = Adam::new(d.parameters(), config.adam_d)?;
         Ok(Trainer {
@@ -95,6 +112,59 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
 
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    pub fn g(&self) -> &G {
+        &self.g
+    }
+
+    /// G itself, e.g. to sample it (sampling may move a network's running statistics).
+    pub fn g_mut(&mut self) -> &mut G {
+        &mut self.g
+    }
+
+    pub fn g_ema(&self) -> &G {
+        &self.g_ema
+    }
+
+    pub fn g_ema_mut(&mut self) -> &mut G {
+        &mut self.g_ema
+    }
+
+    pub fn d(&self) -> &D {
+        &self.d
+    }
+
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// G steps (updates of G) done.
+    pub fn g_steps(&self) -> u64 {
+        self.g_steps
+    }
+
+    /// D steps done.
+    pub fn d_steps(&self) -> u64 {
+        self.d_steps
+    }
+
+    /// Real images shown to D.
+    pub fn images_seen(&self) -> u64 {
+        self.images_seen
+    }
+
+    /// Starts G and G-EMA from the generator under `prefix` in `ckpt` (a fine-tune's start);
+    /// the optimiser state stays fresh.
+    pub fn start_generator_from(&mut self, ckpt: &Checkpoint, prefix: &str) -> Result<()> {
+        restore_network(&mut self.g, ckpt, prefix)?;
+        restore_network(&mut self.g_ema, ckpt, prefix)
+    }
+
+    /// Starts D from the discriminator under `prefix` in `ckpt`; the optimiser state stays
+    /// fresh.
+    pub fn start_discriminator_from(&mut self, ckpt: &Checkpoint, prefix: &str) -> Result<()> {
+        restore_network(&mut self.d, ckpt, prefix)
     }
 
     /// Cleans every gradient before its update from now on (NaN → 0, ±∞ → ±1e5), as the
@@ -367,7 +437,7 @@ impl<G: Generator, D: Discriminator> Trainer<G, D> {
 
     /// Continues exactly where `ckpt` left off (same model, same configuration).
     pub fn resume(&mut self, ckpt: &Checkpoint, model: &str) -> Result<()> {
-        check_model(ckpt, model)?;
+        ckpt.expect_model(model)?;
         let config: TrainConfig = serde_json::from_value(ckpt.meta.config.clone())
             .map_err(|e| Error::invalid(format!("checkpoint configuration unreadable: {e}")))?;
         if config != self.config {
@@ -424,120 +494,4 @@ pub fn logit_input_gradient(logits: &Tensor, input: &candle_core::Var) -> Result
         .get(input.as_tensor())
         .cloned()
         .ok_or_else(|| Error::invalid("the discriminator's output does not depend on its input"))
-}
-
-fn check_model(ckpt: &Checkpoint, model: &str) -> Result<()> {
-    if ckpt.meta.model != model {
-        return Err(Error::invalid(format!(
-            "the checkpoint holds a '{}' model, expected '{model}'",
-            ckpt.meta.model
-        )));
-    }
-    Ok(())
-}
-
-fn insert_network(
-    tensors: &mut HashMap<String, Tensor>,
-    prefix: &str,
-    net: &impl Network,
-) -> Result<()> {
-    for (name, var) in net.parameters() {
-        tensors.insert(format!("{prefix}.{name}"), var.as_tensor().copy()?);
-    }
-    for (name, t) in net.buffers() {
-        tensors.insert(format!("{prefix}.{name}"), t.copy()?);
-    }
-    Ok(())
-}
-
-/// Copies the tensors under `prefix` in `ckpt` into `net` (parameters and buffers); shapes must
-/// match.
-pub fn restore_network(net: &mut impl Network, ckpt: &Checkpoint, prefix: &str) -> Result<()> {
-    for (name, var) in net.parameters() {
-        let t = ckpt.tensor(&format!("{prefix}.{name}"))?;
-        check_shape(&t, var.as_tensor(), prefix, &name)?;
-        // Checkpoints load on the CPU; candle copies between tensors of one device only.
-        var.set(
-            &t.to_dtype(var.as_tensor().dtype())?
-                .to_device(var.device())?,
-        )?;
-    }
-    for (name, old) in net.buffers() {
-        let t = ckpt.tensor(&format!("{prefix}.{name}"))?;
-        check_shape(&t, &old, prefix, &name)?;
-        net.set_buffer(&name, t.to_dtype(old.dtype())?.to_device(old.device())?)?;
-    }
-    Ok(())
-}
-
-fn check_shape(found: &Tensor, expected: &Tensor, prefix: &str, name: &str) -> Result<()> {
-    if found.dims() != expected.dims() {
-        return Err(Error::invalid(format!(
-            "tensor '{prefix}.{name}' has shape {:?} in the checkpoint, the model needs {:?}",
-            found.dims(),
-            expected.dims()
-        )));
-    }
-    Ok(())
-}
-
-/// avg ← β·avg + (1 − β)·net for parameters; buffers are blended too or copied, as the
-/// generator asks ([`Generator::averages_buffers`]). Tensors pair by name.
-fn blend<G: Generator>(avg: &mut G, net: &G, beta: f64) -> Result<()> {
-    let (params, incoming) = (avg.parameters(), net.parameters());
-    check_same_names(
-        params.iter().map(|(n, _)| n),
-        incoming.iter().map(|(n, _)| n),
-    )?;
-    for ((_, a), (_, n)) in params.iter().zip(incoming) {
-        a.set(&mix(a.as_tensor(), n.as_tensor(), beta)?)?;
-    }
-    let (buffers, incoming) = (avg.buffers(), net.buffers());
-    check_same_names(
-        buffers.iter().map(|(n, _)| n),
-        incoming.iter().map(|(n, _)| n),
-    )?;
-    for ((name, a), (_, n)) in buffers.into_iter().zip(incoming) {
-        let value = if net.averages_buffers() {
-            mix(&a, &n, beta)?
-        } else {
-            n.copy()?
-        };
-        avg.set_buffer(&name, value)?;
-    }
-    Ok(())
-}
-
-/// The moving average and the generator list the same tensors in the same order.
-fn check_same_names<'a>(
-    avg: impl ExactSizeIterator<Item = &'a String>,
-    net: impl ExactSizeIterator<Item = &'a String>,
-) -> Result<()> {
-    if avg.len() != net.len() {
-        return Err(Error::invalid(format!(
-            "the generator average has {} tensors, the generator {}",
-            avg.len(),
-            net.len()
-        )));
-    }
-    match avg.zip(net).find(|(a, n)| a != n) {
-        Some((a, n)) => Err(Error::invalid(format!(
-            "the generator average's tensor '{a}' pairs with the generator's '{n}'"
-        ))),
-        None => Ok(()),
-    }
-}
-
-/// β·a + (1 − β)·b; small f32 CPU tensors in one loop rather than three tensor operations.
-fn mix(a: &Tensor, b: &Tensor, beta: f64) -> Result<Tensor> {
-    if crate::backend::cpu_kernels(a) {
-        let (x, y) = (
-            a.flatten_all()?.to_vec1::<f32>()?,
-            b.flatten_all()?.to_vec1::<f32>()?,
-        );
-        let (keep, take) = (beta as f32, (1.0 - beta) as f32);
-        let mixed: Vec<f32> = x.iter().zip(&y).map(|(u, v)| keep * u + take * v).collect();
-        return Ok(Tensor::from_vec(mixed, a.shape(), a.device())?);
-    }
-    Ok(((a * beta)? + (b * (1.0 - beta))?)?)
 }

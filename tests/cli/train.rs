@@ -210,7 +210,7 @@ fn bad_input_is_refused_before_anything_is_written() {
     assert_error(&args, &["--batch-gpu 6", "groups of 4"]);
     let mut args = run_args(&data, &out, "0.032");
     args.extend(["--batch-gpu", "3"]);
-    assert_error(&args, &["--batch 4", "rounds of --batch-gpu 3"]);
+    assert_error(&args, &["--batch-gpu 3", "--batch 4 does not split"]);
     // synth writes power-of-two sides only; a 24 × 24 dataset is packed from the 16 × 16 one.
     let odd = dir.path().join("shapes24.zip");
     ok(whichgan(&[

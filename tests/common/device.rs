@@ -4,6 +4,7 @@
 use candle_core::Device;
 
 pub fn test_device() -> Device {
+    whichgan::runtime::setup(whichgan::runtime::Parallelism::WithinOperations);
     match std::env::var("WHICHGAN_TEST_DEVICE").as_deref() {
         Err(_) | Ok("cpu") => Device::Cpu,
         Ok(name) => {

@@ -5,7 +5,7 @@
 use candle_core::{DType, Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use whichgan::train::{r1, wgan_gp, Discriminator, Network};
+use whichgan::train::{r1, wgan_gp, DiscriminatorModel, Network};
 use whichgan_toy::nets::MlpDiscriminator;
 
 fn discriminator() -> MlpDiscriminator {

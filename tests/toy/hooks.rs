@@ -5,12 +5,13 @@ use candle_core::{Device, Tensor};
 use rand_chacha::ChaCha8Rng;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use whichgan::train::{Augment, Discriminator, GeneratorPenalty, Loss, Network, Penalty};
+use whichgan::train::{Augment, DiscriminatorModel, GeneratorPenalty, Loss, Network, Penalty};
 use whichgan::Result;
 use whichgan_toy::nets::MlpGenerator;
 use whichgan_toy::train::{new_trainer, playground_config, DistributionData, ToyTrainer, MODEL};
 
 fn data() -> DistributionData {
+    whichgan::runtime::setup(whichgan::runtime::Parallelism::AcrossTasks);
     DistributionData {
         distribution: "circle:size=20,sigma=0.25".parse().unwrap(),
         device: Device::Cpu,
@@ -18,6 +19,7 @@ fn data() -> DistributionData {
 }
 
 fn trainer(d_steps: usize) -> ToyTrainer {
+    whichgan::runtime::setup(whichgan::runtime::Parallelism::AcrossTasks);
     new_trainer(
         playground_config(Loss::Vanilla, Penalty::None, d_steps),
         16,
@@ -94,8 +96,8 @@ fn identity_augmentation_changes_nothing_and_sees_every_d_step() {
         );
     }
     assert_eq!(tensors(&plain), tensors(&hooked));
-    assert_eq!(observed.load(Ordering::SeqCst) as u64, hooked.d_steps);
-    assert_eq!(rows.load(Ordering::SeqCst) as u64, hooked.d_steps * 64);
+    assert_eq!(observed.load(Ordering::SeqCst) as u64, hooked.d_steps());
+    assert_eq!(rows.load(Ordering::SeqCst) as u64, hooked.d_steps() * 64);
 }
 
 #[test]
@@ -103,11 +105,12 @@ fn discriminator_sees_the_augmented_batches() {
     // Everything mapped (next) to the origin: D's real and fake logits are both D(0), so the
     // first D loss is softplus(−l) + softplus(l) with l = D(0) before the update.
     let mut t = trainer(1);
-    let l =
-        t.d.forward(&Tensor::zeros((1, 2), candle_core::DType::F32, &Device::Cpu).unwrap())
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap()[0] as f64;
+    let l = t
+        .d()
+        .forward(&Tensor::zeros((1, 2), candle_core::DType::F32, &Device::Cpu).unwrap())
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()[0] as f64;
     t.set_augment(Box::new(Scale::new(1e-9)));
     let report = t.cycle(&mut data()).unwrap();
     let softplus = |v: f64| v.exp().ln_1p();
@@ -191,7 +194,7 @@ impl GeneratorPenalty<MlpGenerator> for BiasSum {
 }
 
 fn bias_values(t: &ToyTrainer) -> Vec<f32> {
-    output_bias(&t.g).to_vec1().unwrap()
+    output_bias(t.g()).to_vec1().unwrap()
 }
 
 #[test]
@@ -281,7 +284,7 @@ fn summed_gradients(net: &impl Network, rounds: &[Tensor]) -> Vec<(String, Vec<f
 /// Adam's first moment after one update is (1 − β₁)·gradient: compares it with `expected`.
 fn assert_first_moments(t: &ToyTrainer, opt: &str, expected: &[(String, Vec<f32>)]) {
     let ckpt = t.checkpoint(MODEL).unwrap();
-    let beta1 = t.config.adam_d.beta1 as f32;
+    let beta1 = t.config().adam_d.beta1 as f32;
     for (name, grad) in expected {
         let m: Vec<f32> = ckpt.tensors[&format!("{opt}.m.{name}")]
             .flatten_all()
@@ -301,7 +304,7 @@ fn assert_first_moments(t: &ToyTrainer, opt: &str, expected: &[(String, Vec<f32>
 
 #[test]
 fn a_step_in_rounds_sums_the_gradients_of_each_rounds_mean_loss() {
-    use whichgan::train::{standard_normal, Generator, Mode, RealData};
+    use whichgan::train::{standard_normal, GeneratorModel, Mode, RealData};
     let mut config = playground_config(Loss::Vanilla, Penalty::None, 1);
     config.batch_gpu = 16;
     let mut t = new_trainer(config, 16, 4).unwrap();
@@ -313,19 +316,19 @@ fn a_step_in_rounds_sums_the_gradients_of_each_rounds_mean_loss() {
     // latents, then the G step's latents; the playground G draws nothing else) and
     // differentiates each round's mean loss alone: G's batch statistics see 16 samples.
     let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(4);
-    let mut g = t.g.deep_copy().unwrap();
+    let mut g = t.g().deep_copy().unwrap();
     let round = |x: &Tensor, i: usize| x.narrow(0, 16 * i, 16).unwrap();
     let reals = data().sample(&mut rng, 64).unwrap();
     let z = standard_normal(&mut rng, &[64, g.latent_dim()], &Device::Cpu).unwrap();
     let d_losses: Vec<Tensor> = (0..4)
         .map(|i| {
             let fake = g.forward(&round(&z, i), Mode::Train, &mut rng).unwrap();
-            let real = t.d.forward(&round(&reals, i)).unwrap();
-            let fake = t.d.forward(&fake.detach()).unwrap();
+            let real = t.d().forward(&round(&reals, i)).unwrap();
+            let fake = t.d().forward(&fake.detach()).unwrap();
             Loss::Vanilla.discriminator(&real, &fake).unwrap()
         })
         .collect();
-    let d_grads = summed_gradients(&t.d, &d_losses);
+    let d_grads = summed_gradients(t.d(), &d_losses);
 
     t.cycle(&mut data()).unwrap();
     assert_first_moments(&t, "opt_D", &d_grads);
@@ -335,7 +338,7 @@ fn a_step_in_rounds_sums_the_gradients_of_each_rounds_mean_loss() {
         .map(|i| {
             let fake = g.forward(&round(&z, i), Mode::Train, &mut rng).unwrap();
             Loss::Vanilla
-                .generator(&t.d.forward_frozen(&fake).unwrap())
+                .generator(&t.d().forward_frozen(&fake).unwrap())
                 .unwrap()
         })
         .collect();

@@ -5,7 +5,7 @@
 use candle_core::{DType, Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use whichgan::train::Discriminator;
+use whichgan::train::DiscriminatorModel;
 use whichgan_toy::nets::{MlpDiscriminator, MlpGenerator};
 use whichgan_toy::study::probe::{checkpoint_probe, K};
 use whichgan_toy::study::target;

@@ -5,6 +5,7 @@ use whichgan::train::{Loss, Penalty, Trainer};
 use whichgan_toy::train::{new_trainer, playground_config, DistributionData, MODEL};
 
 fn data() -> DistributionData {
+    whichgan::runtime::setup(whichgan::runtime::Parallelism::AcrossTasks);
     DistributionData {
         distribution: "circle:size=20,sigma=0.25".parse().unwrap(),
         device: candle_core::Device::Cpu,
@@ -25,8 +26,8 @@ fn every_loss_and_penalty_trains_finitely() {
                 );
             }
             // 2 D steps per G step, the first G step after the first D step.
-            assert_eq!(trainer.g_steps, 15);
-            assert_eq!(trainer.d_steps, 1 + 2 * 14);
+            assert_eq!(trainer.g_steps(), 15);
+            assert_eq!(trainer.d_steps(), 1 + 2 * 14);
         }
     }
 }
@@ -64,7 +65,7 @@ fn checkpoint_round_trip_restores_every_tensor() {
 fn detached_generator_pass_equals_the_recorded_one() {
     use candle_core::{Device, Tensor};
     use rand::SeedableRng;
-    use whichgan::train::{Generator, Mode, Network};
+    use whichgan::train::{GeneratorModel, Mode, Network};
     use whichgan_toy::nets::MlpGenerator;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
     let mut g = MlpGenerator::new(&mut rng, 16, &Device::Cpu).unwrap();
@@ -94,7 +95,7 @@ fn detached_generator_pass_equals_the_recorded_one() {
 fn frozen_discriminator_gives_the_generator_the_same_gradients() {
     use candle_core::{Device, Tensor};
     use rand::SeedableRng;
-    use whichgan::train::{Discriminator, Generator, Loss, Mode, Network};
+    use whichgan::train::{DiscriminatorModel, GeneratorModel, Loss, Mode, Network};
     use whichgan_toy::nets::{MlpDiscriminator, MlpGenerator};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
     let mut g = MlpGenerator::new(&mut rng, 16, &Device::Cpu).unwrap();

@@ -13,7 +13,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
 use whichgan::plot::{self, Arrows, Panel, Scatter, PALETTE};
-use whichgan::train::Discriminator;
+use whichgan::train::DiscriminatorModel;
 use whichgan::{Error, Result};
 
 /// ∇ₓ log D(x) at each point (see the module docs for the sign).

@@ -7,7 +7,7 @@
 use candle_core::{DType, Device, Tensor, Var};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use whichgan::train::{Discriminator, Generator, Mode, Network};
+use whichgan::train::{DiscriminatorModel, GeneratorModel, Mode, Network};
 use whichgan::{Error, Result};
 
 /// Latent dimension of the playground's generator.
@@ -239,7 +239,7 @@ impl Network for MlpGenerator {
     }
 }
 
-impl Generator for MlpGenerator {
+impl GeneratorModel for MlpGenerator {
     fn latent_dim(&self) -> usize {
         LATENT_DIM
     }
@@ -352,7 +352,7 @@ impl MlpDiscriminator {
     }
 }
 
-impl Discriminator for MlpDiscriminator {
+impl DiscriminatorModel for MlpDiscriminator {
     fn judges_samples_independently(&self) -> bool {
         true
     }

@@ -10,8 +10,10 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use whichgan::metrics::w1::wasserstein1;
 use whichgan::plot::{self, Curve, Panel, Scatter, PALETTE};
+use whichgan::run::state::{self, RunState};
+use whichgan::run::{prepare_out, progress, Every, RunLog, Start};
 use whichgan::train::{
-    restore_network, AdamConfig, Checkpoint, Ema, EvalHook, Generator, Loss, Mode, Penalty,
+    restore_network, AdamConfig, Checkpoint, Ema, EvalHook, GeneratorModel, Loss, Mode, Penalty,
     RealData, StepReport, TrainConfig, Trainer,
 };
 use whichgan::{Error, Points, Result};
@@ -107,11 +109,10 @@ pub fn start_from(
     d: Option<&Checkpoint>,
 ) -> Result<()> {
     if let Some(ckpt) = g {
-        restore_network(&mut trainer.g, ckpt, "G")?;
-        restore_network(&mut trainer.g_ema, ckpt, "G")?;
+        trainer.start_generator_from(ckpt, "G")?;
     }
     if let Some(ckpt) = d {
-        restore_network(&mut trainer.d, ckpt, "D")?;
+        trainer.start_discriminator_from(ckpt, "D")?;
     }
     Ok(())
 }
@@ -123,12 +124,7 @@ fn in_ckpt(path: &Path, e: Error) -> Error {
 /// Reads a checkpoint and checks it holds the toy model.
 pub fn load_toy_checkpoint(path: &Path) -> Result<Checkpoint> {
     let ckpt = Checkpoint::load(path, &Device::Cpu)?;
-    if ckpt.meta.model != MODEL {
-        return Err(Error::in_file(
-            path,
-            format!("holds a '{}' model, not the toy MLPs", ckpt.meta.model),
-        ));
-    }
+    ckpt.expect_model(MODEL).map_err(|e| in_ckpt(path, e))?;
     Ok(ckpt)
 }
 
@@ -178,13 +174,13 @@ pub struct W1Point {
 /// from a stream fixed by (seed, step), so evaluating never changes the training trajectory.
 pub fn evaluate(trainer: &mut ToyTrainer, target: &Distribution, seed: u64) -> Result<W1Point> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(2 + trainer.g_steps);
+    rng.set_stream(2 + trainer.g_steps());
     let real = target.sample(&mut rng, EVAL_SAMPLES);
     let flat_real: Vec<f64> = real.concat();
-    let fake = sample_generator(&mut trainer.g, &mut rng, EVAL_SAMPLES)?;
-    let fake_ema = sample_generator(&mut trainer.g_ema, &mut rng, EVAL_SAMPLES)?;
+    let fake = sample_generator(trainer.g_mut(), &mut rng, EVAL_SAMPLES)?;
+    let fake_ema = sample_generator(trainer.g_ema_mut(), &mut rng, EVAL_SAMPLES)?;
     Ok(W1Point {
-        g_step: trainer.g_steps,
+        g_step: trainer.g_steps(),
         w1_g: wasserstein1(&flat_real, finite_points(&fake)?.as_slice(), 2),
         w1_g_ema: wasserstein1(&flat_real, finite_points(&fake_ema)?.as_slice(), 2),
     })
@@ -194,16 +190,26 @@ pub fn evaluate(trainer: &mut ToyTrainer, target: &Distribution, seed: u64) -> R
 pub struct ToyHook<'a> {
     pub target: &'a Distribution,
     pub seed: u64,
-    /// Evaluate every this many G steps (0: never), and at the last step.
-    pub eval_every: u64,
-    /// Write a numbered checkpoint every this many G steps (0: never), and at the last step.
-    pub save_every: u64,
-    pub total_steps: u64,
+    /// When to evaluate W1.
+    pub eval: Every,
+    /// When to write a numbered checkpoint.
+    pub save: Every,
     pub out: &'a Path,
+    pub log: RunLog,
     /// What the run trains on, kept in its checkpoints.
     pub identity: RunIdentity,
     pub history: Vec<W1Point>,
-    pub progress: Option<indicatif::ProgressBar>,
+    pub progress: indicatif::ProgressBar,
+}
+
+/// One line of the log.
+#[derive(Debug, Serialize)]
+struct LogEntry {
+    g_step: u64,
+    d_loss: f64,
+    g_loss: f64,
+    w1_g: f64,
+    w1_g_ema: f64,
 }
 
 /// What a run trains on and how it was seeded: a resumed run must keep all of it.
@@ -214,11 +220,16 @@ pub struct RunIdentity {
     pub seed: u64,
 }
 
-/// The toy's own part of a checkpoint.
+/// The toy run's own part of a checkpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct RunState {
+struct ToyRunState {
     run: RunIdentity,
     w1: Vec<W1Point>,
+}
+
+impl RunState for ToyRunState {
+    const MODEL: &'static str = MODEL;
+    const FORMAT: u32 = 1;
 }
 
 impl ToyHook<'_> {
@@ -234,45 +245,38 @@ impl ToyHook<'_> {
     /// Writes the numbered checkpoint of this step and `last.safetensors`.
     fn save(&self, trainer: &ToyTrainer) -> Result<()> {
         let mut ckpt = trainer.checkpoint(MODEL)?;
-        let state = RunState {
+        let run_state = ToyRunState {
             run: self.identity.clone(),
             w1: self.history.clone(),
         };
-        ckpt.meta.extra = serde_json::to_value(&state).expect("run state serialises");
+        state::store(&mut ckpt, &run_state);
         let dir = Self::checkpoint_dir(self.out);
-        ckpt.save(&dir.join(format!("step-{:06}.safetensors", trainer.g_steps)))?;
+        ckpt.save(&dir.join(format!("step-{:06}.safetensors", trainer.g_steps())))?;
         ckpt.save(&Self::last_checkpoint(self.out))
     }
 }
 
 impl EvalHook<MlpGenerator, MlpDiscriminator> for ToyHook<'_> {
     fn after_g_step(&mut self, trainer: &mut ToyTrainer, report: &StepReport) -> Result<()> {
-        let step = trainer.g_steps;
-        let last = step == self.total_steps;
-        if last || (self.eval_every > 0 && step.is_multiple_of(self.eval_every)) {
+        let step = trainer.g_steps();
+        if self.eval.due(step) {
             let point = evaluate(trainer, self.target, self.seed)?;
             self.history.push(point);
-            whichgan::io::append_jsonl(
-                &self.out.join(LOG_FILE),
-                &serde_json::json!({
-                    "g_step": step,
-                    "d_loss": report.d_loss,
-                    "g_loss": report.g_loss,
-                    "w1_g": point.w1_g,
-                    "w1_g_ema": point.w1_g_ema,
-                }),
-            )?;
-            if let Some(bar) = &self.progress {
-                bar.set_message(format!("W1 {:.3}", point.w1_g));
-            }
+            self.log.append(&LogEntry {
+                g_step: step,
+                d_loss: report.d_loss,
+                g_loss: report.g_loss,
+                w1_g: point.w1_g,
+                w1_g_ema: point.w1_g_ema,
+            })?;
+            self.progress.set_message(format!("W1 {:.3}", point.w1_g));
         }
-        if let Some(bar) = &self.progress {
-            bar.set_position(step);
-            if step.is_multiple_of(50) {
-                bar.set_prefix(format!("D {:.3} G {:.3}", report.d_loss, report.g_loss));
-            }
+        self.progress.set_position(step);
+        if step.is_multiple_of(50) {
+            self.progress
+                .set_prefix(format!("D {:.3} G {:.3}", report.d_loss, report.g_loss));
         }
-        if last || (self.save_every > 0 && step.is_multiple_of(self.save_every)) {
+        if self.save.due(step) {
             self.save(trainer)?;
         }
         Ok(())
@@ -308,23 +312,6 @@ pub struct TrainSummary {
     pub resumed_from: Option<u64>,
 }
 
-/// Prepares the output folder: an existing non-empty folder needs `resume` or `overwrite`, and
-/// the folder must be writable.
-fn prepare_out(out: &Path, resume: bool, overwrite: bool) -> Result<()> {
-    let non_empty = whichgan::io::check_out_dir(
-        out,
-        resume || overwrite,
-        "pass --resume to continue its run or --overwrite to replace it",
-    )?;
-    if overwrite && !resume && non_empty {
-        let ckpts = ToyHook::checkpoint_dir(out);
-        if ckpts.exists() {
-            std::fs::remove_dir_all(&ckpts).map_err(|e| Error::io(&ckpts, e))?;
-        }
-    }
-    whichgan::io::create_writable_dir(&ToyHook::checkpoint_dir(out))
-}
-
 /// Trains (or resumes) a toy run and writes its checkpoints, W1 curve and log.
 pub fn train_run(opts: &TrainOptions) -> Result<TrainSummary> {
     let mut trainer = new_trainer(opts.config.clone(), opts.width, opts.seed)?;
@@ -338,20 +325,26 @@ pub fn train_run(opts: &TrainOptions) -> Result<TrainSummary> {
     let mut resumed_from = None;
     if opts.resume && !last.exists() {
         // A mistyped folder would otherwise quietly start a new run.
-        return Err(Error::in_file(
-            &opts.out,
-            "--resume: no run to continue (no checkpoints/last.safetensors); check --out, or \
-             leave out --resume to start a new run",
+        return Err(Error::setting(
+            "resume",
+            None,
+            format!(
+                "{}: no run to continue (no checkpoints/last.safetensors); check the output \
+                 folder, or start a new run",
+                opts.out.display()
+            ),
         ));
     }
     if opts.resume {
-        let ckpt = load_toy_checkpoint(&last)?;
+        let (ckpt, run_state) = state::load::<ToyRunState>(&last)?;
         if ckpt.meta.g_steps > opts.steps {
-            return Err(Error::in_file(
-                &last,
+            return Err(Error::setting(
+                "steps",
+                Some(opts.steps.to_string()),
                 format!(
-                    "--resume: the run is already at {} G steps; --steps is the run's total, \
+                    "{}: the run is already at {} G steps; the step count is the run's total, \
                      so give at least that",
+                    last.display(),
                     ckpt.meta.g_steps
                 ),
             ));
@@ -359,47 +352,34 @@ pub fn train_run(opts: &TrainOptions) -> Result<TrainSummary> {
         trainer
             .resume(&ckpt, MODEL)
             .map_err(|e| in_ckpt(&last, e))?;
-        let state: RunState = serde_json::from_value(ckpt.meta.extra.clone())
-            .map_err(|e| Error::in_file(&last, format!("unreadable run state: {e}")))?;
-        if state.run != identity {
+        if run_state.run != identity {
             return Err(Error::in_file(
                 &last,
                 format!(
-                    "this run trains on '{}' (width {}, seed {}); resume with the same \
-                     --data, --width and --seed, or start over with --overwrite",
-                    state.run.data, state.run.width, state.run.seed
+                    "this run was trained on other settings: {}; resume with the run's \
+                     settings, or start over with `overwrite`",
+                    state::differences(&run_state.run, &identity)
                 ),
             ));
         }
-        history = state.w1;
-        resumed_from = Some(trainer.g_steps);
+        history = run_state.w1;
+        resumed_from = Some(trainer.g_steps());
     } else {
         // Validate inputs before touching the output folder.
         opts.init.apply(&mut trainer)?;
     }
-    prepare_out(&opts.out, opts.resume, opts.overwrite)?;
-    match resumed_from {
-        Some(step) => {
-            whichgan::io::truncate_jsonl(&opts.out.join(LOG_FILE), "g_step", step as f64)?
-        }
-        None => {
-            let log = opts.out.join(LOG_FILE);
-            if log.exists() {
-                std::fs::remove_file(&log).map_err(|e| Error::io(&log, e))?;
-            }
-        }
-    }
-    let progress = opts.progress.then(|| {
-        let bar = indicatif::ProgressBar::new(opts.steps);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} G steps  {prefix}  {msg}  [{elapsed} < {eta}]",
-            )
-            .expect("valid template"),
-        );
-        bar.set_position(trainer.g_steps);
-        bar
-    });
+    prepare_out(
+        &opts.out,
+        Start::new(opts.resume, opts.overwrite),
+        &["checkpoints"],
+        "`resume` to continue its run or `overwrite` to replace it",
+    )?;
+    whichgan::io::create_writable_dir(&ToyHook::checkpoint_dir(&opts.out))?;
+    let log = RunLog::start(
+        &opts.out.join(LOG_FILE),
+        resumed_from.map(|step| ("g_step", step as f64)),
+    )?;
+    let progress = progress::steps(opts.progress, opts.steps, trainer.g_steps());
     let mut data = DistributionData {
         distribution: opts.data.clone(),
         device: trainer.device().clone(),
@@ -407,18 +387,22 @@ pub fn train_run(opts: &TrainOptions) -> Result<TrainSummary> {
     let mut hook = ToyHook {
         target: &opts.data,
         seed: opts.seed,
-        eval_every: opts.eval_every,
-        save_every: opts.save_every,
-        total_steps: opts.steps,
+        eval: Every {
+            every: opts.eval_every,
+            last: opts.steps,
+        },
+        save: Every {
+            every: opts.save_every,
+            last: opts.steps,
+        },
         out: &opts.out,
+        log,
         identity,
         history,
         progress,
     };
     trainer.run(&mut data, opts.steps, &mut hook)?;
-    if let Some(bar) = &hook.progress {
-        bar.finish_and_clear();
-    }
+    hook.progress.finish_and_clear();
     write_w1_csv(&opts.out.join("w1.csv"), &hook.history)?;
     plot_w1_curve(&opts.out.join("w1"), &hook.history)?;
     plot_samples(
@@ -428,7 +412,7 @@ pub fn train_run(opts: &TrainOptions) -> Result<TrainSummary> {
         opts.seed,
     )?;
     Ok(TrainSummary {
-        steps: trainer.g_steps,
+        steps: trainer.g_steps(),
         final_w1: hook.history.last().map(|p| p.w1_g),
         min_w1: hook.history.iter().map(|p| p.w1_g).reduce(f64::min),
         checkpoint: last,
@@ -491,9 +475,9 @@ fn plot_samples(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(u64::MAX);
     let real = target.sample(&mut rng, EVAL_SAMPLES);
-    let fake = sample_generator(&mut trainer.g, &mut rng, EVAL_SAMPLES)?;
-    let fake_ema = sample_generator(&mut trainer.g_ema, &mut rng, EVAL_SAMPLES)?;
-    let step = trainer.g_steps;
+    let fake = sample_generator(trainer.g_mut(), &mut rng, EVAL_SAMPLES)?;
+    let fake_ema = sample_generator(trainer.g_ema_mut(), &mut rng, EVAL_SAMPLES)?;
+    let step = trainer.g_steps();
     let panels = [
         samples_panel(format!("G, G step {step}"), &real, &fake),
         samples_panel(format!("G-EMA, G step {step}"), &real, &fake_ema),

@@ -37,7 +37,13 @@ impl std::str::FromStr for Shard {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        let bad = || Error::invalid(format!("--shard '{s}': expected i/N with 0 ≤ i < N"));
+        let bad = || {
+            Error::setting(
+                "shard",
+                Some(format!("'{s}'")),
+                "expected i/N with 0 ≤ i < N",
+            )
+        };
         let (i, n) = s.split_once('/').ok_or_else(bad)?;
         let (index, count) = (
             i.trim().parse().map_err(|_| bad())?,
@@ -184,8 +190,8 @@ fn fine_tune(
         |t: &mut ToyTrainer| {
             // Streams 0 and 1 of the run seed are training and initialisation.
             let mut rng = ChaCha8Rng::seed_from_u64(run_seed);
-            rng.set_stream(2 + t.g_steps);
-            w1.push(probe::w1(&mut t.g, &target, &mut rng)?);
+            rng.set_stream(2 + t.g_steps());
+            w1.push(probe::w1(t.g_mut(), &target, &mut rng)?);
             Ok(())
         },
     )?;

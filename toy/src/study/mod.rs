@@ -26,7 +26,7 @@ pub mod runs;
 pub use preset::{Preset, PRESETS};
 
 use crate::Distribution;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use rayon::prelude::*;
 use whichgan::Result;
 
@@ -144,18 +144,7 @@ impl StudyOptions {
 
     /// A progress bar for one phase, counting G steps (hidden without `progress`).
     pub fn bar(&self, phase: &str, g_steps: u64) -> ProgressBar {
-        if !self.progress {
-            return ProgressBar::hidden();
-        }
-        let bar = ProgressBar::new(g_steps);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix:>22} {bar:30} {percent:>3}%  {msg}  [{elapsed} < {eta}]",
-            )
-            .expect("valid template"),
-        );
-        bar.set_prefix(phase.to_owned());
-        bar
+        whichgan::run::progress::phase(self.progress, phase, g_steps)
     }
 }
 
@@ -197,9 +186,8 @@ pub(crate) fn train_on_target(
     mut evaluate: impl FnMut(&mut crate::train::ToyTrainer) -> Result<()>,
 ) -> Result<()> {
     evaluate(trainer)?;
-    let mut hook = Every {
-        every,
-        last: steps,
+    let mut hook = OnSchedule {
+        schedule: whichgan::run::Every { every, last: steps },
         bar,
         on_eval: evaluate,
     };
@@ -210,17 +198,16 @@ pub(crate) fn train_on_target(
     trainer.run(&mut data, steps, &mut hook)
 }
 
-/// A hook that advances a progress bar and calls `on_eval` every `every` G steps and at the
-/// last step (`every == 0`: never).
-pub(crate) struct Every<'a, F> {
-    pub every: u64,
-    pub last: u64,
+/// A hook that advances a progress bar and calls `on_eval` when `schedule` is due (never when
+/// its `every` is 0).
+pub(crate) struct OnSchedule<'a, F> {
+    pub schedule: whichgan::run::Every,
     pub bar: &'a ProgressBar,
     pub on_eval: F,
 }
 
 impl<F> whichgan::train::EvalHook<crate::nets::MlpGenerator, crate::nets::MlpDiscriminator>
-    for Every<'_, F>
+    for OnSchedule<'_, F>
 where
     F: FnMut(&mut crate::train::ToyTrainer) -> Result<()>,
 {
@@ -230,8 +217,8 @@ where
         _report: &whichgan::train::StepReport,
     ) -> Result<()> {
         self.bar.inc(1);
-        let step = trainer.g_steps;
-        if self.every > 0 && (step.is_multiple_of(self.every) || step == self.last) {
+        let step = trainer.g_steps();
+        if self.schedule.every > 0 && self.schedule.due(step) {
             (self.on_eval)(trainer)?;
         }
         Ok(())

@@ -1,6 +1,6 @@
 //! Pretraining G and D on a source.
 
-use super::{derive_seed, probe, study_config, Every, Preset, Role, Source, WIDTH};
+use super::{derive_seed, probe, study_config, OnSchedule, Preset, Role, Source, WIDTH};
 use crate::train::{new_trainer, DistributionData, MODEL};
 use candle_core::Device;
 use indicatif::ProgressBar;
@@ -37,16 +37,18 @@ pub fn pretrain(
     if keep_snapshots {
         snapshots.push((0, networks_only(trainer.checkpoint(MODEL)?)));
     }
-    let mut hook = Every {
-        every: if keep_snapshots {
-            preset.checkpoint_every
-        } else {
-            0
+    let mut hook = OnSchedule {
+        schedule: whichgan::run::Every {
+            every: if keep_snapshots {
+                preset.checkpoint_every
+            } else {
+                0
+            },
+            last: preset.pretrain_steps,
         },
-        last: preset.pretrain_steps,
         bar,
         on_eval: |t: &mut crate::train::ToyTrainer| {
-            snapshots.push((t.g_steps, networks_only(t.checkpoint(MODEL)?)));
+            snapshots.push((t.g_steps(), networks_only(t.checkpoint(MODEL)?)));
             Ok(())
         },
     };
@@ -57,7 +59,7 @@ pub fn pretrain(
     trainer.run(&mut data, preset.pretrain_steps, &mut hook)?;
     let mut eval_rng = ChaCha8Rng::seed_from_u64(run_seed);
     eval_rng.set_stream(u64::MAX);
-    let w1 = probe::w1(&mut trainer.g, &distribution, &mut eval_rng)?;
+    let w1 = probe::w1(trainer.g_mut(), &distribution, &mut eval_rng)?;
     Ok(Pretrained {
         source,
         seed,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use whichgan::metrics::coverage::{mode_coverage, CoverageThresholds};
 use whichgan::metrics::knn::prdc;
 use whichgan::metrics::w1::wasserstein1;
-use whichgan::train::Discriminator;
+use whichgan::train::DiscriminatorModel;
 use whichgan::{Error, Points, Result};
 
 /// Neighbours of the k-NN precision and recall (the study's k).

@@ -172,11 +172,11 @@ pub fn target_run(
         |t: &mut ToyTrainer| {
             // The same evaluation samples for every start of a seed.
             let mut rng = ChaCha8Rng::seed_from_u64(eval_seed);
-            rng.set_stream(t.g_steps);
-            let w1 = probe::w1(&mut t.g, &target, &mut rng)?;
-            let coverage = probe::coverage(&mut t.g, &target, &mut rng, preset.coverage_samples)?;
+            rng.set_stream(t.g_steps());
+            let w1 = probe::w1(t.g_mut(), &target, &mut rng)?;
+            let coverage = probe::coverage(t.g_mut(), &target, &mut rng, preset.coverage_samples)?;
             curve.push(CurvePoint {
-                g_step: t.g_steps,
+                g_step: t.g_steps(),
                 w1,
                 coverage,
             });
@@ -184,7 +184,7 @@ pub fn target_run(
         },
     )?;
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, Role::Figure));
-    let samples = crate::train::sample_generator(&mut trainer.g, &mut rng, FIGURE_SAMPLES)?;
+    let samples = crate::train::sample_generator(trainer.g_mut(), &mut rng, FIGURE_SAMPLES)?;
     Ok(TargetRun {
         start,
         seed,

@@ -3,11 +3,12 @@
 
 use super::layers::Params;
 use super::{Discriminator, Generator, NoiseMode, Weights};
-use crate::train::{self, standard_normal, GeneratorPenalty, Mode};
+use crate::train::{self, standard_normal, GeneratorPenalty, HookState, Mode};
 use crate::{Error, Result};
 use candle_core::{Tensor, Var};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
 /// Decay of the tracked average w per training pass (the reference's `w_avg_beta`).
 const W_AVG_BETA: f64 = 0.995;
@@ -68,7 +69,7 @@ impl train::Network for Generator {
     }
 }
 
-impl train::Generator for Generator {
+impl train::GeneratorModel for Generator {
     fn latent_dim(&self) -> usize {
         self.mapping.z_dim
     }
@@ -100,10 +101,11 @@ impl Discriminator {
     pub fn freeze(&mut self, layers: usize) -> Result<()> {
         let names = self.layer_names();
         if layers > names.len() {
-            return Err(Error::invalid(format!(
-                "--freezed {layers}: the discriminator has {} freezable layers",
-                names.len()
-            )));
+            return Err(Error::setting(
+                "freezed",
+                Some(layers.to_string()),
+                format!("the discriminator has {} freezable layers", names.len()),
+            ));
         }
         self.frozen = names[..layers].to_vec();
         Ok(())
@@ -143,7 +145,7 @@ impl train::Network for Discriminator {
     }
 }
 
-impl train::Discriminator for Discriminator {
+impl train::DiscriminatorModel for Discriminator {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(Discriminator::forward(self, x)?.flatten_all()?)
     }
@@ -198,7 +200,7 @@ impl GeneratorPenalty<Generator> for PathLength {
         let ws = ws.expect("asked for the ws input");
         let (_, c, h, w) = img.dims4()?;
         let y = (standard_normal(rng, &[n, c, h, w], img.device())? / ((h * w) as f64).sqrt())?;
-        let grads = crate::train::differentiable_backward(&(img * y)?.sum_all()?)?;
+        let grads = crate::backend::differentiable_backward(&(img * y)?.sum_all()?)?;
         let grad = grads
             .get(ws.as_tensor())
             .ok_or_else(|| Error::invalid("the generator's images do not depend on their ws"))?;
@@ -211,14 +213,23 @@ impl GeneratorPenalty<Generator> for PathLength {
     }
 
     fn state(&self) -> serde_json::Value {
-        serde_json::json!({ "pl_mean": self.mean })
+        PathLengthState { pl_mean: self.mean }.store()
     }
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
-        self.mean = state
-            .get("pl_mean")
-            .and_then(|v| v.as_f64())
-            .ok_or_else(|| Error::invalid("path-length state has no 'pl_mean'"))?;
+        self.mean = PathLengthState::read(state)?.pl_mean;
         Ok(())
     }
+}
+
+/// What path-length regularisation keeps in checkpoints (and shows in run logs).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PathLengthState {
+    /// The running mean path length.
+    pub pl_mean: f64,
+}
+
+impl crate::train::HookState for PathLengthState {
+    const WHAT: &'static str = "path-length state";
+    const FORMAT: u32 = 1;
 }

@@ -8,7 +8,7 @@
 //! one worker thread that starts with the switch on, and every other backward pass detaches as
 //! usual.
 
-use crate::backend;
+use super::{generic_ops_forced, with_ops_choice};
 use crate::{Error, Result};
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var};
@@ -42,7 +42,7 @@ pub fn differentiable_backward(output: &Tensor) -> Result<GradStore> {
     let (reply, answer) = mpsc::channel();
     let job = Job {
         output: output.clone(),
-        generic_ops: backend::generic_ops_forced(),
+        generic_ops: generic_ops_forced(),
         reply,
     };
     let lost =
@@ -53,7 +53,7 @@ pub fn differentiable_backward(output: &Tensor) -> Result<GradStore> {
 
 struct Job {
     output: Tensor,
-    /// The caller's choice of operations (see [`backend`]), kept on the worker.
+    /// The caller's choice of operations (see [`super`]), kept on the worker.
     generic_ops: bool,
     reply: mpsc::Sender<candle_core::Result<GradStore>>,
 }
@@ -72,7 +72,7 @@ fn worker() -> &'static mpsc::Sender<Job> {
                 KEEPS_GRAPHS.with(|keeps| keeps.set(true));
                 ready.send(()).ok();
                 for job in queue {
-                    let grads = backend::with_ops_choice(job.generic_ops, || job.output.backward());
+                    let grads = with_ops_choice(job.generic_ops, || job.output.backward());
                     job.reply.send(grads).ok();
                 }
             })

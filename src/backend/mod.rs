@@ -2,6 +2,13 @@
 //! generic tensor operations every candle device has, which is what a GPU runs. The generic
 //! path can be forced on the CPU (`WHICHGAN_GENERIC_OPS=1`, or [`with_generic_ops`] in a
 //! test), so machines without a GPU check the GPU's code too.
+//!
+//! Also here, since operations below the trainer need it: whether a backward pass builds
+//! gradients that are differentiated again ([`differentiable_backward`]).
+
+mod differentiable;
+
+pub use differentiable::{differentiable_backward, gradients_are_differentiable};
 
 use candle_core::{DType, Tensor};
 use std::cell::Cell;

@@ -1,0 +1,61 @@
+//! Images from a generator checkpoint: one way to rebuild the generator and to draw its
+//! images for seeds, used by `whichgan generate`, the metrics of generator sources and the
+//! snapshot grids of training runs.
+
+use super::latents::latent_for_seed;
+use super::weights::load_network;
+use super::{Generator, NoiseMode};
+use crate::{Error, Result};
+use candle_core::{Device, Tensor};
+use std::path::Path;
+
+/// The generator `net` (`G_ema`, `G`, …) of the checkpoint `path`, its layer outputs clamped
+/// at `conv_clamp` (the run layer has the rule that chooses it for a checkpoint).
+pub fn load_generator(
+    path: &Path,
+    net: &str,
+    conv_clamp: Option<f64>,
+    device: &Device,
+) -> Result<Generator> {
+    let weights = load_network(path, net, device)?;
+    let mut g = Generator::load(&weights).map_err(|e| Error::in_file(path, e.to_string()))?;
+    g.synthesis.conv_clamp = conv_clamp;
+    Ok(g)
+}
+
+/// Latents [n, z_dim] of `seeds`, as the official `generate.py` draws them.
+pub fn seed_latents(seeds: &[u32], z_dim: usize, device: &Device) -> Result<Tensor> {
+    let z: Vec<f32> = seeds
+        .iter()
+        .flat_map(|&seed| latent_for_seed(seed, z_dim))
+        .collect();
+    Ok(Tensor::from_vec(z, (seeds.len(), z_dim), device)?)
+}
+
+/// Images of the intermediate latents `ws` [N, num_ws, w_dim], `batch` at a time, detached.
+pub fn synthesise(g: &Generator, ws: &Tensor, noise: NoiseMode, batch: usize) -> Result<Tensor> {
+    let n = ws.dim(0)?;
+    let mut parts = Vec::with_capacity(n.div_ceil(batch.max(1)));
+    for start in (0..n).step_by(batch.max(1)) {
+        let chunk = ws.narrow(0, start, batch.min(n - start))?;
+        parts.push(g.synthesis.forward(&chunk, noise)?.detach());
+    }
+    Ok(Tensor::cat(&parts, 0)?)
+}
+
+/// Images of latents `z` [N, z_dim] at truncation `psi`, `batch` at a time, detached.
+pub fn generate(
+    g: &Generator,
+    z: &Tensor,
+    psi: f64,
+    noise: NoiseMode,
+    batch: usize,
+) -> Result<Tensor> {
+    let n = z.dim(0)?;
+    let mut parts = Vec::with_capacity(n.div_ceil(batch.max(1)));
+    for start in (0..n).step_by(batch.max(1)) {
+        let chunk = z.narrow(0, start, batch.min(n - start))?;
+        parts.push(g.forward(&chunk, psi, noise)?.detach());
+    }
+    Ok(Tensor::cat(&parts, 0)?)
+}
