@@ -6,7 +6,7 @@ use super::spec::{erfinv, Draws};
 use super::AugmentPipe;
 use crate::backend::cpu_kernels;
 use crate::stylegan2::bilinear::{BilinearSample, SamplingTaps};
-use crate::stylegan2::ops::upfirdn2d_taps;
+use crate::stylegan2::resample::upfirdn2d_taps;
 use crate::{Error, Result};
 use candle_core::Tensor;
 use std::f32::consts::PI;
