@@ -154,11 +154,6 @@ fn quiet_broken_pipe() {
     }
 }
 
-/// Tensor kernels on one thread for a benchmark of work that runs several tasks at once.
-pub(crate) fn single_threaded_tensor_kernels() {
-    whichgan::runtime::setup(Parallelism::AcrossTasks);
-}
-
 /// The error as the user typed things: settings named by their flags, the one the error is
 /// about and those its message mentions (the library writes them as `name`).
 fn for_the_command_line(e: &whichgan::Error) -> String {

@@ -2,8 +2,8 @@
 //! `cifar` preset trains it; unconditional), with the architecture read from the stored
 //! tensors.
 
+use super::bias_act::Activation;
 use super::layers::{Conv2dLayer, FullyConnected, Params};
-use super::ops::Activation;
 use super::weights::Weights;
 use crate::{Error, Result};
 use candle_core::{Tensor, Var};

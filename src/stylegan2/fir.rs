@@ -162,7 +162,7 @@ impl CustomOp1 for Fir2d {
 
 #[cfg(test)]
 mod tests {
-    use super::super::ops::{upfirdn2d_taps, upfirdn_axis};
+    use super::super::resample::{upfirdn2d_taps, upfirdn_axis};
     use crate::test_util::relative_diff;
     use candle_core::{DType, Device, Tensor, Var};
 

@@ -1,8 +1,9 @@
 //! The StyleGAN2 generator: the mapping network (z → w) and the synthesis network (`skip`
 //! architecture: w → image), with the architecture read from the stored tensors.
 
+use super::bias_act::{bias_act, noisy_bias_act, Activation};
 use super::layers::{gain32, modulated_conv2d, FullyConnected, NoiseMode};
-use super::ops::{bias_act, noisy_bias_act, upsample2d, Activation};
+use super::resample::upsample2d;
 use super::weights::Weights;
 use crate::{Error, Result};
 use candle_core::{Tensor, Var};

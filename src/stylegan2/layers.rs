@@ -1,7 +1,8 @@
 //! The layers of StyleGAN2 with equalised learning rate: parameters are stored raw and scaled
 //! at run time by a gain (1/√fan_in, times the layer's learning-rate multiplier).
 
-use super::ops::{self, bias_act, Activation};
+use super::bias_act::{bias_act, Activation};
+use super::resample;
 use super::weights::Weights;
 use crate::Result;
 use candle_core::{Tensor, Var};
@@ -119,7 +120,7 @@ pub fn modulated_conv2d(
         let fused = if up {
             // The coefficients commute with the (per-channel) FIR filter that follows.
             let y = crate::conv::modulated_conv_transpose2d(x, weight, &scales, 2)?;
-            y.map(|y| ops::upfirdn2d(&y, 1, 1, (1, 1), 4.0))
+            y.map(|y| resample::upfirdn2d(&y, 1, 1, (1, 1), 4.0))
                 .transpose()?
         } else {
             crate::conv::modulated_conv2d(x, weight, &scales, k / 2)?
@@ -130,9 +131,9 @@ pub fn modulated_conv2d(
     }
     let x = x.broadcast_mul(&styles.reshape((n, i, 1, 1))?)?;
     let y = if up {
-        ops::conv2d_up2(&x, weight)?
+        resample::conv2d_up2(&x, weight)?
     } else {
-        ops::conv2d(&x, weight, k / 2, 1)?
+        resample::conv2d(&x, weight, k / 2, 1)?
     };
     match d {
         Some(d) => Ok(y.broadcast_mul(&d.reshape((n, o, 1, 1))?)?),
@@ -189,12 +190,12 @@ impl Conv2dLayer {
             // Linear all through (the resnet skip): the output gain joins the weight's scale, so
             // it costs no pass over the outputs (a rounding apart from the reference's order).
             let w = (params.get(&self.weight) * (gain32(self.weight_gain) * gain))?;
-            return ops::conv2d_bias_act(x, &w, self.down, None, self.act, 1.0, None);
+            return resample::conv2d_bias_act(x, &w, self.down, None, self.act, 1.0, None);
         }
         let w = (params.get(&self.weight) * gain32(self.weight_gain))?;
         let clamp = clamp.map(|c| c * gain);
         let gain = self.act.default_gain() * gain;
-        ops::conv2d_bias_act(x, &w, self.down, bias.as_ref(), self.act, gain, clamp)
+        resample::conv2d_bias_act(x, &w, self.down, bias.as_ref(), self.act, gain, clamp)
     }
 }
 
@@ -277,9 +278,9 @@ mod tests {
                 }
                 let xn = x.narrow(0, n, 1).unwrap();
                 let want = if up {
-                    ops::conv2d_up2(&xn, &w).unwrap()
+                    resample::conv2d_up2(&xn, &w).unwrap()
                 } else {
-                    ops::conv2d(&xn, &w, 1, 1).unwrap()
+                    resample::conv2d(&xn, &w, 1, 1).unwrap()
                 };
                 let got = y.narrow(0, n, 1).unwrap();
                 assert!(max_diff(&got, &want) < 1e-5, "{demodulate} {up}");

@@ -8,6 +8,7 @@
 //! gradients are with respect to the stored tensors, as in the reference.
 
 pub mod augment;
+pub mod bias_act;
 mod bilinear;
 pub mod dataset;
 pub mod discriminator;
@@ -16,8 +17,8 @@ pub mod generator;
 pub mod init;
 pub mod latents;
 pub mod layers;
-pub mod ops;
 pub mod presets;
+pub mod resample;
 pub mod sampling;
 pub mod trainable;
 pub mod weights;

@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 /// built from differentiable tensor operations so that the G loss back-propagates through it.
 ///
 /// R1 is taken with respect to the reals before augmentation, through it (as the reference
-/// does, with [`super::differentiable_backward`]); WGAN-GP at D's input.
+/// does, with [`crate::backend::differentiable_backward`]); WGAN-GP at D's input.
 pub trait Augment: Send {
     /// The augmented batch; random choices come from the training stream `rng`.
     fn apply(&self, x: &Tensor, rng: &mut ChaCha8Rng) -> Result<Tensor>;

@@ -20,8 +20,6 @@ mod trainer;
 
 pub use adam::{Adam, AdamConfig};
 pub use checkpoint::{Checkpoint, CheckpointMeta};
-// Re-exported for the operations being moved; new code uses `crate::backend`.
-pub use crate::backend::{differentiable_backward, gradients_are_differentiable};
 pub use ema::Ema;
 pub use hooks::{Augment, GeneratorPenalty, HookState};
 pub use loss::{r1, wgan_gp, Loss, Penalty};

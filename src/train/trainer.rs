@@ -489,7 +489,7 @@ impl<G: GeneratorModel, D: DiscriminatorModel> Trainer<G, D> {
 
 /// ∂(Σ logits)/∂input, differentiable again (R1 and similar penalties).
 pub fn logit_input_gradient(logits: &Tensor, input: &candle_core::Var) -> Result<Tensor> {
-    let grads = super::differentiable_backward(&logits.sum_all()?)?;
+    let grads = crate::backend::differentiable_backward(&logits.sum_all()?)?;
     grads
         .get(input.as_tensor())
         .cloned()

@@ -1,0 +1,258 @@
+//! Figure 3: which checkpoint is a good start? The Source-I run's checkpoints (every
+//! `checkpoint_every` G steps) are each measured — recall against the target, ∇D similarity —
+//! and fine-tuned on the target; a checkpoint's score is the minimum W1 of its fine-tune. The
+//! study correlates the measurements with the score over the checkpoints.
+//!
+//! The sweep can be split: `--shard i/N` runs every N-th fine-tune (starting at the i-th) and
+//! writes `figure3-shard-i-of-N.{csv,json}`; [`merge`] joins the shards into the same files a
+//! single run writes. Each shard repeats the (deterministic) Source-I pretraining, so shards need
+//! nothing from each other.
+//!
+//! Files: this one holds the sweep (its plan, running the fine-tunes, the rows and their CSV
+//! form); `shards` the `--shard` slices, their files and [`merge`]; `results` the correlations,
+//! the summary and the figure.
+
+mod results;
+mod shards;
+
+pub use results::{write_results, Figure3Correlation, Figure3Summary, Spread, Trend};
+pub use shards::{merge, write_shard, Shard};
+
+use super::pretrain::{pretrain_all, Pretrained};
+use super::probe::{self, CheckpointProbe};
+use super::runs::find_source;
+use super::{
+    derive_seed, in_parallel, study_config, target, train_on_target, Preset, Role, Source,
+    StudyOptions, WIDTH,
+};
+use crate::train::{networks, new_trainer, start_from, ToyTrainer};
+use indicatif::ProgressBar;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use whichgan::io::{write_csv, Table};
+use whichgan::{Error, Result};
+
+/// One checkpoint of the sweep: its measurements and its fine-tune's W1 curve.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepRow {
+    pub seed: u64,
+    /// G step of the Source-I run the checkpoint was taken at.
+    pub checkpoint: u64,
+    pub probe: CheckpointProbe,
+    /// W1 of the fine-tune at each of the preset's evaluation steps.
+    pub w1: Vec<f64>,
+}
+
+impl SweepRow {
+    pub fn min_w1(&self) -> f64 {
+        self.w1.iter().copied().fold(f64::INFINITY, f64::min)
+    }
+}
+
+/// What the sweep covers: the preset, the seeds, the evaluation steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepPlan {
+    pub preset: String,
+    pub seeds: Vec<u64>,
+    pub checkpoints: Vec<u64>,
+    pub eval_steps: Vec<u64>,
+}
+
+impl SweepPlan {
+    pub fn new(opts: &StudyOptions) -> SweepPlan {
+        let p = opts.preset;
+        SweepPlan {
+            preset: p.name.to_owned(),
+            seeds: opts.seed_list(opts.seeds.unwrap_or(p.sweep_seeds)),
+            checkpoints: p.checkpoint_steps(),
+            eval_steps: Preset::eval_steps(p.sweep_steps, p.sweep_eval_every),
+        }
+    }
+
+    /// Every (seed, checkpoint) fine-tune, in seed-then-step order.
+    fn tasks(&self) -> Vec<(u64, u64)> {
+        self.seeds
+            .iter()
+            .flat_map(|&s| self.checkpoints.iter().map(move |&c| (s, c)))
+            .collect()
+    }
+
+    /// The fine-tunes of one shard (all without one).
+    pub fn tasks_of(&self, shard: Option<Shard>) -> Vec<(u64, u64)> {
+        self.tasks()
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| shard.is_none_or(|s| i % s.count == s.index))
+            .map(|(_, t)| t)
+            .collect()
+    }
+
+    fn header(&self) -> Vec<String> {
+        let mut h: Vec<String> = [
+            "seed",
+            "checkpoint",
+            "recall",
+            "precision",
+            "grad_sim_notebook",
+            "grad_sim_descent",
+            "grad_sim_samples",
+        ]
+        .map(String::from)
+        .to_vec();
+        h.extend(self.eval_steps.iter().map(|s| format!("w1_step_{s}")));
+        h.push("min_w1".into());
+        h
+    }
+}
+
+/// Runs the sweep's fine-tunes (all, or one shard's), after pretraining Source-I for the
+/// seeds they need, and returns their rows.
+pub fn sweep(opts: &StudyOptions, plan: &SweepPlan, shard: Option<Shard>) -> Result<Vec<SweepRow>> {
+    let tasks = plan.tasks_of(shard);
+    let mut seeds: Vec<u64> = tasks.iter().map(|t| t.0).collect();
+    seeds.dedup();
+    let pairs: Vec<(Source, u64)> = seeds.iter().map(|&s| (Source::One, s)).collect();
+    let bar = opts.bar("pretraining Source-I", 0);
+    let sources = pretrain_all(&pairs, &pairs, opts.preset, &bar)?;
+    fine_tunes(opts, &sources, &tasks)
+}
+
+/// The fine-tunes of `tasks` ((seed, checkpoint step) pairs), in parallel, from the checkpoint
+/// series in `sources`.
+pub fn fine_tunes(
+    opts: &StudyOptions,
+    sources: &[Pretrained],
+    tasks: &[(u64, u64)],
+) -> Result<Vec<SweepRow>> {
+    let bar = opts.bar("checkpoint fine-tunes", 0);
+    bar.set_length(tasks.len() as u64 * opts.preset.sweep_steps);
+    let rows = in_parallel(tasks, |&(seed, step)| {
+        fine_tune(sources, seed, step, opts.preset, &bar)
+    })?;
+    bar.finish_and_clear();
+    Ok(rows)
+}
+
+/// Measures the Source-I checkpoint of `seed` at G step `step`, then fine-tunes it on the
+/// target with fresh optimisers.
+fn fine_tune(
+    sources: &[Pretrained],
+    seed: u64,
+    step: u64,
+    preset: &Preset,
+    bar: &ProgressBar,
+) -> Result<SweepRow> {
+    let run = find_source(sources, Source::One, seed)?;
+    let ckpt = &run
+        .snapshots
+        .iter()
+        .find(|(s, _)| *s == step)
+        .ok_or_else(|| Error::invalid(format!("no Source-I checkpoint at G step {step}")))?
+        .1;
+    let target = target();
+    let (mut g, d) = networks(ckpt)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, Role::SweepProbe(step)));
+    let probe = probe::checkpoint_probe(&mut g, &d, &target, &mut rng, preset.sweep_samples)?;
+
+    let run_seed = derive_seed(seed, Role::SweepFinetune(step));
+    let mut trainer = new_trainer(study_config(), WIDTH, run_seed)?;
+    start_from(&mut trainer, Some(ckpt), Some(ckpt))?;
+    let mut w1 = Vec::new();
+    train_on_target(
+        &mut trainer,
+        preset.sweep_steps,
+        preset.sweep_eval_every,
+        bar,
+        |t: &mut ToyTrainer| {
+            // Streams 0 and 1 of the run seed are training and initialisation.
+            let mut rng = ChaCha8Rng::seed_from_u64(run_seed);
+            rng.set_stream(2 + t.g_steps());
+            w1.push(probe::w1(t.g_mut(), &target, &mut rng)?);
+            Ok(())
+        },
+    )?;
+    Ok(SweepRow {
+        seed,
+        checkpoint: step,
+        probe,
+        w1,
+    })
+}
+
+fn write_rows(path: &Path, plan: &SweepPlan, rows: &[SweepRow]) -> Result<()> {
+    let header = plan.header();
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let lines: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let p = &r.probe;
+            let mut cells = vec![
+                r.seed.to_string(),
+                r.checkpoint.to_string(),
+                p.recall.to_string(),
+                p.precision.to_string(),
+                p.grad_sim_notebook.to_string(),
+                p.grad_sim_descent.to_string(),
+                p.grad_sim_samples.to_string(),
+            ];
+            cells.extend(r.w1.iter().map(f64::to_string));
+            cells.push(r.min_w1().to_string());
+            cells
+        })
+        .collect();
+    write_csv(path, &header, &lines)
+}
+
+/// Reads rows written by [`write_rows`] for `plan`.
+fn read_rows(path: &Path, plan: &SweepPlan) -> Result<Vec<SweepRow>> {
+    let table = Table::read(path)?;
+    if table.columns() != plan.header().as_slice() {
+        return Err(Error::in_file(
+            path,
+            "columns differ from the sweep's (another preset or an edited file?)",
+        ));
+    }
+    let col = |name: &str| table.numeric_column(name);
+    let integers = |name: &str| -> Result<Vec<u64>> {
+        table
+            .text_column(name)?
+            .iter()
+            .map(|v| {
+                v.parse().map_err(|_| {
+                    Error::in_file(
+                        path,
+                        format!("'{v}' in column {name} is not a whole number"),
+                    )
+                })
+            })
+            .collect()
+    };
+    let (seed, checkpoint) = (integers("seed")?, integers("checkpoint")?);
+    let (recall, precision) = (col("recall")?, col("precision")?);
+    let (notebook, descent, samples) = (
+        col("grad_sim_notebook")?,
+        col("grad_sim_descent")?,
+        col("grad_sim_samples")?,
+    );
+    let w1: Vec<Vec<f64>> = plan
+        .eval_steps
+        .iter()
+        .map(|s| col(&format!("w1_step_{s}")))
+        .collect::<Result<_>>()?;
+    Ok((0..table.len())
+        .map(|i| SweepRow {
+            seed: seed[i],
+            checkpoint: checkpoint[i],
+            probe: CheckpointProbe {
+                recall: recall[i],
+                precision: precision[i],
+                grad_sim_notebook: notebook[i],
+                grad_sim_descent: descent[i],
+                grad_sim_samples: samples[i] as usize,
+            },
+            w1: w1.iter().map(|c| c[i]).collect(),
+        })
+        .collect())
+}
