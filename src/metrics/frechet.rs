@@ -46,12 +46,11 @@ impl GaussianStats {
         mu.iter_mut().for_each(|m| *m /= n as f64);
         // Σ accumulates over chunks of centred points, so that one small buffer is reused;
         // only its lower triangle is computed (half the work of a full product), then mirrored.
-        // A row-major chunk of points is a column-major d × rows matrix.
         const CHUNK: usize = 2048;
         let mut buffer = vec![0.0; CHUNK.min(n) * d];
         let mut sigma = Mat::<f64>::zeros(d, d);
+        let scale = 1.0 / (n as f64 - 1.0);
         for (c, chunk) in x.as_slice().chunks(CHUNK * d).enumerate() {
-            let rows = chunk.len() / d;
             let centred = &mut buffer[..chunk.len()];
             centred
                 .par_chunks_mut(d)
@@ -61,18 +60,7 @@ impl GaussianStats {
                         *o = v - m;
                     }
                 });
-            let centred = MatRef::from_column_major_slice(centred, d, rows);
-            triangular::matmul(
-                sigma.as_mut(),
-                triangular::BlockStructure::TriangularLower,
-                if c == 0 { Accum::Replace } else { Accum::Add },
-                centred,
-                triangular::BlockStructure::Rectangular,
-                centred.transpose(),
-                triangular::BlockStructure::Rectangular,
-                1.0 / (n as f64 - 1.0),
-                Par::rayon(0),
-            );
+            add_lower_gram(&mut sigma, centred, d, c > 0, scale);
         }
         mirror_lower(&mut sigma);
         Ok(GaussianStats { mu, sigma })
@@ -104,6 +92,93 @@ impl GaussianStats {
 
     pub fn dim(&self) -> usize {
         self.mu.len()
+    }
+}
+
+/// Σ's lower triangle = (`accumulate`: Σ +) `scale` · XᵀX for the row-major points `x` (rows
+/// of `d` values). Where the CPU has AVX-512, faer's triangular product runs (its AVX-512
+/// kernels); elsewhere the `gemm` crate's, which on AVX2 ran the covariance of 10 000 × 2048
+/// features about 1.6 times as fast as faer's triangular product: the triangle goes as column
+/// blocks, each one product of the rows at and below the block.
+fn add_lower_gram(sigma: &mut Mat<f64>, x: &[f64], d: usize, accumulate: bool, scale: f64) {
+    if has_avx512() {
+        lower_gram_triangular(sigma, x, d, accumulate, scale);
+    } else {
+        lower_gram_by_blocks(sigma, x, d, accumulate, scale);
+    }
+}
+
+/// [`add_lower_gram`] by faer's triangular product.
+fn lower_gram_triangular(sigma: &mut Mat<f64>, x: &[f64], d: usize, accumulate: bool, scale: f64) {
+    // A row-major chunk of points is a column-major d × rows matrix.
+    let xt = MatRef::from_column_major_slice(x, d, x.len() / d);
+    triangular::matmul(
+        sigma.as_mut(),
+        triangular::BlockStructure::TriangularLower,
+        if accumulate {
+            Accum::Add
+        } else {
+            Accum::Replace
+        },
+        xt,
+        triangular::BlockStructure::Rectangular,
+        xt.transpose(),
+        triangular::BlockStructure::Rectangular,
+        scale,
+        Par::rayon(0),
+    );
+}
+
+/// [`add_lower_gram`] by column blocks of the `gemm` crate's products.
+fn lower_gram_by_blocks(sigma: &mut Mat<f64>, x: &[f64], d: usize, accumulate: bool, scale: f64) {
+    const BLOCK: usize = 256;
+    let rows = x.len() / d;
+    let threads = rayon::current_num_threads();
+    let parallelism = match threads {
+        0 | 1 => gemm::Parallelism::None,
+        n => gemm::Parallelism::Rayon(n),
+    };
+    let col_stride = sigma.col_stride();
+    let dst = sigma.as_ptr_mut();
+    for j0 in (0..d).step_by(BLOCK) {
+        let width = BLOCK.min(d - j0);
+        // SAFETY: Σ is d × d with column stride `col_stride`, and the block — rows j0..d,
+        // columns j0..j0 + width — lies inside it; the left operand (Xᵀ, rows j0..d) and the
+        // right one (X, columns j0..j0 + width) lie inside `x` (rows × d); Σ overlaps neither.
+        unsafe {
+            gemm::gemm(
+                d - j0,
+                width,
+                rows,
+                dst.offset(j0 as isize + j0 as isize * col_stride),
+                col_stride,
+                1,
+                accumulate,
+                x.as_ptr().add(j0),
+                d as isize,
+                1,
+                x.as_ptr().add(j0),
+                1,
+                d as isize,
+                1.0,
+                scale,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+    }
+}
+
+fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }
 
@@ -305,6 +380,39 @@ pub fn kid_subset(x: &Points, y: &Points) -> Result<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use rand::Rng;
+
+    /// Both ways of the covariance's triangle against a plain f64 sum, accumulated over two
+    /// chunks, with a dimension that leaves a partial column block.
+    #[test]
+    fn lower_gram_both_ways_equal_the_plain_sum() {
+        let (rows, d) = (37, 300);
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let chunks: Vec<Vec<f64>> = (0..2)
+            .map(|_| (0..rows * d).map(|_| rng.random::<f64>() - 0.5).collect())
+            .collect();
+        let plain = |i: usize, j: usize| {
+            let sum: f64 = chunks
+                .iter()
+                .flat_map(|x| x.chunks(d).map(move |r| r[i] * r[j]))
+                .sum();
+            0.5 * sum
+        };
+        type Way = fn(&mut Mat<f64>, &[f64], usize, bool, f64);
+        let ways: [Way; 2] = [lower_gram_triangular, lower_gram_by_blocks];
+        for way in ways {
+            let mut sigma = Mat::<f64>::zeros(d, d);
+            for (c, x) in chunks.iter().enumerate() {
+                way(&mut sigma, x, d, c > 0, 0.5);
+            }
+            for j in 0..d {
+                for i in j..d {
+                    assert!((sigma[(i, j)] - plain(i, j)).abs() < 1e-12, "({i}, {j})");
+                }
+            }
+        }
+    }
 
     fn pts(rows: &[&[f64]]) -> Points {
         Points::from_rows(&rows.iter().map(|r| r.to_vec()).collect::<Vec<_>>()).unwrap()
