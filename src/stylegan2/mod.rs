@@ -6,6 +6,11 @@
 //!
 //! Parameters are kept raw, as stored, and scaled at run time (equalised learning rate), so
 //! gradients are with respect to the stored tensors, as in the reference.
+//!
+//! The model only: layers and their operations (`bias_act`, `resample`, `fir`, `bilinear`),
+//! the networks, official checkpoints and fresh initialisation, ADA's augmentation, the
+//! presets, drawing images from a checkpoint (`sampling`) and how the networks plug into the
+//! shared trainer (`trainable`). A training run of them is the run layer's (`run::stylegan2`).
 
 pub mod augment;
 pub mod bias_act;

@@ -1,10 +1,12 @@
 //! The one GAN training loop shared by the toy 2-D lab and the image-scale networks.
 //!
-//! A model plugs in by implementing [`GeneratorModel`], [`DiscriminatorModel`] and [`RealData`]; the
-//! loop ([`Trainer`]) owns everything else: losses and penalties, Adam, D steps per G step,
-//! the generator's moving average, evaluation and snapshot hooks, checkpoints that resume
-//! exactly, a JSONL log and a progress bar. Image-scale training adds an augmentation of D's
-//! inputs and a lazy G regulariser through [`Augment`] and [`GeneratorPenalty`].
+//! A model plugs in by implementing [`GeneratorModel`], [`DiscriminatorModel`] and
+//! [`RealData`]; the loop ([`Trainer`]) owns everything else: losses and penalties, Adam, D
+//! steps per G step, the generator's moving average, an evaluation hook after each G step and
+//! checkpoints that resume exactly. Image-scale training adds an augmentation of D's inputs and
+//! a lazy G regulariser through [`Augment`] and [`GeneratorPenalty`], whose states are typed
+//! ([`HookState`]). What surrounds a run — output folders, logs, progress bars, schedules — is
+//! the run layer's (`run`); the loop knows nothing of files but its checkpoints.
 //!
 //! Determinism: every random draw of training (latents, real batches, interpolation weights)
 //! comes from one ChaCha8 stream whose position is saved in each checkpoint, so the same seed

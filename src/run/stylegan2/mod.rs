@@ -96,7 +96,7 @@ fn kimg_images(kimg: f64, setting: &'static str) -> Result<u64> {
 
 /// The batch splits into rounds of `batch_gpu`, and those into D's minibatch-std groups.
 fn check_rounds(batch: usize, round: usize, group: usize) -> Result<()> {
-    if round == 0 || batch % round != 0 {
+    if round == 0 || !batch.is_multiple_of(round) {
         return Err(Error::setting(
             "batch_gpu",
             Some(round.to_string()),
@@ -106,7 +106,7 @@ fn check_rounds(batch: usize, round: usize, group: usize) -> Result<()> {
             ),
         ));
     }
-    if round % group.min(round).max(1) != 0 {
+    if !round.is_multiple_of(group.min(round).max(1)) {
         return Err(Error::setting(
             "batch_gpu",
             Some(round.to_string()),
