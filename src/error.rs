@@ -45,6 +45,17 @@ impl Error {
         }
     }
 
+    /// This error located in `path`, unless its message already starts with that file (so
+    /// that it does not read `X.pt: X.pt: …`).
+    pub fn located_in(self, path: &Path) -> Self {
+        let message = self.to_string();
+        if message.starts_with(&path.display().to_string()) {
+            self
+        } else {
+            Error::in_file(path, message)
+        }
+    }
+
     /// An error located at a line (1-based) and optionally a column (1-based) of a file.
     pub fn at(path: &Path, line: u64, column: Option<usize>, message: impl Into<String>) -> Self {
         let location = match column {
@@ -93,5 +104,19 @@ impl Error {
             Some(v) => format!("{} {v}", name(setting)),
             None => name(setting),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_is_located_in_a_file_once() {
+        let path = Path::new("model.pt");
+        let named = Error::in_file(path, "missing tensor 'b'").located_in(path);
+        assert_eq!(named.to_string(), "model.pt: missing tensor 'b'");
+        let unnamed = Error::invalid("shapes differ").located_in(path);
+        assert_eq!(unnamed.to_string(), "model.pt: shapes differ");
     }
 }

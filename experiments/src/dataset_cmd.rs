@@ -85,7 +85,7 @@ pub fn run(args: DatasetArgs) -> Result<()> {
                      as training needs; got {resolution}"
                 )));
             }
-            check_output_files(&[("--out", &out)])?;
+            check_output_files(&[("--out", &out)], &[])?;
             let bar = image_bar("synth");
             let n = write_synth_counted(
                 &SynthSpec {
@@ -115,7 +115,7 @@ pub fn run(args: DatasetArgs) -> Result<()> {
             if resize == Some(0) {
                 return Err(Error::invalid("--resize must be at least 1"));
             }
-            check_output_files(&[("OUT", &out)])?;
+            check_output_files(&[("OUT", &out)], &[("SOURCE", &source)])?;
             let resize = resize.map_or(Resize::None, Resize::CenterCrop);
             let bar = image_bar("pack");
             let summary = pack(&source, &out, resize, skip_bad, labels_from_folders, &bar)?;

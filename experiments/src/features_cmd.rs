@@ -133,7 +133,11 @@ pub fn features(args: FeaturesArgs) -> Result<()> {
     if whichgan::io::extension(&args.out).as_deref() != Some("npy") {
         return Err(Error::in_file(&args.out, "the output must be a .npy file"));
     }
-    check_output_files(&[("--out", &args.out)])?;
+    let inputs: Vec<(&str, &Path)> = [("--data", &args.data), ("--images", &args.images)]
+        .into_iter()
+        .filter_map(|(option, path)| Some((option, path.as_deref()?)))
+        .collect();
+    check_output_files(&[("--out", &args.out)], &inputs)?;
     let kind = ExtractorKind::from(args.extractor);
     let source = match (&args.data, &args.images) {
         (Some(d), _) => ImageSource::Data(d.clone()),

@@ -141,7 +141,7 @@ pub fn run(args: MetricsArgs) -> Result<()> {
             same_dim(&a, pa.dim(), &b, pb.dim())?;
             let distance = w1::wasserstein1(pa.as_slice(), pb.as_slice(), pa.dim());
             Report::new()
-                .with("w1", distance)
+                .with("w1", representable("W1", distance)?)
                 .with("n_a", pa.len())
                 .with("n_b", pb.len())
                 .with("d", pa.dim())
@@ -187,9 +187,11 @@ pub fn run(args: MetricsArgs) -> Result<()> {
         Metric::Fid { a, b, kid } => {
             let (fa, fb) = (FidInput::load(&a)?, FidInput::load(&b)?);
             same_dim(&a, fa.stats.dim(), &b, fb.stats.dim())?;
-            let mut report = Report::new().with("fid", frechet_distance(&fa.stats, &fb.stats)?);
+            let fid = representable("FID", frechet_distance(&fa.stats, &fb.stats)?)?;
+            let mut report = Report::new().with("fid", fid);
             if let (Some(pa), Some(pb)) = (&fa.points, &fb.points) {
-                report = report.with("kid", kid_distance(pa, pb, kid.params())?);
+                let kid = representable("KID", kid_distance(pa, pb, kid.params())?)?;
+                report = report.with("kid", kid);
             }
             report
                 .with("n_a", fa.points.as_ref().map(|p| p.len()))
@@ -234,6 +236,18 @@ pub fn run(args: MetricsArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `value`, or an error when it overflowed f64 (finite inputs near its largest values).
+fn representable(metric: &str, value: f64) -> Result<f64> {
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(Error::invalid(format!(
+            "{metric} overflows: the coordinates are too large to compute it in 64-bit floats; \
+             scale the inputs down"
+        )))
+    }
 }
 
 fn same_dim(a: &Path, da: usize, b: &Path, db: usize) -> Result<()> {
@@ -295,6 +309,8 @@ fn corr(file: &Path, x: &str, y: &str, by: Option<&str>, json: bool) -> Result<(
             }
         }
     }
+    // Every group is computed before any is printed, so that a failing group prints nothing.
+    let mut reports = Vec::with_capacity(groups.len());
     for (label, rows) in groups {
         let gx: Vec<f64> = rows.iter().map(|&r| xs[r]).collect();
         let gy: Vec<f64> = rows.iter().map(|&r| ys[r]).collect();
@@ -314,6 +330,9 @@ fn corr(file: &Path, x: &str, y: &str, by: Option<&str>, json: bool) -> Result<(
         if let (Some(column), Some(label)) = (by, label) {
             report = report.with(column, group_value(label));
         }
+        reports.push(report);
+    }
+    for report in reports {
         if !json && by.is_some() {
             println!();
         }

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use whichgan::{Error, Result};
 
 /// Checks output files, each named by its option (`--out`): its folder exists, it is not itself
-/// a folder, and no two options name the same file.
-pub fn check_output_files(outputs: &[(&str, &Path)]) -> Result<()> {
+/// a folder, no two options name the same file, and none names one of the command's `inputs`
+/// (which it would replace).
+pub fn check_output_files(outputs: &[(&str, &Path)], inputs: &[(&str, &Path)]) -> Result<()> {
     for (i, &(option, path)) in outputs.iter().enumerate() {
         if let Some(dir) = folder_of(path) {
             if !dir.is_dir() {
@@ -34,6 +35,15 @@ pub fn check_output_files(outputs: &[(&str, &Path)]) -> Result<()> {
             return Err(Error::in_file(
                 path,
                 format!("given to both {first} and {option}; one would overwrite the other"),
+            ));
+        }
+        if let Some(&(input, _)) = inputs
+            .iter()
+            .find(|(_, other)| resolved(other) == resolved(path))
+        {
+            return Err(Error::in_file(
+                path,
+                format!("given to both {input} and {option}; the output would replace the input"),
             ));
         }
     }
@@ -66,17 +76,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("x.npy");
         let b = dir.path().join(".").join("x.npy");
-        let e = check_output_files(&[("--out", &a), ("--grad", &b)]).unwrap_err();
+        let e = check_output_files(&[("--out", &a), ("--grad", &b)], &[]).unwrap_err();
         assert!(e.to_string().contains("both --out and --grad"), "{e}");
         let c = dir.path().join("y.npy");
-        check_output_files(&[("--out", &a), ("--grad", &c)]).unwrap();
+        check_output_files(&[("--out", &a), ("--grad", &c)], &[]).unwrap();
+    }
+
+    #[test]
+    fn an_output_that_is_an_input_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let images = dir.path().join("x.npy");
+        std::fs::write(&images, b"").unwrap();
+        let same = dir.path().join(".").join("x.npy");
+        let e = check_output_files(&[("--out", &same)], &[("--images", &images)]).unwrap_err();
+        assert!(e.to_string().contains("both --images and --out"), "{e}");
+        let other = dir.path().join("y.npy");
+        check_output_files(&[("--out", &other)], &[("--images", &images)]).unwrap();
     }
 
     #[test]
     fn a_missing_folder_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("feats").join("f.npy");
-        let e = check_output_files(&[("--out", &out)]).unwrap_err();
+        let e = check_output_files(&[("--out", &out)], &[]).unwrap_err();
         assert!(e.to_string().ends_with("does not exist"), "{e}");
         assert!(e.to_string().contains("folder "), "{e}");
     }

@@ -137,7 +137,7 @@ fn parse_seeds(spec: &str) -> Result<Vec<u32>> {
 /// A float32 tensor from a .npy file, which must have `rank` dimensions.
 fn npy_tensor(path: &Path, rank: usize, what: &str, device: &Device) -> Result<Tensor> {
     let array = read_npy(path)?;
-    if array.shape.len() != rank {
+    if array.shape.len() != rank || array.shape[0] == 0 {
         return Err(Error::in_file(
             path,
             format!("expected {what}, got shape {:?}", array.shape),
@@ -160,7 +160,9 @@ fn check_out(path: &Path, allowed: &[&str]) -> Result<String> {
 
 pub fn generate(args: GenerateArgs) -> Result<()> {
     let ext = check_out(&args.out, &["png", "npy"])?;
-    check_output_files(&[("--out", &args.out)])?;
+    let mut inputs = vec![("--ckpt", args.ckpt.as_path())];
+    inputs.extend(args.z.as_deref().map(|z| ("--z", z)));
+    check_output_files(&[("--out", &args.out)], &inputs)?;
     if !args.psi.is_finite() {
         return Err(Error::invalid(format!(
             "--psi must be a finite number, got {}",
@@ -235,16 +237,24 @@ pub fn discriminate(args: DiscriminateArgs) -> Result<()> {
         check_out(grad, &["npy"])?;
         outputs.push(("--grad", grad.as_path()));
     }
-    check_output_files(&outputs)?;
+    let inputs = [("--ckpt", args.ckpt.as_path()), ("--images", &args.images)];
+    check_output_files(&outputs, &inputs)?;
     let device = args.common.device()?;
     if args.batch == 0 || args.mbstd_group == 0 {
         return Err(Error::invalid(
             "--batch and --mbstd-group must be at least 1",
         ));
     }
+    // A smaller last group would see other statistics than the rest and change the logits.
+    if !args.batch.is_multiple_of(args.mbstd_group) {
+        return Err(Error::invalid(format!(
+            "--batch {} must be a multiple of --mbstd-group {}",
+            args.batch, args.mbstd_group
+        )));
+    }
     let weights = load_network(&args.ckpt, "D", &device)?;
-    let mut d = Discriminator::load(&weights, args.mbstd_group)
-        .map_err(|e| Error::in_file(&args.ckpt, e.to_string()))?;
+    let mut d =
+        Discriminator::load(&weights, args.mbstd_group).map_err(|e| e.located_in(&args.ckpt))?;
     d.conv_clamp = conv_clamp(&args.ckpt, args.common.conv_clamp);
     let (r, c) = (d.resolution, d.img_channels);
     let images = npy_tensor(

@@ -230,7 +230,7 @@ pub fn run(args: ToyArgs) -> Result<()> {
             let target: Distribution = target.parse()?;
             let stem = figure_stem(&out)?;
             let [png, svg] = whichgan::plot::figure_files(&stem).map_err(|e| e.in_file(&stem))?;
-            check_output_files(&[("--out", &png), ("--out", &svg)])?;
+            check_output_files(&[("--out", &png), ("--out", &svg)], &[])?;
             plot_field(&ckpt, &target, &stem, seed)?;
             Report::new()
                 .with("png", png.display().to_string())

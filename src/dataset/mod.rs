@@ -15,12 +15,12 @@ mod writer;
 pub use synth::{synth_image, write_synth, write_synth_counted, SynthSpec, MAX_CLASSES};
 pub use writer::DatasetWriter;
 
+use crate::io::{check_readable_file, read_zip_entry, ZIP_ENTRY_LIMIT};
 use crate::{Error, Result};
 use image::imageops::FilterType;
 use image::RgbImage;
 use indicatif::ProgressBar;
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// File extensions read as images (lower case).
@@ -118,6 +118,7 @@ impl ImageDataset {
                 .iter()
                 .map(|n| {
                     let p = root.join(n);
+                    check_readable_file(&p)?;
                     std::fs::read(&p).map_err(|e| Error::io(&p, e))
                 })
                 .collect(),
@@ -126,11 +127,8 @@ impl ImageDataset {
                 names
                     .iter()
                     .map(|n| {
-                        let mut out = Vec::new();
-                        zip.by_name(n)
-                            .and_then(|mut f| f.read_to_end(&mut out).map_err(Into::into))
-                            .map_err(|e| Error::in_file(path, format!("cannot read {n}: {e}")))?;
-                        Ok(out)
+                        read_zip_entry(&mut zip, n, ZIP_ENTRY_LIMIT)
+                            .map_err(|m| Error::in_file(path, m))
                     })
                     .collect()
             }
@@ -152,15 +150,13 @@ impl ImageDataset {
             }
             Storage::Zip(path) => {
                 let mut zip = open_zip(path)?;
-                let mut text = String::new();
-                match zip.by_name(NAME) {
-                    Ok(mut f) => f
-                        .read_to_string(&mut text)
-                        .map_err(|e| Error::in_file(path, format!("cannot read {NAME}: {e}")))?,
-                    Err(zip::result::ZipError::FileNotFound) => return Ok(None),
-                    Err(e) => return Err(Error::in_file(path, format!("cannot read {NAME}: {e}"))),
-                };
-                text
+                if zip.index_for_name(NAME).is_none() {
+                    return Ok(None);
+                }
+                let bytes = read_zip_entry(&mut zip, NAME, ZIP_ENTRY_LIMIT)
+                    .map_err(|m| Error::in_file(path, m))?;
+                String::from_utf8(bytes)
+                    .map_err(|_| Error::in_file(path, format!("{NAME} is not UTF-8 text")))?
             }
         };
         let bad = |why: &str| Error::invalid(format!("{}: {why}", self.locate(NAME)));
@@ -419,6 +415,7 @@ pub fn pack(
 }
 
 fn open_zip(path: &Path) -> Result<zip::ZipArchive<std::fs::File>> {
+    check_readable_file(path)?;
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     zip::ZipArchive::new(file)
         .map_err(|e| Error::in_file(path, format!("not a readable zip archive ({e})")))

@@ -20,6 +20,36 @@ pub fn temporary_beside(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{stem}.tmp-{}-{n}{extension}", std::process::id()))
 }
 
+/// Whether `name` is that of a temporary file of [`temporary_beside`], and of which process.
+fn temporary_owner(name: &str) -> Option<u32> {
+    let (_, rest) = name.strip_prefix('.')?.rsplit_once(".tmp-")?;
+    let (pid, rest) = rest.split_once('-')?;
+    let n = rest.split_once('.').map_or(rest, |(n, _)| n);
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(pid) && digits(n)).then(|| pid.parse().ok())?
+}
+
+/// Whether `name` is that of a temporary file of the atomic writer.
+pub fn is_temporary(name: &str) -> bool {
+    temporary_owner(name).is_some()
+}
+
+/// Removes the temporary files in `dir` left by writes that never finished (a process killed
+/// between writing and renaming); this process's own are kept.
+pub fn remove_stale_temporaries(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(()); // no folder, nothing left behind
+    };
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if temporary_owner(&name).is_some_and(|pid| pid != std::process::id()) {
+            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes `bytes` to `path` atomically: readers see the old file or the complete new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = temporary_beside(path);
@@ -57,4 +87,38 @@ pub fn create_writable_dir(dir: &Path) -> Result<()> {
     let probe = dir.join(".write-test");
     std::fs::write(&probe, b"").map_err(|e| Error::io(dir, e))?;
     std::fs::remove_file(&probe).map_err(|e| Error::io(&probe, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_temporaries_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let own = temporary_beside(&dir.path().join("last.safetensors"));
+        let keep = [
+            "last.safetensors",
+            ".last.tmp-x-1.safetensors",
+            "notes.tmp-12-3.txt",
+            own.file_name().unwrap().to_str().unwrap(),
+        ];
+        let stale = [
+            ".last.tmp-4242-0.safetensors",
+            ".w1.tmp-1-17.csv",
+            ".log.tmp-7-0",
+        ];
+        for name in keep.iter().chain(&stale) {
+            std::fs::write(dir.path().join(name), b"").unwrap();
+        }
+        remove_stale_temporaries(dir.path()).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        let mut want: Vec<String> = keep.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(left, want);
+    }
 }

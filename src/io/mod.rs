@@ -10,14 +10,19 @@ mod table;
 mod torch_pickle;
 pub mod versioned;
 mod weights;
+mod zip_entry;
 
-pub use atomic::{check_out_dir, create_writable_dir, temporary_beside, write_atomic};
+pub use atomic::{
+    check_out_dir, create_writable_dir, is_temporary, remove_stale_temporaries, temporary_beside,
+    write_atomic,
+};
 pub use image::write_png_grid;
 pub use jsonl::{append_jsonl, truncate_jsonl};
 pub use npy::{read_npy, read_npz_stats, write_npy_f32, NpyArray};
 pub use table::{write_csv, Table};
 pub use torch_pickle::{read_torch_tensors, TorchTensor};
 pub use weights::{read_tensor_file, Weights};
+pub use zip_entry::{read_zip_entry, ZIP_ENTRY_LIMIT};
 
 use crate::{Error, Result};
 use std::path::Path;
@@ -129,10 +134,16 @@ pub fn extension(path: &Path) -> Option<String> {
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
 }
 
-/// Fails with a clear message when `path` is missing or is a directory.
+/// Fails with a clear message when `path` is missing or is not a regular file: a folder, a
+/// FIFO (reading it would wait forever for a writer) or a device (`/dev/zero` never ends).
+/// Symbolic links are followed.
 pub fn check_readable_file(path: &Path) -> Result<()> {
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => Err(Error::in_file(path, "is a directory, expected a file")),
+        Ok(m) if !m.is_file() => Err(Error::in_file(
+            path,
+            "is not a regular file (a FIFO, socket or device), expected a file",
+        )),
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             Err(Error::in_file(path, "no such file"))

@@ -42,12 +42,25 @@ impl NpyArray {
     }
 }
 
-/// Reads a `.npy` file.
+/// Reads a `.npy` file; one that does not open with the magic bytes is refused before the
+/// rest of it is read.
 pub fn read_npy(path: &Path) -> Result<NpyArray> {
     super::check_readable_file(path)?;
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut bytes = Vec::new();
+    (&mut file)
+        .take(MAGIC.len() as u64)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if !bytes.is_empty() && bytes != MAGIC {
+        return Err(Error::in_file(path, NOT_NPY));
+    }
+    file.read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
     parse_npy(&bytes).map_err(|m| Error::in_file(path, m))
 }
+
+const NOT_NPY: &str = "not a .npy file (bad magic bytes)";
 
 /// Reads the `mu` (1-D, length D) and `sigma` (D × D) arrays of a pytorch-fid statistics file.
 pub fn read_npz_stats(path: &Path) -> Result<(NpyArray, NpyArray)> {
@@ -61,18 +74,17 @@ pub fn read_npz_stats(path: &Path) -> Result<(NpyArray, NpyArray)> {
         .collect();
     let mut take = |key: &str| -> Result<NpyArray> {
         let entry = format!("{key}.npy");
-        let mut file = archive.by_name(&entry).map_err(|_| {
-            Error::in_file(
+        if !names.contains(&entry) {
+            return Err(Error::in_file(
                 path,
                 format!(
                     "no '{key}' array in the .npz (it holds: {})",
                     names.join(", ")
                 ),
-            )
-        })?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .map_err(|e| Error::in_file(path, format!("cannot read '{entry}': {e}")))?;
+            ));
+        }
+        let bytes = super::read_zip_entry(&mut archive, &entry, super::ZIP_ENTRY_LIMIT)
+            .map_err(|m| Error::in_file(path, m))?;
         let array =
             parse_npy(&bytes).map_err(|m| Error::in_file(path, format!("'{entry}': {m}")))?;
         let columns = if array.shape.len() == 2 {
@@ -124,7 +136,7 @@ fn parse_npy(bytes: &[u8]) -> std::result::Result<NpyArray, String> {
         return Err("empty file".into());
     }
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
-        return Err("not a .npy file (bad magic bytes)".into());
+        return Err(NOT_NPY.into());
     }
     let (header_len, header_start) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
@@ -138,6 +150,7 @@ fn parse_npy(bytes: &[u8]) -> std::result::Result<NpyArray, String> {
         .get(header_start..header_start + header_len)
         .ok_or("truncated header")?;
     let header = std::str::from_utf8(header).map_err(|_| "header is not text")?;
+    check_header_keys(header)?;
     let descr = dict_value(header, "descr").ok_or("header has no 'descr'")?;
     let descr = descr.trim_matches(|c| c == '\'' || c == '"');
     let fortran = dict_value(header, "fortran_order").ok_or("header has no 'fortran_order'")?;
@@ -197,6 +210,52 @@ fn parse_npy(bytes: &[u8]) -> std::result::Result<NpyArray, String> {
         values
     };
     Ok(NpyArray { shape, data })
+}
+
+/// The header is a Python dict literal of exactly the keys `descr`, `fortran_order` and
+/// `shape`, as numpy requires; anything else around or between them is refused.
+fn check_header_keys(header: &str) -> std::result::Result<(), String> {
+    let bad = || format!("header is not a dict of descr, fortran_order and shape: {header:?}");
+    let body = header
+        .trim_end()
+        .strip_prefix('{')
+        .and_then(|h| h.strip_suffix('}'))
+        .ok_or_else(bad)?;
+    let mut keys = Vec::new();
+    let mut rest = body.trim_start();
+    while !rest.is_empty() {
+        let (key, after) = quoted(rest).ok_or_else(bad)?;
+        let value = after.trim_start().strip_prefix(':').ok_or_else(bad)?;
+        let value = value.trim_start();
+        // A shape tuple holds commas; other values end at the next comma.
+        let end = if value.starts_with('(') {
+            value.find(')').ok_or_else(bad)? + 1
+        } else {
+            value.find(',').unwrap_or(value.len())
+        };
+        if value[..end].trim().is_empty() {
+            return Err(bad());
+        }
+        keys.push(key);
+        let after = value[end..].trim_start();
+        rest = match after.strip_prefix(',') {
+            Some(next) => next.trim_start(),
+            None if after.is_empty() => after,
+            None => return Err(bad()),
+        };
+    }
+    keys.sort_unstable();
+    if keys != ["descr", "fortran_order", "shape"] {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+/// A key in single or double quotes at the start of `text`, and the text after it.
+fn quoted(text: &str) -> Option<(&str, &str)> {
+    let quote = text.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+    let end = text[1..].find(quote)? + 1;
+    Some((&text[1..end], &text[end + 1..]))
 }
 
 /// The raw text of `key`'s value in the header's Python dict literal.
@@ -286,6 +345,51 @@ mod tests {
         let huge = format!("({}, 4)", usize::MAX / 2);
         let e = parse_npy(&npy_bytes("<f8", &huge, false, &[0u8; 8])).unwrap_err();
         assert!(e.contains("too large"), "{e}");
+    }
+
+    #[test]
+    fn header_garbage_is_refused() {
+        let body = f32_body(&[1.0, 2.0]);
+        let with_header = |h: &str| {
+            let mut out = MAGIC.to_vec();
+            out.extend_from_slice(&[1, 0]);
+            out.extend_from_slice(&(h.len() as u16).to_le_bytes());
+            out.extend_from_slice(h.as_bytes());
+            out.extend_from_slice(&body);
+            out
+        };
+        let good = "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }\n";
+        assert_eq!(parse_npy(&with_header(good)).unwrap().data, vec![1.0, 2.0]);
+        for garbage in [
+            "junk {'descr': '<f4', 'fortran_order': False, 'shape': (2,), }",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': 1}",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), } trailing",
+            "{'descr': '<f4' 'fortran_order': False, 'shape': (2,)}",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'descr': '<f4'}",
+            "{'descr': '<f4', 'fortran_order': , 'shape': (2,)}",
+        ] {
+            let e = parse_npy(&with_header(garbage)).unwrap_err();
+            assert!(e.contains("header is not a dict"), "{garbage}: {e}");
+        }
+    }
+
+    #[test]
+    fn special_files_are_refused_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let zero = dir.path().join("zero.npy");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        let e = read_npy(&zero).unwrap_err().to_string();
+        assert!(e.contains("is not a regular file"), "{e}");
+        let fifo = dir.path().join("fifo.npy");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            let e = read_npy(&fifo).unwrap_err().to_string();
+            assert!(e.contains("is not a regular file"), "{e}");
+        }
+        let big = dir.path().join("big.npy");
+        std::fs::write(&big, vec![0u8; 1 << 20]).unwrap();
+        let e = read_npy(&big).unwrap_err().to_string();
+        assert!(e.ends_with("not a .npy file (bad magic bytes)"), "{e}");
     }
 
     #[test]

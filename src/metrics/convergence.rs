@@ -189,6 +189,7 @@ pub fn read_curve(path: &Path, metric: &str) -> Result<Curve> {
         let kimg = table.numeric_column("kimg")?;
         points.extend(kimg.into_iter().zip(table.numeric_column(metric)?));
     } else {
+        crate::io::check_readable_file(path)?;
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {

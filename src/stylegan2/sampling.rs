@@ -5,7 +5,7 @@
 use super::latents::latent_for_seed;
 use super::weights::load_network;
 use super::{Generator, NoiseMode};
-use crate::{Error, Result};
+use crate::Result;
 use candle_core::{Device, Tensor};
 use std::path::Path;
 
@@ -18,7 +18,7 @@ pub fn load_generator(
     device: &Device,
 ) -> Result<Generator> {
     let weights = load_network(path, net, device)?;
-    let mut g = Generator::load(&weights).map_err(|e| Error::in_file(path, e.to_string()))?;
+    let mut g = Generator::load(&weights).map_err(|e| e.located_in(path))?;
     g.synthesis.conv_clamp = conv_clamp;
     Ok(g)
 }

@@ -421,3 +421,36 @@ fn npz_without_sigma() {
         &["no_sigma.npz", "no 'sigma'"],
     );
 }
+
+#[test]
+fn corr_by_group_prints_nothing_when_a_group_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    // Group a is fine; group b has a single row, too few to correlate.
+    let csv = temp_file(&dir, "g.csv", "g,x,y\na,1,2\na,2,1\na,3,5\nb,1,1\n");
+    assert_error(
+        &["metrics", "corr", &csv, "--x", "x", "--y", "y", "--by", "g"],
+        &["g.csv", "group b"],
+    );
+}
+
+#[test]
+fn points_near_the_largest_float_give_numbers_or_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = temp_file(
+        &dir,
+        "huge.csv",
+        "x,y\n1e308,-1e308\n-1.5e308,1e308\n0,1e307\n",
+    );
+    let w1 = json_one(&["metrics", "w1", &huge, &huge, "--json"]);
+    assert_eq!(w1["w1"], 0.0);
+    let out = whichgan(&["metrics", "fid", &huge, &huge, "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "fid gave {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(out.stdout.is_empty());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+}

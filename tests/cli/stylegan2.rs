@@ -357,3 +357,76 @@ fn output_paths_are_checked_before_any_work() {
         &["folder", "grids", "does not exist"],
     );
 }
+
+#[test]
+fn hostile_arguments_and_files_are_refused_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images.npy");
+    save_npy(&images, &io()["img_psi1"]);
+    let before = std::fs::read(&images).unwrap();
+    let d = fixture("D.safetensors");
+    let discriminate = |images: &Path, out: &Path, extra: &[&str]| {
+        let mut args = vec!["discriminate", "--ckpt", s(&d), "--images"];
+        args.extend([s(images), "--out", s(out)]);
+        args.extend_from_slice(extra);
+        args.iter().map(|a| a.to_string()).collect::<Vec<_>>()
+    };
+    let check = |args: Vec<String>, needles: &[&str]| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_error(&args, needles);
+    };
+    // The output may not replace an input.
+    check(
+        discriminate(&images, &images, &[]),
+        &["both --images and --out"],
+    );
+    assert_eq!(before, std::fs::read(&images).unwrap());
+    let logits = dir.path().join("logits.npy");
+    // A batch that splits the minibatch-std groups.
+    check(
+        discriminate(&images, &logits, &["--batch", "3"]),
+        &["--batch 3 must be a multiple of --mbstd-group 4"],
+    );
+    // An empty image file names the file.
+    let empty = dir.path().join("empty.npy");
+    whichgan::io::write_npy_f32(&empty, &[0, 3, 32, 32], &[]).unwrap();
+    check(
+        discriminate(&empty, &logits, &[]),
+        &["empty.npy", "[0, 3, 32, 32]"],
+    );
+    assert!(!logits.exists());
+    // features likewise keeps its input.
+    let w = s(&d);
+    assert_error(
+        &[
+            "features",
+            "--extractor",
+            "inception",
+            "--weights",
+            w,
+            "--images",
+            s(&images),
+            "--out",
+            s(&images),
+        ],
+        &["both --images and --out"],
+    );
+    assert_eq!(before, std::fs::read(&images).unwrap());
+    // A missing tensor is reported with the file named once.
+    let mut partial = candle_core::safetensors::load(&d, &Device::Cpu).unwrap();
+    partial.retain(|name, _| !name.starts_with("b4.out"));
+    let broken = dir.path().join("broken.safetensors");
+    candle_core::safetensors::save(&partial, &broken).unwrap();
+    let out = whichgan(&[
+        "discriminate",
+        "--ckpt",
+        s(&broken),
+        "--images",
+        s(&images),
+        "--out",
+        s(&logits),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("broken.safetensors").count(), 1, "{stderr}");
+    assert!(stderr.contains("missing tensor"), "{stderr}");
+}

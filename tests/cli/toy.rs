@@ -115,6 +115,53 @@ fn killed_and_resumed_run_equals_uninterrupted_run() {
 }
 
 #[test]
+fn a_folder_with_no_checkpoint_yet_takes_a_new_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fresh, left) = (path(&dir, "fresh"), path(&dir, "left"));
+    ok(whichgan(&train_args(&fresh, "20", &[])));
+    let checkpoints = Path::new(&left).join("checkpoints");
+    let partial = checkpoints.join(".last.tmp-1-0.safetensors");
+    // What a run killed before its first checkpoint leaves (a log, a partial write), then
+    // what a diverged one leaves (an empty checkpoints folder): a plain run starts anew.
+    for unfinished_write in [true, false] {
+        std::fs::create_dir_all(&checkpoints).unwrap();
+        std::fs::write(Path::new(&left).join("log.jsonl"), "{\"g_step\":1}\n").unwrap();
+        if unfinished_write {
+            std::fs::write(&partial, b"partial").unwrap();
+        }
+        ok(whichgan(&train_args(&left, "20", &[])));
+        assert_eq!(
+            std::fs::read(last(Path::new(&fresh))).unwrap(),
+            std::fs::read(last(Path::new(&left))).unwrap()
+        );
+        assert!(!partial.exists());
+        std::fs::remove_dir_all(&left).unwrap();
+    }
+    // Anything else in the folder is kept unless --overwrite.
+    std::fs::create_dir_all(&checkpoints).unwrap();
+    std::fs::write(Path::new(&left).join("notes.txt"), "mine").unwrap();
+    assert_error(&train_args(&left, "20", &[]), &["not empty", "--overwrite"]);
+}
+
+#[test]
+fn a_resumed_run_removes_the_temporary_files_of_a_killed_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = path(&dir, "run");
+    ok(whichgan(&train_args(&out, "20", &[])));
+    let stale = [
+        Path::new(&out).join("checkpoints/.last.tmp-1-0.safetensors"),
+        Path::new(&out).join(".w1.tmp-1-1.csv"),
+    ];
+    for file in &stale {
+        std::fs::write(file, b"partial").unwrap();
+    }
+    ok(whichgan(&train_args(&out, "40", &["--resume"])));
+    for file in &stale {
+        assert!(!file.exists(), "{} left behind", file.display());
+    }
+}
+
+#[test]
 fn bad_input_is_refused_without_touching_outputs() {
     let dir = tempfile::tempdir().unwrap();
     let out = path(&dir, "run");

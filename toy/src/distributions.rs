@@ -65,11 +65,11 @@ impl std::str::FromStr for Distribution {
                 let mut centres = if kind == "circle" {
                     circle_centres(size)
                 } else {
-                    grid_centres(params.whole("size", size)?)
+                    grid_centres(params.whole("size", size, MAX_GRID_SIZE)?)
                 };
                 let all = centres.len();
                 let modes = params.take("modes", Some(all as f64))?;
-                let modes = params.whole("modes", modes)?;
+                let modes = params.whole("modes", modes, usize::MAX)?;
                 if modes == 0 || modes > all {
                     return Err(params.error(&format!("modes must be 1..={all}, got {modes}")));
                 }
@@ -79,7 +79,7 @@ impl std::str::FromStr for Distribution {
             "grid2d" => {
                 let size = params.take_positive("size", Some(3.0))?;
                 Distribution::Grid2d {
-                    size: params.whole("size", size)?,
+                    size: params.whole("size", size, MAX_GRID2D_SIZE)?,
                 }
             }
             "spiral" => Distribution::Spiral {
@@ -194,6 +194,13 @@ fn grid_centres(size: usize) -> Vec<[f64; 2]> {
         .collect()
 }
 
+/// The largest `grid` side: 10 000 mixture centres, far more modes than a toy network covers
+/// (larger grids only fill memory with centres).
+const MAX_GRID_SIZE: usize = 100;
+
+/// The largest `grid2d` side, as many unit segments per row as a toy network can learn.
+const MAX_GRID2D_SIZE: usize = 1000;
+
 /// `key=value` pairs of a spec, consumed one by one so that leftovers can be reported.
 struct Params<'a> {
     spec: &'a str,
@@ -240,11 +247,14 @@ impl<'a> Params<'a> {
         }
     }
 
-    fn whole(&self, key: &str, value: f64) -> Result<usize> {
-        if value >= 0.0 && value.fract() == 0.0 {
-            Ok(value as usize)
-        } else {
+    /// A count: a whole number up to `max`.
+    fn whole(&self, key: &str, value: f64, max: usize) -> Result<usize> {
+        if !(value >= 0.0 && value.fract() == 0.0) {
             Err(self.error(&format!("{key} must be a whole number, got {value}")))
+        } else if value > max as f64 {
+            Err(self.error(&format!("{key} must be at most {max}, got {value}")))
+        } else {
+            Ok(value as usize)
         }
     }
 
@@ -304,6 +314,11 @@ mod tests {
             ("fat-circle:r=20,sigma=0", "sigma must be above 0"),
             ("grid:size=0,sigma=0.2", "size must be above 0"),
             ("grid2d:size=0", "size must be above 0"),
+            (
+                "grid:size=100000,sigma=0.2",
+                "size must be at most 100, got 100000",
+            ),
+            ("grid2d:size=1e300", "size must be at most 1000"),
             ("csv:/no/such/file.csv", "no such file"),
         ] {
             let e = bad.parse::<Distribution>().unwrap_err().to_string();

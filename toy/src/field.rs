@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use std::path::Path;
 use whichgan::plot::{self, Arrows, Panel, Scatter, PALETTE};
 use whichgan::train::DiscriminatorModel;
-use whichgan::{Error, Result};
+use whichgan::Result;
 
 /// ∇ₓ log D(x) at each point (see the module docs for the sign).
 fn log_d_gradient(d: &MlpDiscriminator, points: &[[f64; 2]]) -> Result<Vec<[f64; 2]>> {
@@ -51,7 +51,7 @@ fn directions(v: &[[f64; 2]]) -> Vec<[f64; 2]> {
 /// `<stem>.png` and `<stem>.svg`.
 pub fn plot_field(ckpt_path: &Path, target: &Distribution, stem: &Path, seed: u64) -> Result<()> {
     let ckpt = load_toy_checkpoint(ckpt_path)?;
-    let (mut g, d) = networks(&ckpt).map_err(|e| Error::in_file(ckpt_path, e.to_string()))?;
+    let (mut g, d) = networks(&ckpt).map_err(|e| e.located_in(ckpt_path))?;
 
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let real = target.sample(&mut rng, 2048);

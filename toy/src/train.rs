@@ -118,7 +118,7 @@ pub fn start_from(
 }
 
 fn in_ckpt(path: &Path, e: Error) -> Error {
-    Error::in_file(path, e.to_string())
+    e.located_in(path)
 }
 
 /// Reads a checkpoint and checks it holds the toy model.
@@ -368,13 +368,19 @@ pub fn train_run(opts: &TrainOptions) -> Result<TrainSummary> {
         // Validate inputs before touching the output folder.
         opts.init.apply(&mut trainer)?;
     }
+    // What a run killed or diverged before its first checkpoint leaves holds nothing to keep.
+    let replace = opts.overwrite || holds_no_checkpoint(&opts.out);
     prepare_out(
         &opts.out,
-        Start::new(opts.resume, opts.overwrite),
+        Start::new(opts.resume, replace),
         &["checkpoints"],
         "`resume` to continue its run or `overwrite` to replace it",
     )?;
-    whichgan::io::create_writable_dir(&ToyHook::checkpoint_dir(&opts.out))?;
+    let checkpoints = ToyHook::checkpoint_dir(&opts.out);
+    whichgan::io::create_writable_dir(&checkpoints)?;
+    for dir in [&opts.out, &checkpoints] {
+        whichgan::io::remove_stale_temporaries(dir)?;
+    }
     let log = RunLog::start(
         &opts.out.join(LOG_FILE),
         resumed_from.map(|step| ("g_step", step as f64)),
@@ -418,6 +424,25 @@ pub fn train_run(opts: &TrainOptions) -> Result<TrainSummary> {
         checkpoint: last,
         resumed_from,
     })
+}
+
+/// Whether `out` holds only the start of a run that wrote no checkpoint: its log and a
+/// `checkpoints` folder with at most the temporary files of an unfinished first write.
+fn holds_no_checkpoint(out: &Path) -> bool {
+    let names = |dir: &Path| -> Vec<String> {
+        std::fs::read_dir(dir).map_or(Vec::new(), |entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect()
+        })
+    };
+    let checkpoints = ToyHook::checkpoint_dir(out);
+    names(out)
+        .iter()
+        .all(|name| name == LOG_FILE || out.join(name) == checkpoints)
+        && names(&checkpoints)
+            .iter()
+            .all(|name| whichgan::io::is_temporary(name))
 }
 
 /// The W1 curve as CSV (`g_step,w1_g,w1_g_ema`), written atomically.

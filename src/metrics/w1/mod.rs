@@ -26,6 +26,9 @@ const COARSEN_ABOVE: usize = 256;
 /// scale); the returned W1 exceeds the exact optimum by at most this much times the scale.
 const REL_TOL: f64 = 1e-13;
 
+/// Coordinates beyond which [`wasserstein1`] solves a scaled-down copy of the clouds.
+const LARGE_COORDINATE: f64 = 1e100;
+
 /// Exact W1 between the empirical measures of `a` (n_a × dim, row-major) and `b` (n_b × dim),
 /// uniform weights 1/n_a and 1/n_b, Euclidean ground cost. Returns the optimal transport cost.
 ///
@@ -73,6 +76,14 @@ pub fn wasserstein1(a: &[f64], b: &[f64], dim: usize) -> f64 {
         a.iter().chain(b).all(|x| x.is_finite()),
         "coordinates must be finite"
     );
+    // Squared coordinate differences overflow beyond ~1e154. W1 scales with the points, so
+    // such clouds are solved scaled down by a power of two (exactly) and the value scaled back.
+    let largest = a.iter().chain(b).fold(0.0f64, |m, x| m.max(x.abs()));
+    if largest > LARGE_COORDINATE {
+        let factor = 2f64.powi(largest.log2().ceil() as i32 - 10);
+        let shrink = |x: &[f64]| x.iter().map(|v| v / factor).collect::<Vec<_>>();
+        return wasserstein1(&shrink(a), &shrink(b), dim) * factor;
+    }
     let n_a = a.len() / dim;
     let n_b = b.len() / dim;
     debug_assert!(

@@ -293,3 +293,15 @@ fn is_deterministic_and_works_in_high_dimension() {
     assert_eq!(first.to_bits(), wasserstein1(&a, &b, 64).to_bits());
     assert!(first > 0.0);
 }
+
+#[test]
+fn coordinates_near_the_largest_float_do_not_overflow() {
+    let a = [1e308, -1e308, 0.5e308, 1e308, -1.5e308, 0.0];
+    assert_eq!(wasserstein1(&a, &a, 2), 0.0);
+    // W1 scales with the points: the value at 2⁹⁰⁰ times the coordinates is 2⁹⁰⁰ times it.
+    let small = [1.0, -1.0, 0.5, 1.0, -1.5, 0.0];
+    let moved = [0.0, 2.0, 1.5, -1.0, 0.25, 0.75];
+    let big = |x: &[f64]| x.iter().map(|v| v * 2f64.powi(900)).collect::<Vec<_>>();
+    let want = wasserstein1(&small, &moved, 2) * 2f64.powi(900);
+    assert_close(wasserstein1(&big(&small), &big(&moved), 2), want, 1e-12);
+}
