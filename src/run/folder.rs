@@ -1,6 +1,8 @@
 //! A run's output folder and its log.
 
-use crate::io::{append_jsonl, check_out_dir, create_writable_dir, truncate_jsonl};
+use crate::io::{
+    append_jsonl, check_out_dir, create_writable_dir, remove_stale_temporaries, truncate_jsonl,
+};
 use crate::{Error, Result};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -31,7 +33,8 @@ impl Start {
 /// folder needs a resume or an overwrite (else an error that says `how_to_proceed`); an
 /// overwrite removes the entries of the earlier run, those whose names start with one of
 /// `run_entries` (files or folders), so that they do not mix with the new run's. The folder is
-/// created and checked to be writable.
+/// created and checked to be writable, and the temporary files of writes a killed process never
+/// finished are removed from it.
 pub fn prepare_out(
     out: &Path,
     start: Start,
@@ -57,7 +60,8 @@ pub fn prepare_out(
             removed.map_err(|e| Error::io(&path, e))?;
         }
     }
-    create_writable_dir(out)
+    create_writable_dir(out)?;
+    remove_stale_temporaries(out)
 }
 
 /// A run's JSONL log: one JSON object a line, appended as the run goes.

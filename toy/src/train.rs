@@ -378,9 +378,7 @@ pub fn train_run(opts: &TrainOptions) -> Result<TrainSummary> {
     )?;
     let checkpoints = ToyHook::checkpoint_dir(&opts.out);
     whichgan::io::create_writable_dir(&checkpoints)?;
-    for dir in [&opts.out, &checkpoints] {
-        whichgan::io::remove_stale_temporaries(dir)?;
-    }
+    whichgan::io::remove_stale_temporaries(&checkpoints)?;
     let log = RunLog::start(
         &opts.out.join(LOG_FILE),
         resumed_from.map(|step| ("g_step", step as f64)),
