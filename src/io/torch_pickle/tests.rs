@@ -1,6 +1,5 @@
 //! Tests of the PyTorch checkpoint reader: hostile pickles, sizes, both layouts.
 
-use super::unpickle::*;
 use super::*;
 use std::io::Write;
 
