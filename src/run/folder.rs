@@ -89,10 +89,6 @@ impl RunLog {
         let value = serde_json::to_value(entry).expect("log entries serialise");
         append_jsonl(&self.path, &value)
     }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 #[cfg(test)]

@@ -34,13 +34,7 @@ pub fn seed_latents(seeds: &[u32], z_dim: usize, device: &Device) -> Result<Tens
 
 /// Images of the intermediate latents `ws` [N, num_ws, w_dim], `batch` at a time, detached.
 pub fn synthesise(g: &Generator, ws: &Tensor, noise: NoiseMode, batch: usize) -> Result<Tensor> {
-    let n = ws.dim(0)?;
-    let mut parts = Vec::with_capacity(n.div_ceil(batch.max(1)));
-    for start in (0..n).step_by(batch.max(1)) {
-        let chunk = ws.narrow(0, start, batch.min(n - start))?;
-        parts.push(g.synthesis.forward(&chunk, noise)?.detach());
-    }
-    Ok(Tensor::cat(&parts, 0)?)
+    in_batches(ws, batch, |chunk| g.synthesis.forward(chunk, noise))
 }
 
 /// Images of latents `z` [N, z_dim] at truncation `psi`, `batch` at a time, detached.
@@ -51,11 +45,19 @@ pub fn generate(
     noise: NoiseMode,
     batch: usize,
 ) -> Result<Tensor> {
-    let n = z.dim(0)?;
-    let mut parts = Vec::with_capacity(n.div_ceil(batch.max(1)));
-    for start in (0..n).step_by(batch.max(1)) {
-        let chunk = z.narrow(0, start, batch.min(n - start))?;
-        parts.push(g.forward(&chunk, psi, noise)?.detach());
+    in_batches(z, batch, |chunk| g.forward(chunk, psi, noise))
+}
+
+/// `images` of each run of `batch` rows of `x`, detached and joined.
+fn in_batches(
+    x: &Tensor,
+    batch: usize,
+    images: impl Fn(&Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    let (n, batch) = (x.dim(0)?, batch.max(1));
+    let mut parts = Vec::with_capacity(n.div_ceil(batch));
+    for start in (0..n).step_by(batch) {
+        parts.push(images(&x.narrow(0, start, batch.min(n - start))?)?.detach());
     }
     Ok(Tensor::cat(&parts, 0)?)
 }
