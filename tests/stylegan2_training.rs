@@ -23,6 +23,7 @@ fn dataset(dir: &Path, resolution: u32) -> TrainingSet {
     let spec = SynthSpec {
         images: 24,
         classes: 4,
+        first_class: 0,
         resolution,
         seed: 3,
     };

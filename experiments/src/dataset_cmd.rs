@@ -36,6 +36,10 @@ enum DatasetWhat {
         /// Number of classes (at most 40).
         #[arg(long, default_value_t = 10)]
         classes: usize,
+        /// The first of the 40 (shape, colour) classes to draw from (labels still count from
+        /// 0): datasets of disjoint classes for transfer studies.
+        #[arg(long, default_value_t = 0)]
+        first_class: usize,
         /// Image side in pixels: a power of two of at least 8, as training needs.
         #[arg(long, default_value_t = 32)]
         resolution: u32,
@@ -73,6 +77,7 @@ pub fn run(args: DatasetArgs) -> Result<()> {
         DatasetWhat::Synth {
             images,
             classes,
+            first_class,
             resolution,
             seed,
             out,
@@ -91,6 +96,7 @@ pub fn run(args: DatasetArgs) -> Result<()> {
                 &SynthSpec {
                     images,
                     classes,
+                    first_class,
                     resolution,
                     seed,
                 },

@@ -20,9 +20,10 @@ use whichgan::select::{ranking, score, FeatureSets, Metric, SourceScores};
 use whichgan::{Error, Result};
 
 #[derive(Clone, Copy, ValueEnum)]
-enum ExtractorArg {
+pub(crate) enum ExtractorArg {
     Inception,
     Vgg16,
+    Pixels,
 }
 
 impl From<ExtractorArg> for ExtractorKind {
@@ -30,13 +31,14 @@ impl From<ExtractorArg> for ExtractorKind {
         match a {
             ExtractorArg::Inception => ExtractorKind::Inception,
             ExtractorArg::Vgg16 => ExtractorKind::Vgg16,
+            ExtractorArg::Pixels => ExtractorKind::Pixels,
         }
     }
 }
 
-/// How images are read and embedded; shared by both commands.
+/// How images are read and embedded; shared by the commands that embed images.
 #[derive(Args)]
-struct ExtractionArgs {
+pub(crate) struct ExtractionArgs {
     /// Centre-crop every dataset image to a square and resize it to R × R (Lanczos), as the
     /// official dataset_tool's --transform=center-crop; default: all images must share a size.
     #[arg(long, value_name = "R")]
@@ -59,11 +61,15 @@ struct ExtractionArgs {
     device: String,
     /// Print one JSON object on stdout instead of the human summary.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 impl ExtractionArgs {
-    fn extraction(&self, kind: ExtractorKind, weights: &Path) -> Result<Extraction> {
+    pub(crate) fn extraction(
+        &self,
+        kind: ExtractorKind,
+        weights: Option<&Path>,
+    ) -> Result<Extraction> {
         if self.batch == 0 {
             return Err(Error::invalid("--batch must be at least 1"));
         }
@@ -108,14 +114,18 @@ pub(crate) fn image_bar(label: &str) -> ProgressBar {
 #[command(after_help = "Examples:\n  \
     whichgan features --extractor inception --weights pt_inception-2015-12-05-6726825d.pth \\\n      \
     --data flowers.zip --out flowers_inception.npy\n  \
-    whichgan features --extractor vgg16 --weights vgg16.safetensors --images samples.npy --out vgg.npy")]
+    whichgan features --extractor vgg16 --weights vgg16.safetensors --images samples.npy --out vgg.npy\n  \
+    whichgan features --extractor pixels --data shapes.zip --out pixels.npy\n\n\
+    pixels: each image averaged to 8 × 8 per channel (192-d, no weights; sides must be multiples \
+    of 8), the feature space of CPU-sized studies where no pretrained network is at hand.")]
 pub struct FeaturesArgs {
-    /// The network: FID Inception-v3 (2048-d) or VGG16 fc2 (4096-d).
+    /// The network: FID Inception-v3 (2048-d), VGG16 fc2 (4096-d) or the weight-free pixel
+    /// embedding (192-d).
     #[arg(long, value_enum)]
     extractor: ExtractorArg,
-    /// Its weights (.pth/.pt or .safetensors with the reference key names).
+    /// Its weights (.pth/.pt or .safetensors with the reference key names; none for pixels).
     #[arg(long)]
-    weights: PathBuf,
+    weights: Option<PathBuf>,
     /// An image folder (searched recursively) or a dataset .zip.
     #[arg(long, conflicts_with = "images", required_unless_present = "images")]
     data: Option<PathBuf>,
@@ -144,7 +154,7 @@ pub fn features(args: FeaturesArgs) -> Result<()> {
         (_, Some(i)) => ImageSource::Images(i.clone()),
         _ => return Err(Error::invalid("give --data or --images")),
     };
-    let extraction = args.common.extraction(kind, &args.weights)?;
+    let extraction = args.common.extraction(kind, args.weights.as_deref())?;
     let bar = image_bar(kind.name());
     let start = std::time::Instant::now();
     let (f, cached) = extraction.features(&source, &bar)?;
@@ -215,6 +225,11 @@ impl Collected {
         let slot = match kind {
             ExtractorKind::Inception => &mut self.inception,
             ExtractorKind::Vgg16 => &mut self.vgg16,
+            ExtractorKind::Pixels => {
+                return Err(Error::invalid(format!(
+                    "{what}: pixel features (192-d) are not among select's (Inception, VGG16)"
+                )))
+            }
         };
         if slot.is_some() {
             return Err(Error::invalid(format!(
@@ -293,10 +308,10 @@ pub fn select(args: SelectArgs) -> Result<()> {
     check_output_folder(&args.out)?;
     let mut extractions = Vec::new();
     if let Some(w) = &args.inception {
-        extractions.push(args.common.extraction(ExtractorKind::Inception, w)?);
+        extractions.push(args.common.extraction(ExtractorKind::Inception, Some(w))?);
     }
     if let Some(w) = &args.vgg16 {
-        extractions.push(args.common.extraction(ExtractorKind::Vgg16, w)?);
+        extractions.push(args.common.extraction(ExtractorKind::Vgg16, Some(w))?);
     }
     let targets: Vec<&Path> = args.target.iter().map(PathBuf::as_path).collect();
     let target = collect("target", &targets, &extractions, args.n)?;
@@ -309,7 +324,7 @@ pub fn select(args: SelectArgs) -> Result<()> {
     let sets = |c: &Collected| -> Result<FeatureSets> {
         let pr = match pr_kind {
             ExtractorKind::Vgg16 => c.vgg16.as_ref(),
-            ExtractorKind::Inception => c.inception.as_ref(),
+            _ => c.inception.as_ref(),
         };
         Ok(FeatureSets {
             inception: c.inception.as_ref().map(Features::points).transpose()?,

@@ -1,6 +1,7 @@
 //! `whichgan`: the command-line front end. It parses, calls the library, prints; nothing else.
 
 mod bench;
+mod classes_cmd;
 mod convergence_cmd;
 mod dataset_cmd;
 mod device;
@@ -8,6 +9,7 @@ mod features_cmd;
 mod metrics_cmd;
 mod outputs;
 mod report;
+mod study_cmd;
 mod stylegan2_cmd;
 mod toy_cmd;
 mod train_cmd;
@@ -55,10 +57,15 @@ enum Command {
     Features(features_cmd::FeaturesArgs),
     /// Rank candidate sources for a target by FID, KID, precision and recall; recommend one.
     Select(features_cmd::SelectArgs),
+    /// Class coverage of generated images: fit a class probe on labelled data, count covered classes.
+    Classes(classes_cmd::ClassesArgs),
     /// Train or fine-tune StyleGAN2-ADA (snapshots, metrics, exact resume).
     Train(train_cmd::TrainArgs),
     /// Image datasets in the official zip layout: a synthetic one with classes, or your folder.
     Dataset(dataset_cmd::DatasetArgs),
+    /// The image-scale study as one grid: sources × targets fine-tunes, class coverage, which
+    /// metric picks the best source.
+    Study(study_cmd::StudyArgs),
     /// Convergence rate of training runs from their metric-vs-kimg logs.
     Convergence(convergence_cmd::ConvergenceArgs),
     /// Time the metrics side by side with the public reference implementations.
@@ -69,7 +76,9 @@ fn main() {
     quiet_broken_pipe();
     let cli = Cli::try_parse().unwrap_or_else(|e| usage_error(e));
     let parallelism = match cli.command {
-        Command::Toy(_) | Command::Features(_) | Command::Select(_) => Parallelism::AcrossTasks,
+        Command::Toy(_) | Command::Features(_) | Command::Select(_) | Command::Classes(_) => {
+            Parallelism::AcrossTasks
+        }
         _ => Parallelism::WithinOperations,
     };
     whichgan::runtime::setup(parallelism);
@@ -80,8 +89,10 @@ fn main() {
         Command::Discriminate(args) => stylegan2_cmd::discriminate(args),
         Command::Features(args) => features_cmd::features(args),
         Command::Select(args) => features_cmd::select(args),
+        Command::Classes(args) => classes_cmd::run(args),
         Command::Train(args) => train_cmd::run(args),
         Command::Dataset(args) => dataset_cmd::run(args),
+        Command::Study(args) => study_cmd::run(args),
         Command::Convergence(args) => convergence_cmd::run(args),
         Command::Bench(args) => bench::run(args),
     };
@@ -208,6 +219,14 @@ fn flag(setting: &str) -> Option<String> {
         "freezed" => "--freezed",
         "gamma" => "--gamma",
         "shard" => "--shard",
+        "kimg" => "--kimg",
+        "cbase" => "--cbase",
+        "cmax" => "--cmax",
+        "map" => "--map",
+        "zdim" => "--zdim",
+        "p" => "--p",
+        "target" => "--target",
+        "augpipe" => "--augpipe",
         _ => return None,
     };
     Some(flag.to_owned())

@@ -4,11 +4,13 @@ use crate::device::parse_device;
 use crate::report::Report;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
-use whichgan::run::stylegan2::{
-    train_run, AugMode, AugOptions, MetricOptions, RunOptions, RunSpec, RunStart,
+use whichgan::run::stylegan2::settings::{
+    DEFAULT_AUGPIPE, DEFAULT_CFG, DEFAULT_GRID, DEFAULT_SNAP_KIMG, DEFAULT_TARGET,
+    DEFAULT_TICK_KIMG,
 };
-use whichgan::stylegan2::presets::{Preset, NAMES};
-use whichgan::{Error, Result};
+use whichgan::run::stylegan2::{train_run, AugKind, MetricOptions, RunOptions, TrainSettings};
+use whichgan::stylegan2::presets::NAMES;
+use whichgan::Result;
 
 #[derive(Args)]
 #[command(after_help = "Examples:\n  \
@@ -30,7 +32,7 @@ pub struct TrainArgs {
     #[arg(long)]
     out: PathBuf,
     /// Configuration preset.
-    #[arg(long, default_value = "auto", value_parser = clap::builder::PossibleValuesParser::new(NAMES))]
+    #[arg(long, default_value = DEFAULT_CFG, value_parser = clap::builder::PossibleValuesParser::new(NAMES))]
     cfg: String,
     /// Training length in thousands of real images shown to D (default: the preset's).
     #[arg(long)]
@@ -56,10 +58,10 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.0)]
     p: f64,
     /// ADA's target for E[sign D(real)].
-    #[arg(long, default_value_t = 0.6)]
+    #[arg(long, default_value_t = DEFAULT_TARGET)]
     target: f64,
     /// Augmentation pipeline: blit, geom, color, bg, bgc.
-    #[arg(long, default_value = "bgc")]
+    #[arg(long, default_value = DEFAULT_AUGPIPE)]
     augpipe: String,
     /// Freeze the first N discriminator layers (Freeze-D).
     #[arg(long, default_value_t = 0)]
@@ -71,14 +73,14 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// A log line every this many kimg.
-    #[arg(long, default_value_t = 4.0)]
+    #[arg(long, default_value_t = DEFAULT_TICK_KIMG)]
     tick: f64,
     /// A snapshot every this many kimg (a multiple of --tick; the official --snap 50 counts
     /// ticks of 4 kimg: 200 kimg).
-    #[arg(long, default_value_t = 200.0)]
+    #[arg(long, default_value_t = DEFAULT_SNAP_KIMG)]
     snap: f64,
     /// Images in each snapshot's grid.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = DEFAULT_GRID)]
     grid: usize,
     /// FID Inception weights: FID, KID, precision and recall at each snapshot.
     #[arg(long)]
@@ -120,92 +122,50 @@ enum AugArg {
 }
 
 impl TrainArgs {
+    /// The flags as the library's run settings: what `train` and a study's runs share.
+    fn settings(&self) -> TrainSettings {
+        TrainSettings {
+            cfg: Some(self.cfg.clone()),
+            kimg: self.kimg,
+            batch: self.batch,
+            batch_gpu: self.batch_gpu,
+            gamma: self.gamma,
+            mirror: Some(self.mirror),
+            aug: Some(match self.aug {
+                AugArg::Ada => AugKind::Ada,
+                AugArg::Fixed => AugKind::Fixed,
+                AugArg::Noaug => AugKind::Noaug,
+            }),
+            p: Some(self.p),
+            target: Some(self.target),
+            augpipe: Some(self.augpipe.clone()),
+            freezed: Some(self.freezed),
+            seed: Some(self.seed),
+            tick: Some(self.tick),
+            snap: Some(self.snap),
+            grid: Some(self.grid),
+            cbase: self.cbase,
+            cmax: self.cmax,
+            map: self.map,
+            zdim: self.zdim,
+        }
+    }
+
     fn options(&self) -> Result<RunOptions> {
         let dataset = whichgan::dataset::ImageDataset::open(&self.data)?;
         let (w, _) = dataset.image_size(whichgan::dataset::Resize::None, false)?;
-        let mut preset = Preset::new(&self.cfg, w as usize)?;
-        let start = RunStart::new(self.resume.as_deref(), &self.out)?;
-        start.adjust(&mut preset);
-        if let Some(batch) = self.batch {
-            if batch == 0 {
-                return Err(Error::invalid("--batch must be at least 1"));
-            }
-            preset.set_batch(batch);
-        }
-        for (value, field, flag) in [
-            (self.batch_gpu, &mut preset.batch_gpu, "--batch-gpu"),
-            (self.cbase, &mut preset.channel_base, "--cbase"),
-            (self.cmax, &mut preset.channel_max, "--cmax"),
-            (self.map, &mut preset.mapping_layers, "--map"),
-            (self.zdim, &mut preset.z_dim, "--zdim"),
-        ] {
-            if let Some(v) = value {
-                if v == 0 {
-                    return Err(Error::invalid(format!("{flag} must be at least 1")));
-                }
-                *field = v;
-            }
-        }
-        if let Some(gamma) = self.gamma {
-            if !(gamma >= 0.0 && gamma.is_finite()) {
-                return Err(Error::invalid(format!("--gamma must be ≥ 0, got {gamma}")));
-            }
-            preset.gamma = gamma;
-        }
-        if !(0.0..=1.0).contains(&self.p) {
-            return Err(Error::invalid(format!(
-                "--p must be in [0, 1], got {}",
-                self.p
-            )));
-        }
-        if !(0.0..=1.0).contains(&self.target) {
-            return Err(Error::invalid(format!(
-                "--target must be in [0, 1], got {}",
-                self.target
-            )));
-        }
-        let mode = match self.aug {
-            AugArg::Ada => start.ada(self.target),
-            AugArg::Fixed => AugMode::Fixed,
-            AugArg::Noaug => AugMode::NoAug,
-        };
-        whichgan::stylegan2::augment::AugmentSpec::preset(&self.augpipe)?;
-        let kimg = self.kimg.unwrap_or(preset.kimg);
-        if !(kimg > 0.0 && kimg.is_finite()) {
-            return Err(Error::invalid(format!(
-                "--kimg must be positive, got {kimg}"
-            )));
-        }
-        let spec = RunSpec {
-            preset,
-            seed: self.seed,
-            mirror: self.mirror,
-            aug: AugOptions {
-                mode,
-                pipe: self.augpipe.clone(),
-                p: self.p,
-            },
-            freezed: self.freezed,
-            start: start.pretrained,
-        };
-        Ok(RunOptions {
-            spec,
-            data: self.data.clone(),
-            out: self.out.clone(),
-            kimg,
-            tick_kimg: self.tick,
-            snap_kimg: self.snap,
-            resume: start.resume,
-            metrics: self.inception.as_ref().map(|inception| MetricOptions {
-                inception: inception.clone(),
-                vgg16: self.vgg16.clone(),
-                n: self.metrics_n,
-            }),
-            grid: self.grid,
-            device: parse_device(&self.device)?,
-            progress: !self.json,
-            overwrite: self.overwrite,
-        })
+        let mut options =
+            self.settings()
+                .options(&self.data, w as usize, &self.out, self.resume.as_deref())?;
+        options.metrics = self.inception.as_ref().map(|inception| MetricOptions {
+            inception: inception.clone(),
+            vgg16: self.vgg16.clone(),
+            n: self.metrics_n,
+        });
+        options.device = parse_device(&self.device)?;
+        options.progress = !self.json;
+        options.overwrite = self.overwrite;
+        Ok(options)
     }
 }
 

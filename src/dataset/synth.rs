@@ -31,7 +31,9 @@ pub const MAX_CLASSES: usize = SHAPES.len() * COLOURS.len();
 #[derive(Debug, Clone, Copy)]
 pub struct SynthSpec {
     pub images: usize,
+    /// Classes `first_class`…`first_class + classes − 1`, labelled from 0.
     pub classes: usize,
+    pub first_class: usize,
     pub resolution: u32,
     pub seed: u64,
 }
@@ -59,7 +61,7 @@ pub fn synth_image(spec: &SynthSpec, index: usize) -> (RgbImage, u32) {
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
     rng.set_stream(index as u64);
     let class = rng.random_range(0..spec.classes);
-    let (shape, colour) = class_look(class);
+    let (shape, colour) = class_look(spec.first_class + class);
     let r = spec.resolution as f32;
     let radius = r * rng.random_range(0.18..0.32);
     let cx = rng.random_range(radius..r - radius);
@@ -93,10 +95,12 @@ pub fn write_synth(spec: &SynthSpec, out: &Path) -> Result<usize> {
 
 /// [`write_synth`], counting the images on `bar`.
 pub fn write_synth_counted(spec: &SynthSpec, out: &Path, bar: &ProgressBar) -> Result<usize> {
-    if spec.classes == 0 || spec.classes > MAX_CLASSES {
+    if spec.classes == 0 || spec.first_class + spec.classes > MAX_CLASSES {
         return Err(Error::invalid(format!(
-            "classes must lie in 1…{MAX_CLASSES}, got {}",
-            spec.classes
+            "classes {}…{} do not exist: there are {MAX_CLASSES} (0…{})",
+            spec.first_class,
+            spec.first_class + spec.classes.max(1) - 1,
+            MAX_CLASSES - 1
         )));
     }
     if spec.images == 0 || spec.resolution < 8 {
@@ -130,6 +134,7 @@ mod tests {
         let a = SynthSpec {
             images: 10,
             classes: 4,
+            first_class: 0,
             resolution: 16,
             seed: 3,
         };

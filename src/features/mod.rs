@@ -1,11 +1,12 @@
 //! Feature extractors for image metrics: pytorch-fid's FID Inception-v3 (2048-d pool
-//! features, for FID and KID) and VGG16 fc2 (4096-d, for precision and recall), on any candle
-//! device; and the extraction of features from image datasets, arrays and generators, with a
+//! features, for FID and KID), VGG16 fc2 (4096-d, for precision and recall) and a weight-free
+//! pixel embedding (192-d, for CPU-sized studies), on any candle device; and the extraction of features from image datasets, arrays and generators, with a
 //! cache keyed by content.
 
 mod cache;
 pub mod inception;
 mod layers;
+pub mod pixels;
 mod source;
 pub mod vgg16;
 
@@ -28,6 +29,8 @@ pub enum ExtractorKind {
     Inception,
     /// VGG16 fc2, 4096-d.
     Vgg16,
+    /// Images averaged to 8 × 8, 192-d; no weights.
+    Pixels,
 }
 
 impl ExtractorKind {
@@ -35,21 +38,32 @@ impl ExtractorKind {
         match self {
             ExtractorKind::Inception => "inception",
             ExtractorKind::Vgg16 => "vgg16",
+            ExtractorKind::Pixels => "pixels",
         }
+    }
+
+    /// Whether the network needs a weights file.
+    pub fn has_weights(self) -> bool {
+        self != ExtractorKind::Pixels
     }
 
     pub fn dim(self) -> usize {
         match self {
             ExtractorKind::Inception => inception::DIM,
             ExtractorKind::Vgg16 => vgg16::DIM,
+            ExtractorKind::Pixels => pixels::DIM,
         }
     }
 
     /// The extractor whose features have `dim` columns.
     pub fn from_dim(dim: usize) -> Option<Self> {
-        [ExtractorKind::Inception, ExtractorKind::Vgg16]
-            .into_iter()
-            .find(|k| k.dim() == dim)
+        [
+            ExtractorKind::Inception,
+            ExtractorKind::Vgg16,
+            ExtractorKind::Pixels,
+        ]
+        .into_iter()
+        .find(|k| k.dim() == dim)
     }
 
     /// A tensor every weights file of this network holds (to say what a wrong file is).
@@ -57,6 +71,7 @@ impl ExtractorKind {
         match self {
             ExtractorKind::Inception => "Conv2d_1a_3x3.conv.weight",
             ExtractorKind::Vgg16 => "features.0.weight",
+            ExtractorKind::Pixels => unreachable!("the pixel embedding has no weights"),
         }
     }
 }
@@ -67,8 +82,9 @@ impl std::str::FromStr for ExtractorKind {
         match s {
             "inception" => Ok(ExtractorKind::Inception),
             "vgg16" => Ok(ExtractorKind::Vgg16),
+            "pixels" => Ok(ExtractorKind::Pixels),
             other => Err(Error::invalid(format!(
-                "unknown extractor '{other}': expected inception or vgg16"
+                "unknown extractor '{other}': expected inception, vgg16 or pixels"
             ))),
         }
     }
@@ -79,6 +95,7 @@ impl std::str::FromStr for ExtractorKind {
 pub enum Extractor {
     Inception(Box<InceptionV3>),
     Vgg16(Box<Vgg16>),
+    Pixels,
 }
 
 impl Extractor {
@@ -87,12 +104,19 @@ impl Extractor {
         Ok(match kind {
             ExtractorKind::Inception => Extractor::Inception(Box::new(InceptionV3::load(w)?)),
             ExtractorKind::Vgg16 => Extractor::Vgg16(Box::new(Vgg16::load(w)?)),
+            ExtractorKind::Pixels => Extractor::Pixels,
         })
     }
 
     /// Loads a weights file (PyTorch `.pth`/`.pt` in either `torch.save` layout, or
     /// safetensors) with the reference key names.
     pub fn load(kind: ExtractorKind, path: &Path, device: &Device) -> Result<Self> {
+        if !kind.has_weights() {
+            return Err(Error::in_file(
+                path,
+                format!("the {} embedding takes no weights", kind.name()),
+            ));
+        }
         let tensors = read_tensor_file(path, device)?;
         if !tensors.contains_key(kind.first_key()) {
             return Err(Error::in_file(
@@ -111,6 +135,7 @@ impl Extractor {
         match self {
             Extractor::Inception(_) => ExtractorKind::Inception,
             Extractor::Vgg16(_) => ExtractorKind::Vgg16,
+            Extractor::Pixels => ExtractorKind::Pixels,
         }
     }
 
@@ -148,6 +173,7 @@ impl Extractor {
         match self {
             Extractor::Inception(net) => net.forward(images),
             Extractor::Vgg16(net) => net.forward(images),
+            Extractor::Pixels => pixels::embed(images),
         }
     }
 }

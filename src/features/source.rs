@@ -85,7 +85,7 @@ impl ImageSource {
 /// How features are computed: one extractor, its preprocessing options, and the cache.
 pub struct Extraction {
     pub extractor: Extractor,
-    /// Content hash of the extractor's weights file.
+    /// Content hash of the extractor's weights file (empty without one).
     weights_key: String,
     pub resize: Resize,
     pub skip_bad: bool,
@@ -95,13 +95,31 @@ pub struct Extraction {
 }
 
 impl Extraction {
-    /// Loads the extractor from its weights file.
-    pub fn new(kind: ExtractorKind, weights: &Path, device: &Device) -> Result<Self> {
-        let extractor = Extractor::load(kind, weights, device)?;
-        let bytes = std::fs::read(weights).map_err(|e| Error::io(weights, e))?;
+    /// Loads the extractor from its weights file (none for the pixel embedding).
+    pub fn new(kind: ExtractorKind, weights: Option<&Path>, device: &Device) -> Result<Self> {
+        let (extractor, weights_key) = match (kind.has_weights(), weights) {
+            (true, Some(path)) => {
+                let extractor = Extractor::load(kind, path, device)?;
+                let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+                (extractor, ContentKey::new().part(&bytes).finish())
+            }
+            (false, None) => (Extractor::Pixels, String::new()),
+            (true, None) => {
+                return Err(Error::invalid(format!(
+                    "the {} network needs its weights file",
+                    kind.name()
+                )))
+            }
+            (false, Some(path)) => {
+                return Err(Error::in_file(
+                    path,
+                    format!("the {} embedding takes no weights", kind.name()),
+                ))
+            }
+        };
         Ok(Extraction {
             extractor,
-            weights_key: ContentKey::new().part(&bytes).finish(),
+            weights_key,
             resize: Resize::None,
             skip_bad: false,
             batch: 8,

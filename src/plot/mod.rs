@@ -1,5 +1,5 @@
 //! Figures for the GAN research toolkit: grids of scatter/gradient-field panels, line
-//! charts and value-coloured scatter panels with a colour bar.
+//! charts, value-coloured scatter panels with a colour bar, and shaded tables.
 //!
 //! Every figure is written as both `<stem>.png` and `<stem>.svg`, atomically (see
 //! [`panels`]). Text uses DejaVu Sans embedded in the binary, so rendering needs no
@@ -10,7 +10,7 @@
 //! plotters = { version = "0.3.7", default-features = false, features = ["bitmap_backend", "bitmap_encoder", "svg_backend", "ab_glyph", "line_series", "colormaps", "full_palette"] }
 //! ```
 //!
-//! Files: one per figure kind (`panels`, `lines`, `colored`), each holding its public inputs,
+//! Files: one per figure kind (`panels`, `lines`, `colored`, `table`), each holding its public inputs,
 //! their checks and the drawing; `draw` holds the drawing helpers the kinds share, `axes` the
 //! axis ranges, ticks and text sizes, `output` the embedded font and the atomic PNG + SVG
 //! writing, `error` the error type and the input checks every kind uses.
@@ -22,6 +22,7 @@ mod error;
 mod lines;
 mod output;
 mod panels;
+mod table;
 #[cfg(test)]
 mod tests;
 
@@ -30,6 +31,7 @@ pub use error::PlotError;
 pub use lines::{line_grid, lines, Curve, LineChart};
 pub use output::figure_files;
 pub use panels::{panels, Arrows, Panel, Scatter};
+pub use table::{table, Table};
 
 /// An RGB colour.
 pub type Rgb = (u8, u8, u8);

@@ -8,6 +8,7 @@
 //! - [`schedule`]: "every N steps and at the last one";
 //! - [`state`]: a run's own state in its checkpoints, typed and versioned, the model check and
 //!   the names of the settings a resume changed;
+//! - [`shard`]: one slice of a grid of jobs (`--shard i/N`);
 //! - [`generator`]: the one rule for the clamp a generator checkpoint is rebuilt with;
 //! - [`stylegan2`]: the StyleGAN2-ADA training run (`whichgan train`).
 //!
@@ -17,9 +18,11 @@ pub mod folder;
 pub mod generator;
 pub mod progress;
 pub mod schedule;
+pub mod shard;
 pub mod state;
 pub mod stylegan2;
 
 pub use folder::{prepare_out, RunLog, Start};
 pub use schedule::Every;
+pub use shard::Shard;
 pub use state::RunState;

@@ -48,6 +48,7 @@ fn synthetic_datasets_read_back_with_their_labels() {
     let spec = SynthSpec {
         images: 12,
         classes: 4,
+        first_class: 0,
         resolution: 16,
         seed: 5,
     };

@@ -530,3 +530,53 @@ fn convergence_reads_our_logs_the_official_ones_and_csv() {
         &["broken.jsonl", "2", "not JSON"],
     );
 }
+
+#[test]
+fn pixel_features_need_no_weights_and_refuse_some() {
+    let dir = tempfile::tempdir().unwrap();
+    let (folder, _) = dataset(dir.path(), 3, 7);
+    let out = dir.path().join("pixels.npy");
+    let r = ok(whichgan(&[
+        "features",
+        "--extractor",
+        "pixels",
+        "--data",
+        s(&folder),
+        "--out",
+        s(&out),
+        "--no-cache",
+        "--json",
+    ]));
+    assert_eq!(r["dim"], 256);
+    let (shape, values) = read(&out);
+    assert_eq!(shape, [3, 256]);
+    // The first 192 are averages of pixels in [0, 1]; the rest spectrum magnitudes ≥ 0.
+    assert!(values.iter().all(|v| *v >= 0.0));
+    assert!(values[..192].iter().all(|v| *v <= 1.0));
+    assert_error(
+        &[
+            "features",
+            "--extractor",
+            "pixels",
+            "--weights",
+            s(&out),
+            "--data",
+            s(&folder),
+            "--out",
+            s(&dir.path().join("o.npy")),
+        ],
+        &["pixels embedding takes no weights"],
+    );
+    assert_error(
+        &[
+            "features",
+            "--extractor",
+            "vgg16",
+            "--data",
+            s(&folder),
+            "--out",
+            s(&dir.path().join("o.npy")),
+        ],
+        &["vgg16 network needs its weights file"],
+    );
+}

@@ -69,7 +69,7 @@ impl Bench {
         let torch_s = reference["seconds"].as_f64().unwrap_or(f64::NAN);
         let mut extraction = Extraction::new(
             ExtractorKind::Inception,
-            &weights,
+            Some(&weights),
             &candle_core::Device::Cpu,
         )?;
         extraction.batch = batch;

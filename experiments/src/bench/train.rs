@@ -63,6 +63,7 @@ impl Bench {
         let synth = whichgan::dataset::SynthSpec {
             images: 256,
             classes: 10,
+            first_class: 0,
             resolution: res as u32,
             seed: 0,
         };

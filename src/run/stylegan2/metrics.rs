@@ -7,7 +7,7 @@ use crate::select::{score, FeatureSets};
 use crate::Result;
 use candle_core::Device;
 use indicatif::ProgressBar;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Metrics computed at each snapshot against the training set.
@@ -22,7 +22,7 @@ pub struct MetricOptions {
 }
 
 /// The scores of one snapshot.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Scores {
     pub fid: Option<f64>,
     pub kid: Option<f64>,
@@ -30,18 +30,42 @@ pub struct Scores {
     pub recall: Option<f64>,
 }
 
-/// The feature extractors of a run's metrics, loaded before anything is written.
-pub(super) struct Extractors {
+/// The feature extractors of a run's metrics, loaded before anything is written: the
+/// embedding of FID and KID (Inception), and VGG16's for precision and recall when given.
+pub(crate) struct Extractors {
     inception: Extraction,
     vgg16: Option<Extraction>,
     n: usize,
 }
 
+impl Scores {
+    /// FID and KID on the first embedding, precision and recall (k neighbours) on the second.
+    pub(crate) fn of(real: &FeatureSets, fake: &FeatureSets, k: usize) -> Result<Scores> {
+        let s = score("G_ema", real, fake, k, KidParams::default())?;
+        Ok(Scores {
+            fid: s.fid,
+            kid: s.kid,
+            precision: s.precision,
+            recall: s.recall,
+        })
+    }
+}
+
 impl Extractors {
+    /// `main` embeds for FID and KID (and for precision and recall without `vgg16`); `n`
+    /// images are generated per evaluation.
+    pub(crate) fn new(main: Extraction, vgg16: Option<Extraction>, n: usize) -> Self {
+        Extractors {
+            inception: main,
+            vgg16,
+            n,
+        }
+    }
+
     pub(super) fn load(opts: &MetricOptions, out: &Path, device: &Device) -> Result<Self> {
         let cache = out.join("feature-cache");
         let extraction = |kind, weights: &Path| -> Result<Extraction> {
-            let mut e = Extraction::new(kind, weights, device)?;
+            let mut e = Extraction::new(kind, Some(weights), device)?;
             e.cache = Some(FeatureCache::new(&cache));
             Ok(e)
         };
@@ -50,11 +74,7 @@ impl Extractors {
             Some(w) => Some(extraction(ExtractorKind::Vgg16, w)?),
             None => None,
         };
-        Ok(Extractors {
-            inception,
-            vgg16,
-            n: opts.n,
-        })
+        Ok(Self::new(inception, vgg16, opts.n))
     }
 
     /// The metrics with the training set's features.
@@ -68,8 +88,17 @@ impl Extractors {
         })
     }
 
+    /// `n` samples of a checkpoint's G_ema, as every evaluation draws them.
+    pub(crate) fn generated(&self, checkpoint: &Path, conv_clamp: Option<f64>) -> ImageSource {
+        ImageSource::Generator {
+            checkpoint: checkpoint.to_owned(),
+            n: self.n,
+            conv_clamp,
+        }
+    }
+
     /// Inception features, and those precision and recall use (VGG16's when given).
-    fn feature_sets(&self, source: &ImageSource) -> Result<FeatureSets> {
+    pub(crate) fn feature_sets(&self, source: &ImageSource) -> Result<FeatureSets> {
         let hidden = ProgressBar::hidden();
         let inc = self.inception.features(source, &hidden)?.0.points()?;
         let pr = match &self.vgg16 {
@@ -93,18 +122,9 @@ impl Metrics {
     /// FID, KID, precision and recall (k = 3) of the snapshot's G_ema, rebuilt with the run's
     /// clamp, against the reals.
     pub(super) fn score(&self, snapshot: &Path, conv_clamp: Option<f64>) -> Result<Scores> {
-        let source = ImageSource::Generator {
-            checkpoint: snapshot.to_owned(),
-            n: self.extractors.n,
-            conv_clamp,
-        };
-        let fake = self.extractors.feature_sets(&source)?;
-        let s = score("G_ema", &self.real, &fake, 3, KidParams::default())?;
-        Ok(Scores {
-            fid: s.fid,
-            kid: s.kid,
-            precision: s.precision,
-            recall: s.recall,
-        })
+        let fake = self
+            .extractors
+            .feature_sets(&self.extractors.generated(snapshot, conv_clamp))?;
+        Scores::of(&self.real, &fake, 3)
     }
 }

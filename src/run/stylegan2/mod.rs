@@ -4,16 +4,20 @@
 //! from a pretrained checkpoint (official/study `.pt`, safetensors).
 //!
 //! - [`spec`]: what a run trains (its spec), what `--resume` starts, what snapshots keep;
+//! - [`settings`]: the settings a user gives, and the run options they make;
 //! - [`setup`]: the trainer a spec asks for;
 //! - [`snapshots`]: ticks, snapshots and grids;
 //! - [`metrics`]: FID, KID, precision and recall of each snapshot.
 
 mod metrics;
+pub mod settings;
 mod setup;
 mod snapshots;
 mod spec;
 
+pub(crate) use metrics::Extractors;
 pub use metrics::{MetricOptions, Scores};
+pub use settings::{AugKind, TrainSettings};
 pub use setup::new_trainer;
 pub use snapshots::snapshot_name;
 pub use spec::{AugMode, AugOptions, RunSpec, RunStart, SnapshotState};

@@ -84,7 +84,7 @@ impl SweepPlan {
         self.tasks()
             .into_iter()
             .enumerate()
-            .filter(|(i, _)| shard.is_none_or(|s| i % s.count == s.index))
+            .filter(|(i, _)| shard.is_none_or(|s| s.takes(*i)))
             .map(|(_, t)| t)
             .collect()
     }

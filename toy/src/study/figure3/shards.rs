@@ -4,37 +4,8 @@
 use super::{read_rows, write_rows, SweepPlan, SweepRow};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+pub use whichgan::run::Shard;
 use whichgan::{Error, Result};
-
-/// One slice of the sweep: fine-tunes number `index`, `index + count`, … in seed-then-step order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Shard {
-    pub index: usize,
-    pub count: usize,
-}
-
-impl std::str::FromStr for Shard {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        let bad = || {
-            Error::setting(
-                "shard",
-                Some(format!("'{s}'")),
-                "expected i/N with 0 ≤ i < N",
-            )
-        };
-        let (i, n) = s.split_once('/').ok_or_else(bad)?;
-        let (index, count) = (
-            i.trim().parse().map_err(|_| bad())?,
-            n.trim().parse().map_err(|_| bad())?,
-        );
-        if count == 0 || index >= count {
-            return Err(bad());
-        }
-        Ok(Shard { index, count })
-    }
-}
 
 fn shard_stem(shard: Shard) -> String {
     format!("figure3-shard-{}-of-{}", shard.index, shard.count)
