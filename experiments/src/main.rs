@@ -2,6 +2,7 @@
 
 mod bench;
 mod classes_cmd;
+mod cluster;
 mod convergence_cmd;
 mod dataset_cmd;
 mod device;
@@ -66,10 +67,19 @@ enum Command {
     /// The image-scale study as one grid: sources × targets fine-tunes, class coverage, which
     /// metric picks the best source.
     Study(study_cmd::StudyArgs),
+    /// Grids submitted to Slurm (--slurm): which shards are done, running, failed; resubmit.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
     /// Convergence rate of training runs from their metric-vs-kimg logs.
     Convergence(convergence_cmd::ConvergenceArgs),
     /// Time the metrics side by side with the public reference implementations.
     Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// The shards of a grid submitted with --slurm: done, pending, running, failed.
+    Status(cluster::JobsArgs),
 }
 
 fn main() {
@@ -93,6 +103,7 @@ fn main() {
         Command::Train(args) => train_cmd::run(args),
         Command::Dataset(args) => dataset_cmd::run(args),
         Command::Study(args) => study_cmd::run(args),
+        Command::Jobs(JobsCommand::Status(args)) => cluster::jobs_status(args),
         Command::Convergence(args) => convergence_cmd::run(args),
         Command::Bench(args) => bench::run(args),
     };
@@ -227,6 +238,7 @@ fn flag(setting: &str) -> Option<String> {
         "p" => "--p",
         "target" => "--target",
         "augpipe" => "--augpipe",
+        "shards" => "--shards",
         _ => return None,
     };
     Some(flag.to_owned())

@@ -1,9 +1,11 @@
 //! `whichgan study run|report|init`: the image-scale study as one grid of jobs.
 
+use crate::cluster::{absolute, this_program, SlurmArgs};
 use crate::device::parse_device;
 use crate::report::Report;
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
+use whichgan::run::slurm::Grid;
 use whichgan::run::Shard;
 use whichgan::study::{run_study, write_report, Study, StudyFile, StudyOptions};
 use whichgan::{Error, Result};
@@ -44,7 +46,9 @@ enum StudyWhat {
         whichgan study init --preset paper my-study.toml   # edit its paths, then:\n  \
         whichgan study run my-study.toml --out study/ --device cuda:0\n  \
         whichgan study run my-study.toml --out study/ --jobs 2\n  \
-        for i in 0 1 2 3; do whichgan study run my-study.toml --out study/ --shard $i/4 & done\n\n\
+        for i in 0 1 2 3; do whichgan study run my-study.toml --out study/ --shard $i/4 & done\n  \
+        whichgan study run my-study.toml --out study/ --slurm --shards 16 --gpus-per-task 1 \\\n      \
+        --time 3-00:00:00 --device cuda:0\n\n\
         Every job is skipped when done and resumed where a killed run left it. Shards may run \
         at once or one after another, on one machine or several sharing the folder: a job \
         another shard needs first is run by whoever gets to it, the others wait. A run of the \
@@ -59,14 +63,16 @@ enum StudyWhat {
         #[arg(long)]
         out: PathBuf,
         /// Run only every N-th job, starting at the i-th (0 ≤ i < N).
-        #[arg(long, value_name = "i/N", conflicts_with = "jobs")]
+        #[arg(long, value_name = "i/N", conflicts_with_all = ["jobs", "slurm"])]
         shard: Option<String>,
         /// Run the grid as this many shards in parallel processes (logs in OUT/logs).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "slurm")]
         jobs: Option<usize>,
         /// cpu (cuda:N in a CUDA build)
         #[arg(long, default_value = "cpu")]
         device: String,
+        #[command(flatten)]
+        slurm: Box<SlurmArgs>,
     },
     /// Tables, figures and a README checking the study's claims, from a finished study folder.
     #[command(after_help = "Example:\n  whichgan study report study/ --out plots/image-study")]
@@ -130,8 +136,39 @@ pub fn run(args: StudyArgs) -> Result<()> {
             shard,
             jobs,
             device,
+            slurm,
         } => {
             let s = read_study(study.as_deref(), preset.as_deref())?;
+            if slurm.slurm {
+                let out = absolute(&out)?;
+                let exe = this_program()?;
+                let mut shard_command = vec![exe.clone(), "study".into(), "run".into()];
+                match (&study, &preset) {
+                    (Some(file), _) => shard_command.push(absolute(file)?.display().to_string()),
+                    (None, Some(name)) => {
+                        shard_command.extend(["--preset".to_owned(), name.clone()])
+                    }
+                    (None, None) => unreachable!("read_study needs one"),
+                }
+                let folder = out.display().to_string();
+                shard_command.extend(["--out".into(), folder.clone(), "--device".into(), device]);
+                shard_command.push("--json".into());
+                let jobs = whichgan::study::jobs::grid(&s).len();
+                let grid = Grid {
+                    name: "whichgan-study".into(),
+                    out: out.clone(),
+                    shards: slurm.shard_count(32, jobs)?,
+                    shard_command,
+                    collect_command: vec![
+                        exe,
+                        "study".into(),
+                        "report".into(),
+                        folder,
+                        "--json".into(),
+                    ],
+                };
+                return slurm.submit(grid, args.json);
+            }
             let device = parse_device(&device)?;
             let shard: Option<Shard> = shard.as_deref().map(str::parse).transpose()?;
             let mut report = Report::new().with("out", out.display().to_string());

@@ -1,11 +1,13 @@
 //! `whichgan toy …`: the 2-D GAN lab.
 
+use crate::cluster::{absolute, this_program, SlurmArgs};
 use crate::outputs::check_output_files;
 use crate::report::Report;
 use clap::builder::PossibleValuesParser;
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use whichgan::io::create_writable_dir;
+use whichgan::run::slurm::Grid;
 use whichgan::train::{Loss, Penalty};
 use whichgan::{Error, Result};
 use whichgan_toy::field::plot_field;
@@ -82,17 +84,21 @@ enum ToyCommand {
         measurements with the minimum W1. Writes figure3.csv, figure3-correlations.csv and \
         figure3.png/.svg.\n\n\
         Spread a sweep over machines with --shard i/N (each job writes \
-        figure3-shard-i-of-N.csv/.json) and join the shards with `whichgan toy merge`.\n\n\
+        figure3-shard-i-of-N.csv/.json) and join the shards with `whichgan toy merge`; or let \
+        Slurm do both with --slurm (see `whichgan jobs status`).\n\n\
         Examples:\n  whichgan toy figure3 --out plots/\n  \
         for i in 0 1 2 3; do whichgan toy figure3 --shard $i/4 --out sweep/; done\n  \
-        whichgan toy merge sweep/ --out plots/"
+        whichgan toy merge sweep/ --out plots/\n  \
+        whichgan toy figure3 --out sweep/ --slurm --shards 10 --partition cpu --time 1:00:00"
     )]
     Figure3 {
         #[command(flatten)]
         study: StudyArgs,
         /// Run only every N-th fine-tune, starting at the i-th (i/N, 0 ≤ i < N).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "slurm")]
         shard: Option<String>,
+        #[command(flatten)]
+        slurm: SlurmArgs,
     },
     /// Join the shards of a `figure3 --shard` sweep into the single-run outputs.
     #[command(after_help = "Example:\n  whichgan toy merge sweep/ --out plots/")]
@@ -121,9 +127,21 @@ enum ToyCommand {
     #[command(
         after_help = "Presets: paper (the study's budgets; ~10 min on 2 cores), fast (a \
         smoke test in under 2 min).\n\n\
-        Examples:\n  whichgan toy reproduce\n  whichgan toy reproduce --preset fast --out /tmp/quick"
+        With --slurm the Figure 3 sweep runs as a job array (OUT/figure3-shards) and the \
+        collect job runs the rest with --sweep-from.\n\n\
+        Examples:\n  whichgan toy reproduce\n  whichgan toy reproduce --preset fast --out /tmp/quick\n  \
+        whichgan toy reproduce --slurm --shards 8 --time 1:00:00"
     )]
-    Reproduce(StudyArgs),
+    Reproduce {
+        #[command(flatten)]
+        study: StudyArgs,
+        /// Take the Figure 3 sweep from the shards in this folder (`toy figure3 --shard`)
+        /// instead of running it.
+        #[arg(long, conflicts_with = "slurm")]
+        sweep_from: Option<PathBuf>,
+        #[command(flatten)]
+        slurm: SlurmArgs,
+    },
 }
 
 /// What every experiment takes.
@@ -149,6 +167,48 @@ struct StudyArgs {
 }
 
 impl StudyArgs {
+    /// These options as arguments of another `whichgan toy` command writing into `out`.
+    fn arguments(&self, out: &Path) -> Vec<String> {
+        let mut args = vec![
+            "--preset".to_owned(),
+            self.preset.clone(),
+            "--seed".to_owned(),
+            self.seed.to_string(),
+        ];
+        if let Some(n) = self.seeds {
+            args.extend(["--seeds".to_owned(), n.to_string()]);
+        }
+        if let Some(j) = self.jobs {
+            args.extend(["--jobs".to_owned(), j.to_string()]);
+        }
+        args.extend([
+            "--out".to_owned(),
+            out.display().to_string(),
+            "--json".to_owned(),
+        ]);
+        args
+    }
+
+    /// The Figure 3 sweep in `shards` tasks writing into `shards_out`, collected by `collect`.
+    fn sweep_grid(
+        &self,
+        name: &str,
+        shards: usize,
+        shards_out: &Path,
+        collect: Vec<String>,
+    ) -> Result<Grid> {
+        let exe = this_program()?;
+        let mut shard_command = vec![exe.clone(), "toy".into(), "figure3".into()];
+        shard_command.extend(self.arguments(shards_out));
+        Ok(Grid {
+            name: name.to_owned(),
+            out: shards_out.to_owned(),
+            shards,
+            shard_command,
+            collect_command: std::iter::once(exe).chain(collect).collect(),
+        })
+    }
+
     fn options(&self, json: bool) -> Result<StudyOptions> {
         if self.seeds == Some(0) {
             return Err(Error::invalid("--seeds must be at least 1"));
@@ -246,7 +306,28 @@ pub fn run(args: ToyArgs) -> Result<()> {
             print_summary(&summary, args.json, &study.out);
             Ok(())
         }),
-        ToyCommand::Figure3 { study, shard } => in_pool(study.jobs, || {
+        ToyCommand::Figure3 {
+            study,
+            shard: _,
+            slurm,
+        } if slurm.slurm => {
+            let opts = study.options(true)?;
+            let tasks = SweepPlan::new(&opts).tasks_of(None).len();
+            let out = absolute(&study.out)?;
+            let collect = ["toy", "merge", &out.display().to_string(), "--out"]
+                .iter()
+                .map(|s| s.to_string())
+                .chain([out.display().to_string(), "--json".into()])
+                .collect();
+            let grid = study.sweep_grid(
+                "whichgan-figure3",
+                slurm.shard_count(10, tasks)?,
+                &out,
+                collect,
+            )?;
+            slurm.submit(grid, args.json)
+        }
+        ToyCommand::Figure3 { study, shard, .. } => in_pool(study.jobs, || {
             let opts = study.options(args.json)?;
             let shard: Option<Shard> = shard.as_deref().map(str::parse).transpose()?;
             create_writable_dir(&study.out)?;
@@ -300,9 +381,27 @@ pub fn run(args: ToyArgs) -> Result<()> {
             print_summary(&summary, args.json, &study.out);
             Ok(())
         }),
-        ToyCommand::Reproduce(study) => in_pool(study.jobs, || {
+        ToyCommand::Reproduce { study, slurm, .. } if slurm.slurm => {
+            let opts = study.options(true)?;
+            let tasks = SweepPlan::new(&opts).tasks_of(None).len();
+            let out = absolute(&study.out)?;
+            let shards_out = out.join("figure3-shards");
+            let mut collect: Vec<String> = vec!["toy".into(), "reproduce".into()];
+            collect.extend(study.arguments(&out));
+            collect.extend(["--sweep-from".into(), shards_out.display().to_string()]);
+            let grid = study.sweep_grid(
+                "whichgan-reproduce",
+                slurm.shard_count(10, tasks)?,
+                &shards_out,
+                collect,
+            )?;
+            slurm.submit(grid, args.json)
+        }
+        ToyCommand::Reproduce {
+            study, sweep_from, ..
+        } => in_pool(study.jobs, || {
             let opts = study.options(args.json)?;
-            let summary = reproduce(&study.out, &opts)?;
+            let summary = reproduce(&study.out, &opts, sweep_from.as_deref())?;
             print_summary(&summary, args.json, &study.out);
             Ok(())
         }),

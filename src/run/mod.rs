@@ -8,7 +8,8 @@
 //! - [`schedule`]: "every N steps and at the last one";
 //! - [`state`]: a run's own state in its checkpoints, typed and versioned, the model check and
 //!   the names of the settings a resume changed;
-//! - [`shard`]: one slice of a grid of jobs (`--shard i/N`);
+//! - [`shard`]: one slice of a grid of jobs (`--shard i/N`), and [`slurm`]: a grid's shards as
+//!   a Slurm job array with a collect job, their status, resubmission;
 //! - [`generator`]: the one rule for the clamp a generator checkpoint is rebuilt with;
 //! - [`stylegan2`]: the StyleGAN2-ADA training run (`whichgan train`).
 //!
@@ -19,6 +20,7 @@ pub mod generator;
 pub mod progress;
 pub mod schedule;
 pub mod shard;
+pub mod slurm;
 pub mod state;
 pub mod stylegan2;
 

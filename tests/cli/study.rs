@@ -201,6 +201,34 @@ fn fast_preset_end_to_end_and_shards_equal_a_single_run() {
         );
     }
 
+    // The reproduction with its sweep taken from the shards (what `reproduce --slurm`'s
+    // collect job runs): the same files as the single run's.
+    let from = dir.path().join("from-shards");
+    ok(whichgan(&[
+        "toy",
+        "reproduce",
+        "--preset",
+        "fast",
+        "--out",
+        from.to_str().unwrap(),
+        "--sweep-from",
+        shard_s,
+        "--json",
+    ]));
+    for name in [
+        "figure2.csv",
+        "figure3.csv",
+        "figure3-correlations.csv",
+        "ablation.csv",
+        "coverage.csv",
+    ] {
+        assert_eq!(
+            std::fs::read(out.join(name)).unwrap(),
+            std::fs::read(from.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+
     // A missing shard, a shard twice, a shard of another sweep.
     let lone = dir.path().join("lone");
     std::fs::create_dir(&lone).unwrap();

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Instant;
 use whichgan::io::create_writable_dir;
 use whichgan::io::Table;
-use whichgan::Result;
+use whichgan::{Error, Result};
 
 /// Wall time of one part of the run.
 #[derive(Debug, Clone, Serialize)]
@@ -35,14 +35,36 @@ pub struct ReproduceSummary {
 }
 
 /// Runs Figure 2, Figure 3, the ablation and the coverage curves and writes their CSV files,
-/// figures and `README.md` into `out`.
-pub fn reproduce(out: &Path, opts: &StudyOptions) -> Result<ReproduceSummary> {
+/// figures and `README.md` into `out`. With `sweep_from`, the Figure 3 sweep's rows come from
+/// the shards in that folder (`figure3 --shard`, of this very sweep) instead of being run.
+pub fn reproduce(
+    out: &Path,
+    opts: &StudyOptions,
+    sweep_from: Option<&Path>,
+) -> Result<ReproduceSummary> {
     create_writable_dir(out)?;
     let preset = opts.preset;
     let seeds = opts.target_seeds();
     let plan = SweepPlan::new(opts);
+    let sharded = match sweep_from {
+        Some(dir) => {
+            let (shard_plan, rows) = figure3::merge(&[dir.to_owned()])?;
+            if shard_plan != plan {
+                return Err(Error::in_file(
+                    dir,
+                    "holds the shards of another Figure 3 sweep (preset or seeds differ)",
+                ));
+            }
+            Some(rows)
+        }
+        None => None,
+    };
     let starts = ablation::starts();
-    let sweep_pairs: Vec<(Source, u64)> = plan.seeds.iter().map(|&s| (Source::One, s)).collect();
+    // A sweep taken from its shards needs no sweep sources here.
+    let sweep_pairs: Vec<(Source, u64)> = match sharded {
+        Some(_) => Vec::new(),
+        None => plan.seeds.iter().map(|&s| (Source::One, s)).collect(),
+    };
     let mut pairs = sources_needed(&starts, &seeds);
     pairs.extend(&sweep_pairs);
     pairs.sort();
@@ -60,7 +82,10 @@ pub fn reproduce(out: &Path, opts: &StudyOptions) -> Result<ReproduceSummary> {
     let bar = opts.bar("pretraining sources", 0);
     let sources = pretrain_all(&pairs, &sweep_pairs, preset, &bar)?;
     lap("pretraining (sources × seeds)");
-    let rows = figure3::fine_tunes(opts, &sources, &plan.tasks_of(None))?;
+    let rows = match sharded {
+        Some(rows) => rows,
+        None => figure3::fine_tunes(opts, &sources, &plan.tasks_of(None))?,
+    };
     lap("Figure 3 checkpoint fine-tunes");
     let bar = opts.bar("target runs", 0);
     let runs = target_runs(&starts, &seeds, &sources, preset, &bar)?;
