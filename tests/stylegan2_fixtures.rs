@@ -147,7 +147,7 @@ fn input_gradient_and_r1_match_the_reference_on_this_path() {
     // The input gradient stays differentiable (R1's parameter gradients).
     let io = io();
     let d = discriminator();
-    let (logits, grad) = d.forward_with_input_grad(&io["real"]).unwrap();
+    let (logits, grad) = d.forward_with_input_grad(&io["real"], None).unwrap();
     check("d_real (with gradient)", &logits, &io["d_real"]);
     check("grad_real", &grad, &io["grad_real"]);
     // The R1 term as training computes it: γ/2 · mean over samples of ‖∇‖², γ = 10.

@@ -54,6 +54,10 @@ enum Command {
     Generate(stylegan2_cmd::GenerateArgs),
     /// Logits (and input gradients) of a StyleGAN2 checkpoint's discriminator.
     Discriminate(stylegan2_cmd::DiscriminateArgs),
+    /// A checkpoint (.pkl, .pt) as one safetensors file with what it says of its networks.
+    Convert(stylegan2_cmd::ConvertArgs),
+    /// What a checkpoint holds: networks, sizes, classes, clamp, minibatch-std group.
+    Inspect(stylegan2_cmd::InspectArgs),
     /// Image features for metrics: FID Inception-v3 (2048-d) or VGG16 fc2 (4096-d).
     Features(features_cmd::FeaturesArgs),
     /// Rank candidate sources for a target by FID, KID, precision and recall; recommend one.
@@ -97,6 +101,8 @@ fn main() {
         Command::Toy(args) => toy_cmd::run(args),
         Command::Generate(args) => stylegan2_cmd::generate(args),
         Command::Discriminate(args) => stylegan2_cmd::discriminate(args),
+        Command::Convert(args) => stylegan2_cmd::convert(args),
+        Command::Inspect(args) => stylegan2_cmd::inspect(args),
         Command::Features(args) => features_cmd::features(args),
         Command::Select(args) => features_cmd::select(args),
         Command::Classes(args) => classes_cmd::run(args),

@@ -48,7 +48,7 @@ impl ImageSource {
         }
         match crate::io::extension(path).as_deref() {
             Some("zip") => Ok(ImageSource::Data(path.to_owned())),
-            Some("pt" | "pth" | "safetensors") => Ok(ImageSource::Generator {
+            Some("pt" | "pth" | "safetensors" | "pkl") => Ok(ImageSource::Generator {
                 checkpoint: path.to_owned(),
                 n: n_generated,
                 conv_clamp: conv_clamp(path),
@@ -68,7 +68,7 @@ impl ImageSource {
             _ => Err(Error::in_file(
                 path,
                 "expected an image folder, a .zip dataset, a .npy of images or features, \
-                 or a generator checkpoint (.pt, .pth, .safetensors)",
+                 or a generator checkpoint (.pt, .pth, .safetensors, .pkl)",
             )),
         }
     }

@@ -20,7 +20,7 @@ pub use image::write_png_grid;
 pub use jsonl::{append_jsonl, truncate_jsonl};
 pub use npy::{read_npy, read_npz_stats, write_npy_f32, NpyArray};
 pub use table::{write_csv, Table};
-pub use torch_pickle::{read_torch_tensors, TorchTensor};
+pub use torch_pickle::{read_network_pickle, read_torch_tensors, NetworkPickle, TorchTensor};
 pub use weights::{read_tensor_file, Weights};
 pub use zip_entry::{read_zip_entry, ZIP_ENTRY_LIMIT};
 
@@ -150,4 +150,19 @@ pub fn check_readable_file(path: &Path) -> Result<()> {
         }
         Err(e) => Err(Error::io(path, e)),
     }
+}
+
+/// The metadata of a safetensors file, read from its header without its tensors; `None` for
+/// any other file.
+pub fn safetensors_metadata(path: &Path) -> Option<std::collections::HashMap<String, String>> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len).ok()?;
+    // safetensors bounds its header at 100 MB; a larger length is not such a file.
+    let len = usize::try_from(u64::from_le_bytes(len)).ok()?;
+    let mut header = vec![0u8; Some(len).filter(|&n| n <= 100_000_000)?];
+    file.read_exact(&mut header).ok()?;
+    let header: serde_json::Value = serde_json::from_slice(&header).ok()?;
+    serde_json::from_value(header.get("__metadata__")?.clone()).ok()
 }

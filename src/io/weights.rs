@@ -83,12 +83,18 @@ impl Weights {
     }
 }
 
-/// Every tensor of a safetensors file or of a PyTorch zip checkpoint (`.pt`, `.pth`: a state
-/// dict or a dict of state dicts, names joined with `.`), on `device`.
+/// Every tensor of a safetensors file, of a PyTorch checkpoint (`.pt`, `.pth`: a state dict
+/// or a dict of state dicts, names joined with `.`) or of an official network pickle (`.pkl`:
+/// `G.…`, `D.…`, `G_ema.…`), on `device`.
 pub fn read_tensor_file(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
-    if matches!(super::extension(path).as_deref(), Some("pt" | "pth")) {
+    let torch = match super::extension(path).as_deref() {
+        Some("pt" | "pth") => Some(super::read_torch_tensors(path)?),
+        Some("pkl") => Some(super::read_network_pickle(path)?.tensors),
+        _ => None,
+    };
+    if let Some(tensors) = torch {
         let mut out = HashMap::new();
-        for (name, t) in super::read_torch_tensors(path)? {
+        for (name, t) in tensors {
             out.insert(name, Tensor::from_vec(t.data, t.shape, device)?);
         }
         Ok(out)

@@ -129,9 +129,26 @@ fn sbatch_lines(name: &str, options: &SlurmOptions) -> String {
     lines.join("\n")
 }
 
-/// The array script of `shards` (indices into the grid's shards).
+/// Sorted indices as sbatch's `--array` list: runs as ranges (`0-3,5,7-9`).
+fn index_list(indices: &[usize]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < indices.len() {
+        let mut j = i;
+        while j + 1 < indices.len() && indices[j + 1] == indices[j] + 1 {
+            j += 1;
+        }
+        parts.push(match j > i {
+            true => format!("{}-{}", indices[i], indices[j]),
+            false => indices[i].to_string(),
+        });
+        i = j + 1;
+    }
+    parts.join(",")
+}
+
+/// The array script of `shards` (sorted indices into the grid's shards).
 pub fn array_script(grid: &Grid, options: &SlurmOptions, shards: &[usize]) -> String {
-    let indices: Vec<String> = shards.iter().map(|i| i.to_string()).collect();
     let throttle = options
         .max_parallel
         .map(|m| format!("%{m}"))
@@ -153,7 +170,7 @@ pub fn array_script(grid: &Grid, options: &SlurmOptions, shards: &[usize]) -> St
          echo \"$SLURM_JOB_ID\" > {done}/.shard-\"$i\".tmp\n\
          mv {done}/.shard-\"$i\".tmp {done}/shard-\"$i\"\n",
         sbatch = sbatch_lines(&grid.name, options),
-        indices = indices.join(","),
+        indices = index_list(shards),
         logs = shell_word(&dir.join("logs").display().to_string()),
         command = command_line(&grid.shard_command),
         n = grid.shards,
@@ -395,12 +412,13 @@ mod tests {
             "#SBATCH --account=lab",
             "#SBATCH --qos=long",
             "#SBATCH --constraint=a100",
-            "#SBATCH --array=0,2,3%2",
+            "#SBATCH --array=0,2-3%2",
             "/opt/whichgan toy figure3 --out /data/sweep --shard \"$i/4\"",
             "mv /data/sweep/slurm/done/.shard-\"$i\".tmp /data/sweep/slurm/done/shard-\"$i\"",
         ] {
             assert!(array.lines().any(|l| l == line), "{line} not in:\n{array}");
         }
+        assert_eq!(index_list(&[0, 1, 2, 3, 5, 7, 8]), "0-3,5,7-8");
         let collect = collect_script(&grid(), &options);
         assert!(collect.contains("/opt/whichgan toy merge /data/sweep --out '/data/it'\\''s'\n"));
         assert!(collect.contains("#SBATCH --job-name=whichgan-figure3-collect"));

@@ -1,9 +1,10 @@
 //! The StyleGAN2 discriminator (`resnet` architecture, or `orig` — no skip paths — as the
-//! `cifar` preset trains it; unconditional), with the architecture read from the stored
-//! tensors.
+//! `cifar` preset trains it; unconditional, or conditional: class labels mapped to a
+//! projection of the epilogue's output), with the architecture read from the stored tensors.
 
 use super::bias_act::Activation;
-use super::layers::{Conv2dLayer, FullyConnected, Params};
+use super::generator::MappingLayers;
+use super::layers::{gain32, Conv2dLayer, FullyConnected, Params};
 use super::weights::Weights;
 use crate::{Error, Result};
 use candle_core::{Tensor, Var};
@@ -64,6 +65,9 @@ struct Epilogue {
 pub struct Discriminator {
     blocks: Vec<Block>,
     epilogue: Epilogue,
+    /// A conditional D's mapping of class labels to the projection its logits are taken
+    /// along (`cmap`).
+    mapping: Option<MappingLayers>,
     /// Samples per minibatch-standard-deviation group (what the weights cannot tell).
     pub mbstd_group: usize,
     /// Clamp of the convolution outputs (`conv_clamp`; none by default, also not in the weights).
@@ -168,11 +172,30 @@ impl Discriminator {
                 false,
             )?,
             fc: FullyConnected::load(w, "b4.fc", c, c * 16, 1.0, Activation::LeakyRelu)?,
-            out: FullyConnected::load(w, "b4.out", 1, c, 1.0, Activation::Linear)?,
+            out: FullyConnected::load(
+                w,
+                "b4.out",
+                w.shape("b4.out.weight")?[0],
+                c,
+                1.0,
+                Activation::Linear,
+            )?,
         };
+        let mapping = match w.contains("mapping.fc0.weight") {
+            true => Some(MappingLayers::load(w, "mapping")?),
+            false => None,
+        };
+        let out_dim = epilogue.out.weight.dim(0)?;
+        let cmap_dim = mapping.as_ref().map_or(1, |m| m.out_dim);
+        if out_dim != cmap_dim {
+            return Err(Error::invalid(format!(
+                "'b4.out.weight' has {out_dim} outputs, but the label mapping gives {cmap_dim}"
+            )));
+        }
         Ok(Discriminator {
             blocks,
             epilogue,
+            mapping,
             mbstd_group,
             conv_clamp: None,
             resolution,
@@ -193,13 +216,46 @@ impl Discriminator {
         self.blocks.iter().flat_map(Block::layer_names).collect()
     }
 
+    /// Classes of a conditional discriminator (0: unconditional).
+    pub fn c_dim(&self) -> usize {
+        self.mapping.as_ref().map_or(0, |m| m.c_dim)
+    }
+
     /// Logits [N, 1] for images [N, C, R, R] in [−1, 1].
     pub fn forward(&self, img: &Tensor) -> Result<Tensor> {
         self.forward_with(img, Params::Tracked)
     }
 
+    /// Logits of a conditional discriminator for images and their one-hot labels c [N, c_dim]:
+    /// the epilogue's output projected on the labels' mapping, over √cmap_dim.
+    pub fn forward_labelled(
+        &self,
+        img: &Tensor,
+        c: Option<&Tensor>,
+        params: Params,
+    ) -> Result<Tensor> {
+        let x = self.features(img, params)?;
+        match &self.mapping {
+            None if c.is_some() => Err(Error::invalid(
+                "class labels given, but the discriminator is not conditional",
+            )),
+            None => Ok(x),
+            Some(mapping) => {
+                let cmap = mapping.forward_with(None, c, params)?;
+                let scale = gain32(1.0 / (mapping.out_dim as f64).sqrt());
+                Ok(((x * cmap)?.sum_keepdim(1)? * scale)?)
+            }
+        }
+    }
+
     /// [`Discriminator::forward`] with the parameters tracked for gradients or held fixed.
     pub fn forward_with(&self, img: &Tensor, params: Params) -> Result<Tensor> {
+        self.forward_labelled(img, None, params)
+    }
+
+    /// The epilogue's output: the logits of an unconditional D, what a conditional one
+    /// projects.
+    fn features(&self, img: &Tensor, params: Params) -> Result<Tensor> {
         let mut x = img.clone();
         for block in &self.blocks {
             x = block.forward(&x, self.conv_clamp, params)?;
@@ -215,9 +271,13 @@ impl Discriminator {
 
     /// Logits and ∂(Σ logits)/∂img: for each sample the gradient of its own logit (and, through
     /// the minibatch-std statistic, of its group's logits) — the official R1 gradient.
-    pub fn forward_with_input_grad(&self, img: &Tensor) -> Result<(Tensor, Tensor)> {
+    pub fn forward_with_input_grad(
+        &self,
+        img: &Tensor,
+        labels: Option<&Tensor>,
+    ) -> Result<(Tensor, Tensor)> {
         let x = Var::from_tensor(img)?;
-        let logits = self.forward(x.as_tensor())?;
+        let logits = self.forward_labelled(x.as_tensor(), labels, Params::Tracked)?;
         let grad = crate::train::logit_input_gradient(&logits, &x)?;
         Ok((logits.detach(), grad))
     }

@@ -2,7 +2,7 @@
 //! architecture: w → image), with the architecture read from the stored tensors.
 
 use super::bias_act::{bias_act, noisy_bias_act, Activation};
-use super::layers::{gain32, modulated_conv2d, FullyConnected, NoiseMode};
+use super::layers::{gain32, modulated_conv2d, FullyConnected, NoiseMode, Params};
 use super::resample::upsample2d;
 use super::weights::Weights;
 use crate::{Error, Result};
@@ -13,20 +13,45 @@ use rand_chacha::ChaCha8Rng;
 /// Learning-rate multiplier of the mapping network (the official default).
 const MAPPING_LR: f64 = 0.01;
 
-/// z → w: 2nd-moment normalisation, fully connected layers, broadcast to every layer's w,
-/// truncation towards the tracked average `w_avg`.
-pub struct Mapping {
+/// The fully connected part of a mapping network: the latents z and, in a conditional
+/// network, the embedded class labels c, each 2nd-moment normalised and then concatenated, through
+/// the layers. G's mapping and a conditional D's (`mapping.` in both) are this.
+pub struct MappingLayers {
+    embed: Option<FullyConnected>,
     layers: Vec<FullyConnected>,
-    pub w_avg: Tensor,
     pub z_dim: usize,
-    pub w_dim: usize,
+    /// Classes of a conditional network (0: unconditional).
+    pub c_dim: usize,
+    pub out_dim: usize,
 }
 
-impl Mapping {
-    pub fn load(w: &Weights) -> Result<Self> {
+/// `x · rsqrt(mean(x²) + 1e-8)` per row (`normalize_2nd_moment`).
+fn normalize_2nd_moment(x: &Tensor) -> Result<Tensor> {
+    let norm = (x.sqr()?.mean_keepdim(1)? + 1e-8)?.sqrt()?.recip()?;
+    Ok(x.broadcast_mul(&norm)?)
+}
+
+impl MappingLayers {
+    /// `<prefix>.embed` (when conditional) and `<prefix>.fc0`, `<prefix>.fc1`, ….
+    pub fn load(w: &Weights, prefix: &str) -> Result<Self> {
+        let embed = match w.contains(&format!("{prefix}.embed.weight")) {
+            true => {
+                let name = format!("{prefix}.embed");
+                let shape = w.shape(&format!("{name}.weight"))?;
+                Some(FullyConnected::load(
+                    w,
+                    &name,
+                    shape[0],
+                    shape[1],
+                    1.0,
+                    Activation::Linear,
+                )?)
+            }
+            false => None,
+        };
         let mut layers = Vec::new();
-        while w.contains(&format!("mapping.fc{}.weight", layers.len())) {
-            let name = format!("mapping.fc{}", layers.len());
+        while w.contains(&format!("{prefix}.fc{}.weight", layers.len())) {
+            let name = format!("{prefix}.fc{}", layers.len());
             let shape = w.shape(&format!("{name}.weight"))?;
             layers.push(FullyConnected::load(
                 w,
@@ -38,25 +63,110 @@ impl Mapping {
             )?);
         }
         let (Some(first), Some(last)) = (layers.first(), layers.last()) else {
-            return Err(Error::invalid("missing tensor 'mapping.fc0.weight'"));
+            return Err(Error::invalid(format!(
+                "missing tensor '{prefix}.fc0.weight'"
+            )));
         };
-        let z_dim = first.weight.dim(1)?;
-        let w_dim = last.weight.dim(0)?;
-        Ok(Mapping {
-            w_avg: w.get("mapping.w_avg", &[w_dim])?,
-            layers,
+        let (embedded, c_dim) = match &embed {
+            Some(e) => (e.weight.dim(0)?, e.weight.dim(1)?),
+            None => (0, 0),
+        };
+        let z_dim = first.weight.dim(1)?.checked_sub(embedded).ok_or_else(|| {
+            Error::invalid(format!(
+                "'{prefix}.fc0.weight' is narrower than the label embedding"
+            ))
+        })?;
+        Ok(MappingLayers {
             z_dim,
-            w_dim,
+            c_dim,
+            out_dim: last.weight.dim(0)?,
+            embed,
+            layers,
+        })
+    }
+
+    /// [N, out_dim] for latents z [N, z_dim] (none when z_dim is 0) and one-hot labels c
+    /// [N, c_dim] (conditional networks only).
+    pub fn forward_with(
+        &self,
+        z: Option<&Tensor>,
+        c: Option<&Tensor>,
+        params: Params,
+    ) -> Result<Tensor> {
+        let mut parts = Vec::new();
+        if self.z_dim > 0 {
+            let z = z.ok_or_else(|| Error::invalid("the mapping network needs latents"))?;
+            parts.push(normalize_2nd_moment(z)?);
+        }
+        match (&self.embed, c) {
+            (Some(embed), Some(c)) => {
+                if c.dim(1)? != self.c_dim {
+                    return Err(Error::invalid(format!(
+                        "labels of {} classes for a network of {} classes",
+                        c.dim(1)?,
+                        self.c_dim
+                    )));
+                }
+                parts.push(normalize_2nd_moment(&embed.forward_with(c, params)?)?);
+            }
+            (Some(_), None) => {
+                return Err(Error::invalid(format!(
+                    "the network is conditional ({} classes): give class labels",
+                    self.c_dim
+                )))
+            }
+            (None, Some(_)) => {
+                return Err(Error::invalid(
+                    "class labels given, but the network is not conditional",
+                ))
+            }
+            (None, None) => {}
+        }
+        let mut x = Tensor::cat(&parts, 1)?;
+        for layer in &self.layers {
+            x = layer.forward_with(&x, params)?;
+        }
+        Ok(x)
+    }
+}
+
+/// z (and c) → w: the mapping layers, broadcast to every layer's w, truncation towards the
+/// tracked average `w_avg`.
+pub struct Mapping {
+    layers: MappingLayers,
+    pub w_avg: Tensor,
+    pub z_dim: usize,
+    pub w_dim: usize,
+    /// Classes of a conditional generator (0: unconditional).
+    pub c_dim: usize,
+}
+
+impl Mapping {
+    pub fn load(w: &Weights) -> Result<Self> {
+        let layers = MappingLayers::load(w, "mapping")?;
+        Ok(Mapping {
+            w_avg: w.get("mapping.w_avg", &[layers.out_dim])?,
+            z_dim: layers.z_dim,
+            w_dim: layers.out_dim,
+            c_dim: layers.c_dim,
+            layers,
         })
     }
 
     /// ws [N, num_ws, w_dim] for latents z [N, z_dim], truncated with ψ (1: none).
     pub fn forward(&self, z: &Tensor, num_ws: usize, psi: f64) -> Result<Tensor> {
-        let norm = (z.sqr()?.mean_keepdim(1)? + 1e-8)?.sqrt()?.recip()?;
-        let mut x = z.broadcast_mul(&norm)?;
-        for layer in &self.layers {
-            x = layer.forward(&x)?;
-        }
+        self.forward_labelled(z, None, num_ws, psi)
+    }
+
+    /// [`Mapping::forward`] with one-hot class labels c [N, c_dim] for a conditional generator.
+    pub fn forward_labelled(
+        &self,
+        z: &Tensor,
+        c: Option<&Tensor>,
+        num_ws: usize,
+        psi: f64,
+    ) -> Result<Tensor> {
+        let x = self.layers.forward_with(Some(z), c, Params::Tracked)?;
         let (n, d) = x.dims2()?;
         let ws = x.unsqueeze(1)?.broadcast_as((n, num_ws, d))?.contiguous()?;
         if psi == 1.0 {
@@ -438,7 +548,20 @@ impl Generator {
 
     /// Images for latents z [N, z_dim], truncation ψ.
     pub fn forward(&self, z: &Tensor, psi: f64, noise: NoiseMode) -> Result<Tensor> {
-        let ws = self.mapping.forward(z, self.synthesis.num_ws, psi)?;
+        self.forward_labelled(z, None, psi, noise)
+    }
+
+    /// Images for latents z and, for a conditional generator, one-hot labels c [N, c_dim].
+    pub fn forward_labelled(
+        &self,
+        z: &Tensor,
+        c: Option<&Tensor>,
+        psi: f64,
+        noise: NoiseMode,
+    ) -> Result<Tensor> {
+        let ws = self
+            .mapping
+            .forward_labelled(z, c, self.synthesis.num_ws, psi)?;
         self.synthesis.forward(&ws, noise)
     }
 }

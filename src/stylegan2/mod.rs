@@ -1,8 +1,10 @@
 //! StyleGAN2(-ADA) networks in candle, numerically equal to the official PyTorch
 //! implementation (`training/networks.py` of stylegan2-ada-pytorch) and loading its state
 //! dicts by their key names: the mapping and synthesis networks (`skip` architecture) and the
-//! discriminator (`resnet` architecture, or `orig` when the weights have no skip layers). The
-//! architecture is read from the tensors.
+//! discriminator (`resnet` architecture, or `orig` when the weights have no skip layers),
+//! unconditional or conditional (class labels). The architecture is read from the tensors;
+//! what they cannot tell (clamp, minibatch-std group) from what a checkpoint states
+//! (`network_info`).
 //!
 //! Parameters are kept raw, as stored, and scaled at run time (equalised learning rate), so
 //! gradients are with respect to the stored tensors, as in the reference.
@@ -22,6 +24,7 @@ pub mod generator;
 pub mod init;
 pub mod latents;
 pub mod layers;
+pub mod network_info;
 pub mod presets;
 pub mod resample;
 pub mod sampling;

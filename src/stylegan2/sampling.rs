@@ -34,30 +34,52 @@ pub fn seed_latents(seeds: &[u32], z_dim: usize, device: &Device) -> Result<Tens
 
 /// Images of the intermediate latents `ws` [N, num_ws, w_dim], `batch` at a time, detached.
 pub fn synthesise(g: &Generator, ws: &Tensor, noise: NoiseMode, batch: usize) -> Result<Tensor> {
-    in_batches(ws, batch, |chunk| g.synthesis.forward(chunk, noise))
+    in_batches(ws.dim(0)?, batch, |start, len| {
+        g.synthesis.forward(&ws.narrow(0, start, len)?, noise)
+    })
 }
 
-/// Images of latents `z` [N, z_dim] at truncation `psi`, `batch` at a time, detached.
+/// Images of latents `z` [N, z_dim] (with one-hot labels [N, c_dim] for a conditional
+/// generator) at truncation `psi`, `batch` at a time, detached.
 pub fn generate(
     g: &Generator,
     z: &Tensor,
+    labels: Option<&Tensor>,
     psi: f64,
     noise: NoiseMode,
     batch: usize,
 ) -> Result<Tensor> {
-    in_batches(z, batch, |chunk| g.forward(chunk, psi, noise))
+    in_batches(z.dim(0)?, batch, |start, len| {
+        let c = labels.map(|c| c.narrow(0, start, len)).transpose()?;
+        g.forward_labelled(&z.narrow(0, start, len)?, c.as_ref(), psi, noise)
+    })
 }
 
-/// `images` of each run of `batch` rows of `x`, detached and joined.
+/// One-hot labels [n, classes] of class indices.
+pub fn one_hot(classes: &[usize], count: usize, device: &Device) -> Result<Tensor> {
+    let mut data = vec![0f32; classes.len() * count];
+    for (row, &class) in classes.iter().enumerate() {
+        if class >= count {
+            return Err(crate::Error::invalid(format!(
+                "class {class} does not exist: the network has {count} (0…{})",
+                count - 1
+            )));
+        }
+        data[row * count + class] = 1.0;
+    }
+    Ok(Tensor::from_vec(data, (classes.len(), count), device)?)
+}
+
+/// `images(start, len)` of each run of `batch` of `n` rows, detached and joined.
 fn in_batches(
-    x: &Tensor,
+    n: usize,
     batch: usize,
-    images: impl Fn(&Tensor) -> Result<Tensor>,
+    images: impl Fn(usize, usize) -> Result<Tensor>,
 ) -> Result<Tensor> {
-    let (n, batch) = (x.dim(0)?, batch.max(1));
+    let batch = batch.max(1);
     let mut parts = Vec::with_capacity(n.div_ceil(batch));
     for start in (0..n).step_by(batch) {
-        parts.push(images(&x.narrow(0, start, batch.min(n - start))?)?.detach());
+        parts.push(images(start, batch.min(n - start))?.detach());
     }
     Ok(Tensor::cat(&parts, 0)?)
 }

@@ -155,7 +155,7 @@ impl train::DiscriminatorModel for Discriminator {
     }
 
     fn forward_with_input_grad(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        let (logits, grad) = Discriminator::forward_with_input_grad(self, x)?;
+        let (logits, grad) = Discriminator::forward_with_input_grad(self, x, None)?;
         Ok((logits.flatten_all()?, grad))
     }
 }

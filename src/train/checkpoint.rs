@@ -92,16 +92,7 @@ impl Checkpoint {
     /// Only the metadata of a checkpoint written by [`Checkpoint::save`], read from the file's
     /// header without its tensors; `None` for any other file.
     pub fn read_meta(path: &Path) -> Option<CheckpointMeta> {
-        use std::io::Read;
-        let mut file = std::fs::File::open(path).ok()?;
-        let mut len = [0u8; 8];
-        file.read_exact(&mut len).ok()?;
-        // safetensors bounds its header at 100 MB; a larger length is not one of ours.
-        let len = usize::try_from(u64::from_le_bytes(len)).ok()?;
-        let mut header = vec![0u8; Some(len).filter(|&n| n <= 100_000_000)?];
-        file.read_exact(&mut header).ok()?;
-        let header: serde_json::Value = serde_json::from_slice(&header).ok()?;
-        serde_json::from_str(header["__metadata__"][META_KEY].as_str()?).ok()
+        serde_json::from_str(crate::io::safetensors_metadata(path)?.get(META_KEY)?).ok()
     }
 
     /// An error unless the checkpoint holds `model`.

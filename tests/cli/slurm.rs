@@ -260,7 +260,7 @@ fn dry_runs_print_the_scripts_and_write_nothing() {
     assert!(printed.status.success());
     let scripts = String::from_utf8(printed.stdout).unwrap();
     for line in [
-        "#SBATCH --array=0,1,2%2",
+        "#SBATCH --array=0-2%2",
         "#SBATCH --partition=cpu",
         "#SBATCH --time=1:00:00",
         "#SBATCH --gpus-per-task=1",

@@ -14,10 +14,12 @@ use crate::{Error, Result};
 use std::collections::HashMap;
 use std::path::Path;
 
+mod network;
 #[cfg(test)]
 mod tests;
 mod unpickle;
 
+pub use network::{read_network_pickle, NetworkPickle};
 use unpickle::{unpickle, TensorRef, Value};
 
 /// A float32 tensor read from a checkpoint: shape and row-major values.
@@ -38,16 +40,24 @@ pub fn read_torch_tensors(path: &Path) -> Result<HashMap<String, TorchTensor>> {
         read_legacy(&bytes)
     }
     .map_err(|m| Error::in_file(path, m))?;
+    materialise_all(refs, &storages).map_err(|m| Error::in_file(path, m))
+}
+
+/// The values of named tensor views, each from its storage (inline, or by key in `storages`).
+fn materialise_all(
+    refs: Vec<(String, TensorRef)>,
+    storages: &HashMap<String, Vec<u8>>,
+) -> std::result::Result<HashMap<String, TorchTensor>, String> {
     let mut out = HashMap::new();
     for (name, t) in refs {
-        let raw = storages.get(&t.key).ok_or_else(|| {
-            Error::in_file(
-                path,
-                format!("tensor '{name}': storage {} is missing", t.key),
-            )
-        })?;
-        let tensor = materialise(&t, raw)
-            .map_err(|m| Error::in_file(path, format!("tensor '{name}': {m}")))?;
+        let raw = match &t.inline {
+            Some(data) => data,
+            None => storages
+                .get(&t.key)
+                .ok_or_else(|| format!("tensor '{name}': storage {} is missing", t.key))?
+                .as_slice(),
+        };
+        let tensor = materialise(&t, raw).map_err(|m| format!("tensor '{name}': {m}"))?;
         out.insert(name, tensor);
     }
     Ok(out)
@@ -57,6 +67,14 @@ pub fn read_torch_tensors(path: &Path) -> Result<HashMap<String, TorchTensor>> {
 type Parsed = (Vec<(String, TensorRef)>, HashMap<String, Vec<u8>>);
 
 fn read_zip(bytes: &[u8]) -> std::result::Result<Parsed, String> {
+    let (root, storages) = zip_parts(bytes)?;
+    let mut refs = Vec::new();
+    collect_tensors(&root, String::new(), &mut refs);
+    Ok((refs, storages))
+}
+
+/// The object of a zip checkpoint and the storages its persistent ids name, by key.
+fn zip_parts(bytes: &[u8]) -> std::result::Result<(Value, HashMap<String, Vec<u8>>), String> {
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
         .map_err(|e| format!("not a PyTorch checkpoint ({e})"))?;
     let pkl_name = zip
@@ -66,22 +84,43 @@ fn read_zip(bytes: &[u8]) -> std::result::Result<Parsed, String> {
         .ok_or("no data.pkl in the archive")?;
     let prefix = pkl_name.trim_end_matches("data.pkl").to_owned();
     let mut read = |entry: &str| super::read_zip_entry(&mut zip, entry, super::ZIP_ENTRY_LIMIT);
-    let (root, _, _) = unpickle(&read(&pkl_name)?).map_err(|m| format!("data.pkl: {m}"))?;
-    let mut refs = Vec::new();
-    collect_tensors(&root, String::new(), &mut refs);
+    let (root, _, types) = unpickle(&read(&pkl_name)?).map_err(|m| format!("data.pkl: {m}"))?;
     let mut storages = HashMap::new();
-    for (_, t) in &refs {
-        if !storages.contains_key(&t.key) {
-            storages.insert(t.key.clone(), read(&format!("{prefix}data/{}", t.key))?);
-        }
+    for key in types.keys() {
+        storages.insert(key.clone(), read(&format!("{prefix}data/{key}"))?);
     }
-    Ok((refs, storages))
+    Ok((root, storages))
 }
 
 /// The magic number that opens a legacy `torch.save` file.
 const LEGACY_MAGIC: i64 = 0x1950a86a20f9469cfc6c_i128 as i64;
 
 fn read_legacy(bytes: &[u8]) -> std::result::Result<Parsed, String> {
+    let (root, storages) = legacy_parts(bytes)?;
+    let mut refs = Vec::new();
+    collect_tensors(&root, String::new(), &mut refs);
+    Ok((refs, storages))
+}
+
+/// A storage saved on its own in the legacy layout, as network pickles embed each one
+/// (`torch.storage._load_from_bytes`): its type and raw bytes.
+fn legacy_storage(bytes: &[u8]) -> std::result::Result<(String, Vec<u8>), String> {
+    let (root, mut storages) = if bytes.starts_with(b"PK") {
+        zip_parts(bytes)?
+    } else {
+        legacy_parts(bytes)?
+    };
+    let Value::Storage { dtype, key } = root else {
+        return Err("an embedded storage holds something else".into());
+    };
+    let data = storages
+        .remove(&key)
+        .ok_or("an embedded storage lacks its data")?;
+    Ok((dtype, data))
+}
+
+/// The object of a legacy `torch.save` file and its storages, by key.
+fn legacy_parts(bytes: &[u8]) -> std::result::Result<(Value, HashMap<String, Vec<u8>>), String> {
     let not_torch = "neither a PyTorch zip checkpoint nor a legacy torch.save file";
     let (magic, mut at, _) = unpickle(bytes).map_err(|_| not_torch.to_string())?;
     if !matches!(magic, Value::Int(m) if m == LEGACY_MAGIC) {
@@ -99,8 +138,6 @@ fn read_legacy(bytes: &[u8]) -> std::result::Result<Parsed, String> {
     let (Value::List(keys, _), _) = next("storage keys")? else {
         return Err("storage keys: not a list".into());
     };
-    let mut refs = Vec::new();
-    collect_tensors(&root, String::new(), &mut refs);
     let mut storages = HashMap::new();
     for key in keys {
         let Value::Str(key) = key else {
@@ -124,7 +161,7 @@ fn read_legacy(bytes: &[u8]) -> std::result::Result<Parsed, String> {
         at = end;
         storages.insert(key, raw.to_vec());
     }
-    Ok((refs, storages))
+    Ok((root, storages))
 }
 
 fn collect_tensors(value: &Value, name: String, out: &mut Vec<(String, TensorRef)>) {

@@ -1,14 +1,58 @@
-//! The subset of the pickle machine that `torch.save` of state dicts emits (protocols 2 to 4),
-//! with bounded nesting and memo copies: no pickle can exhaust the stack or the memory.
+//! The subset of the pickle machine that `torch.save` of state dicts and the official
+//! StyleGAN2-ADA network pickles emit (protocols 2 to 4), with bounded nesting and memo copies:
+//! no pickle can exhaust the stack or the memory. Nothing is ever executed: a pickle may name
+//! only the globals in [`ALLOWED`], each rebuilt here by what it means; any other is refused
+//! when it is named, before the object it would build exists.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
-/// A pickled value, as far as state dicts need. Containers carry their [`Nesting`].
+/// The globals a pickle may name: what state dicts and network pickles are made of.
+const ALLOWED: [&str; 16] = [
+    "collections.OrderedDict",
+    "torch._utils._rebuild_tensor_v2",
+    "torch._utils._rebuild_parameter",
+    "torch.storage._load_from_bytes",
+    "torch_utils.persistence._reconstruct_persistent_obj",
+    "dnnlib.util.EasyDict",
+    "numpy.core.multiarray.scalar",
+    "numpy._core.multiarray.scalar",
+    "numpy.dtype",
+    "torch.FloatStorage",
+    "torch.DoubleStorage",
+    "torch.HalfStorage",
+    "torch.LongStorage",
+    "torch.IntStorage",
+    "torch.ByteStorage",
+    "torch.BoolStorage",
+];
+
+/// Refuses a global outside [`ALLOWED`], naming it.
+fn check_global(name: &str) -> std::result::Result<(), String> {
+    if ALLOWED.contains(&name) {
+        return Ok(());
+    }
+    if name.starts_with("dnnlib.tflib") {
+        return Err(format!(
+            "names {name}: a TensorFlow-era StyleGAN pickle, which this reader does not read \
+             (convert it to a PyTorch one with the official code's legacy.py first)"
+        ));
+    }
+    Err(format!(
+        "names {name}, which a checkpoint has no reason to: refused without running anything"
+    ))
+}
+
+/// A pickled value, as far as state dicts and network pickles need. Containers carry their
+/// [`Nesting`].
 #[derive(Debug, Clone)]
 pub(super) enum Value {
-    /// Values state dicts carry but the tensors do not need (None, booleans, floats, bytes,
-    /// sets).
+    /// Values no reader needs (sets, numpy scalars and dtypes).
     Other,
+    None,
+    Bool(bool),
+    Float(f64),
+    Bytes(Rc<[u8]>),
     List(Vec<Value>, Nesting),
     Int(i64),
     Str(String),
@@ -20,7 +64,19 @@ pub(super) enum Value {
         dtype: String,
         key: String,
     },
+    /// A storage saved inside the pickle (`torch.storage._load_from_bytes`).
+    LoadedStorage {
+        dtype: String,
+        data: Rc<[u8]>,
+    },
     Tensor(TensorRef),
+    /// An object of the official code's `persistence` classes: its class name and its state
+    /// (`__dict__`).
+    Object {
+        class: String,
+        state: Box<Value>,
+        nesting: Nesting,
+    },
     Mark,
 }
 
@@ -65,6 +121,7 @@ impl Value {
     fn nesting(&self) -> Nesting {
         match self {
             Value::List(_, n) | Value::Tuple(_, n) | Value::Dict(_, n) => *n,
+            Value::Object { nesting, .. } => *nesting,
             _ => Nesting {
                 depth: 0,
                 values: 1,
@@ -78,11 +135,12 @@ impl Value {
     }
 }
 
-/// A tensor: a view of a storage.
+/// A tensor: a view of a storage (one stored beside the pickle by key, or inside it).
 #[derive(Debug, Clone)]
 pub(super) struct TensorRef {
     pub(super) dtype: String,
     pub(super) key: String,
+    pub(super) inline: Option<Rc<[u8]>>,
     pub(super) offset: usize,
     pub(super) shape: Vec<usize>,
     pub(super) stride: Vec<usize>,
@@ -142,7 +200,11 @@ pub(super) fn unpickle(bytes: &[u8]) -> std::result::Result<Unpickled, String> {
             b')' => stack.push(Value::Tuple(Vec::new(), Nesting::EMPTY)),
             b']' => stack.push(Value::List(Vec::new(), Nesting::EMPTY)),
             b'(' => stack.push(Value::Mark),
-            b'N' | 0x88 | 0x89 | 0x8f => stack.push(Value::Other),
+            b'N' => stack.push(Value::None),
+            0x88 => stack.push(Value::Bool(true)),
+            0x89 => stack.push(Value::Bool(false)),
+            // EMPTY_SET; sets read as lists (a module's `_non_persistent_buffers_set`).
+            0x8f => stack.push(Value::List(Vec::new(), Nesting::EMPTY)),
             b'J' => {
                 let v = i32::from_le_bytes(take(&mut at, 4)?.try_into().expect("4 bytes"));
                 stack.push(Value::Int(v as i64));
@@ -166,8 +228,8 @@ pub(super) fn unpickle(bytes: &[u8]) -> std::result::Result<Unpickled, String> {
                 stack.push(Value::Int(v));
             }
             b'G' => {
-                take(&mut at, 8)?;
-                stack.push(Value::Other);
+                let b = take(&mut at, 8)?.try_into().expect("8 bytes");
+                stack.push(Value::Float(f64::from_be_bytes(b)));
             }
             // SHORT_BINUNICODE, BINUNICODE, BINUNICODE8: the length takes 1, 4 or 8 bytes.
             0x8c => {
@@ -182,7 +244,7 @@ pub(super) fn unpickle(bytes: &[u8]) -> std::result::Result<Unpickled, String> {
                 let n = length(take(&mut at, 8)?);
                 stack.push(text(take(&mut at, n)?)?);
             }
-            // SHORT_BINBYTES, BINBYTES, BINBYTES8: bytes, which no tensor needs.
+            // SHORT_BINBYTES, BINBYTES, BINBYTES8.
             b'C' | b'B' | 0x8e => {
                 let width = match op {
                     b'C' => 1,
@@ -190,8 +252,7 @@ pub(super) fn unpickle(bytes: &[u8]) -> std::result::Result<Unpickled, String> {
                     _ => 8,
                 };
                 let n = length(take(&mut at, width)?);
-                take(&mut at, n)?;
-                stack.push(Value::Other);
+                stack.push(Value::Bytes(take(&mut at, n)?.into()));
             }
             b'c' => {
                 let mut line = || -> std::result::Result<String, String> {
@@ -205,7 +266,9 @@ pub(super) fn unpickle(bytes: &[u8]) -> std::result::Result<Unpickled, String> {
                 };
                 let module = line()?;
                 let name = line()?;
-                stack.push(Value::Global(format!("{module}.{name}")));
+                let global = format!("{module}.{name}");
+                check_global(&global)?;
+                stack.push(Value::Global(global));
             }
             0x93 => {
                 // STACK_GLOBAL: protocol 4's GLOBAL, module and name from the stack.
@@ -213,7 +276,19 @@ pub(super) fn unpickle(bytes: &[u8]) -> std::result::Result<Unpickled, String> {
                 else {
                     return Err("STACK_GLOBAL of non-strings".into());
                 };
-                stack.push(Value::Global(format!("{module}.{name}")));
+                let global = format!("{module}.{name}");
+                check_global(&global)?;
+                stack.push(Value::Global(global));
+            }
+            0x81 => {
+                // NEWOBJ: cls.__new__(cls, *args); only EasyDict (a dict) is ever made so.
+                pop(&mut stack)?;
+                match pop(&mut stack)? {
+                    Value::Global(g) if g == "dnnlib.util.EasyDict" => {
+                        stack.push(Value::Dict(Vec::new(), Nesting::EMPTY))
+                    }
+                    _ => return Err("NEWOBJ of a class other than EasyDict".into()),
+                }
             }
             b'q' | b'r' | 0x94 => {
                 let i = match op {
@@ -241,11 +316,19 @@ pub(super) fn unpickle(bytes: &[u8]) -> std::result::Result<Unpickled, String> {
                 stack.push(Value::tuple(items)?);
             }
             0x90 => {
-                pop_mark(&mut stack)?; // ADDITEMS to a set, which no tensor needs
+                // ADDITEMS to a set.
+                let items = pop_mark(&mut stack)?;
+                if let Some(Value::List(list, nesting)) = stack.last_mut() {
+                    for item in items {
+                        *nesting = nesting.with(&item)?;
+                        list.push(item);
+                    }
+                }
             }
             0x91 => {
-                pop_mark(&mut stack)?; // FROZENSET
-                stack.push(Value::Other);
+                let items = pop_mark(&mut stack)?; // FROZENSET
+                let nesting = items.iter().try_fold(Nesting::EMPTY, Nesting::with)?;
+                stack.push(Value::List(items, nesting));
             }
             b'Q' => {
                 let id = pop(&mut stack)?;
@@ -270,7 +353,9 @@ pub(super) fn unpickle(bytes: &[u8]) -> std::result::Result<Unpickled, String> {
                 stack.push(reduce(callable, args)?);
             }
             b'b' => {
-                pop(&mut stack)?; // BUILD: the state (e.g. `_metadata`) is not needed
+                // BUILD: the state of an OrderedDict (`_metadata`), an EasyDict (its empty
+                // `__dict__`) or a numpy dtype, which no reader needs.
+                pop(&mut stack)?;
             }
             b's' => {
                 let v = pop(&mut stack)?;
@@ -343,6 +428,43 @@ fn reduce(callable: Value, args: Value) -> std::result::Result<Value, String> {
     };
     match name.as_str() {
         "collections.OrderedDict" => Ok(Value::Dict(Vec::new(), Nesting::EMPTY)),
+        "torch._utils._rebuild_parameter" => match args.into_iter().next() {
+            Some(t @ Value::Tensor(_)) => Ok(t),
+            _ => Err("_rebuild_parameter of a non-tensor".into()),
+        },
+        "torch.storage._load_from_bytes" => match args.as_slice() {
+            [Value::Bytes(b)] => {
+                let (dtype, data) = super::legacy_storage(b)?;
+                Ok(Value::LoadedStorage {
+                    dtype,
+                    data: data.into(),
+                })
+            }
+            _ => Err("_load_from_bytes of a non-bytes value".into()),
+        },
+        "torch_utils.persistence._reconstruct_persistent_obj" => {
+            let Some(Value::Dict(meta, _)) = args.into_iter().next() else {
+                return Err("a persistent object without its description".into());
+            };
+            let field = |key: &str| {
+                meta.iter()
+                    .find(|(k, _)| matches!(k, Value::Str(s) if s == key))
+                    .map(|(_, v)| v.clone())
+            };
+            let Some(Value::Str(class)) = field("class_name") else {
+                return Err("a persistent object without a class name".into());
+            };
+            let state = field("state").unwrap_or(Value::None);
+            let nesting = Nesting::EMPTY.with(&state)?;
+            Ok(Value::Object {
+                class,
+                state: Box::new(state),
+                nesting,
+            })
+        }
+        "numpy.core.multiarray.scalar" | "numpy._core.multiarray.scalar" | "numpy.dtype" => {
+            Ok(Value::Other)
+        }
         "torch._utils._rebuild_tensor_v2" => {
             let usizes = |v: &Value| -> std::result::Result<Vec<usize>, String> {
                 match v {
@@ -356,19 +478,50 @@ fn reduce(callable: Value, args: Value) -> std::result::Result<Value, String> {
                     _ => Err("size or stride is not a tuple".into()),
                 }
             };
-            match args.as_slice() {
+            let (dtype, key, inline, offset, size, stride) = match args.as_slice() {
                 [Value::Storage { dtype, key }, Value::Int(offset), size, stride, ..] => {
-                    Ok(Value::Tensor(TensorRef {
-                        dtype: dtype.clone(),
-                        key: key.clone(),
-                        offset: usize::try_from(*offset).map_err(|_| "negative storage offset")?,
-                        shape: usizes(size)?,
-                        stride: usizes(stride)?,
-                    }))
+                    (dtype, key.clone(), None, offset, size, stride)
                 }
-                _ => Err("unexpected arguments of _rebuild_tensor_v2".into()),
-            }
+                [Value::LoadedStorage { dtype, data }, Value::Int(offset), size, stride, ..] => (
+                    dtype,
+                    String::from("(in the pickle)"),
+                    Some(data.clone()),
+                    offset,
+                    size,
+                    stride,
+                ),
+                _ => return Err("unexpected arguments of _rebuild_tensor_v2".into()),
+            };
+            Ok(Value::Tensor(TensorRef {
+                dtype: dtype.clone(),
+                key,
+                inline,
+                offset: usize::try_from(*offset).map_err(|_| "negative storage offset")?,
+                shape: usizes(size)?,
+                stride: usizes(stride)?,
+            }))
         }
         other => Err(format!("unsupported object {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globals_outside_the_list_are_refused_by_name() {
+        for global in [
+            "os.system",
+            "posix.system",
+            "builtins.eval",
+            "subprocess.Popen",
+        ] {
+            let e = check_global(global).unwrap_err();
+            assert!(e.contains(global) && e.contains("refused"), "{e}");
+        }
+        let e = check_global("dnnlib.tflib.network.Network").unwrap_err();
+        assert!(e.contains("TensorFlow-era"), "{e}");
+        assert!(check_global("torch._utils._rebuild_parameter").is_ok());
     }
 }

@@ -63,7 +63,7 @@ pub(super) fn grid_latents(n: usize, z_dim: usize, device: &Device) -> Result<Te
 
 /// G_ema's images of the grid latents (ψ = 1, stored noise).
 pub(super) fn grid_images(g_ema: &Generator, z: &Tensor) -> Result<Tensor> {
-    generate(g_ema, z, 1.0, NoiseMode::Const, GRID_BATCH)
+    generate(g_ema, z, None, 1.0, NoiseMode::Const, GRID_BATCH)
 }
 
 pub(super) fn write_grid(path: &Path, images: &Tensor) -> Result<()> {

@@ -1,0 +1,65 @@
+//! Official StyleGAN2-ADA network pickles (`tests/fixtures/pkl`, written by the official code;
+//! see its README): the networks read from a pickle equal their saved state dicts bit for bit,
+//! with the constructor arguments and the augmentation probability the pickle holds.
+
+use std::path::{Path, PathBuf};
+use whichgan::io::read_network_pickle;
+
+fn set(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/pkl")
+        .join(name)
+}
+
+#[test]
+fn a_pickle_holds_its_state_dicts_bit_for_bit() {
+    for name in ["setA", "setC"] {
+        let dir = set(name);
+        let pickle = read_network_pickle(&dir.join("network-snapshot-000100.pkl")).unwrap();
+        for net in ["G", "D", "G_ema"] {
+            let expected = candle_core::safetensors::load(
+                dir.join(format!("{net}.safetensors")),
+                &candle_core::Device::Cpu,
+            )
+            .unwrap();
+            let ours: Vec<&String> = pickle
+                .tensors
+                .keys()
+                .filter(|k| k.starts_with(&format!("{net}.")))
+                .collect();
+            assert_eq!(ours.len(), expected.len(), "{name} {net}: tensor count");
+            for (key, tensor) in &expected {
+                let t = &pickle.tensors[&format!("{net}.{key}")];
+                assert_eq!(t.shape, tensor.dims(), "{name} {net}.{key}");
+                let values: Vec<f32> = tensor
+                    .to_dtype(candle_core::DType::F32)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap();
+                let same = values
+                    .iter()
+                    .zip(&t.data)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{name} {net}.{key} differs");
+            }
+        }
+        assert!((pickle.augment_p.unwrap() - 0.137).abs() < 1e-6);
+        let g = &pickle.kwargs["G"];
+        assert_eq!(g["z_dim"], 64);
+        assert_eq!(g["img_resolution"], 32);
+        let c_dim = if name == "setC" { 5 } else { 0 };
+        assert_eq!(g["c_dim"], c_dim);
+        let d = &pickle.kwargs["D"];
+        assert_eq!(d["architecture"], "resnet");
+        assert_eq!(d["epilogue_kwargs"]["mbstd_group_size"], 2);
+        let clamp = &g["synthesis_kwargs"]["conv_clamp"];
+        if name == "setC" {
+            assert_eq!(clamp, 256);
+        } else {
+            assert!(clamp.is_null());
+        }
+        assert_eq!(pickle.classes["G"], "Generator");
+    }
+}
