@@ -55,6 +55,7 @@ fn tiny_spec(aug: AugMode, p: f64) -> RunSpec {
         },
         freezed: 0,
         start: None,
+        cond: false,
     }
 }
 
@@ -78,7 +79,7 @@ fn one_tick_run(dir: &Path, spec: RunSpec, out: PathBuf) -> whichgan::run::style
 
 fn trainer(spec: &RunSpec) -> StyleGan2Trainer {
     whichgan::runtime::setup(whichgan::runtime::Parallelism::WithinOperations);
-    new_trainer(spec, 16, &Device::Cpu).unwrap()
+    new_trainer(spec, 16, 0, &Device::Cpu).unwrap()
 }
 
 fn values(t: &Tensor) -> Vec<f32> {
@@ -269,7 +270,7 @@ fn fine_tune_from_the_fixture_checkpoint_loads_every_tensor() {
         0.0,
     );
     spec.start = Some(fixture("checkpoint.pt").display().to_string());
-    let mut t = new_trainer(&spec, 32, &Device::Cpu).unwrap();
+    let mut t = new_trainer(&spec, 32, 0, &Device::Cpu).unwrap();
     let file = whichgan::io::read_tensor_file(&fixture("checkpoint.pt"), &Device::Cpu).unwrap();
     let ckpt = t.checkpoint(MODEL).unwrap();
     let mut compared = 0;
@@ -296,7 +297,7 @@ fn fine_tune_from_the_fixture_checkpoint_loads_every_tensor() {
         assert!(r.d_loss.is_finite() && r.g_loss.is_finite());
     }
     // A resolution other than the dataset's is refused.
-    let err = new_trainer(&spec, 16, &Device::Cpu)
+    let err = new_trainer(&spec, 16, 0, &Device::Cpu)
         .err()
         .unwrap()
         .to_string();
@@ -311,7 +312,7 @@ fn path_length_reads_the_gradient_with_respect_to_w_and_reaches_the_mapping() {
     g.style_mixing = 0.0;
     let z = Tensor::randn(0f32, 1.0, (2, 32), &Device::Cpu).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let (img, ws) = g.training_pass(&z, &mut rng, true).unwrap();
+    let (img, ws) = g.training_pass(&z, None, &mut rng, true).unwrap();
     let ws = ws.unwrap();
     let y = Tensor::randn(0f32, 1.0, img.shape(), &Device::Cpu).unwrap();
     let grads = (&img * &y).unwrap().sum_all().unwrap().backward().unwrap();
@@ -331,7 +332,7 @@ fn path_length_reads_the_gradient_with_respect_to_w_and_reaches_the_mapping() {
     // The penalty reaches the mapping network (through w) and the synthesis weights.
     let mut pl = PathLength::official(2.0);
     pl.mean = 0.5;
-    let penalty = pl.penalty(t.g_mut(), &mut rng, 4).unwrap();
+    let penalty = pl.penalty(t.g_mut(), &mut rng, 4, None).unwrap();
     let grads = penalty.backward().unwrap();
     for name in ["mapping.fc0.weight", "synthesis.b16.conv1.weight"] {
         let params: HashMap<_, _> = t.g().named_params().iter().cloned().collect();

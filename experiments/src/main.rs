@@ -245,6 +245,7 @@ fn flag(setting: &str) -> Option<String> {
         "target" => "--target",
         "augpipe" => "--augpipe",
         "shards" => "--shards",
+        "cond" => "--cond",
         _ => return None,
     };
     Some(flag.to_owned())

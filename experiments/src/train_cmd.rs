@@ -51,6 +51,10 @@ pub struct TrainArgs {
     /// Add x-flipped copies of the images.
     #[arg(long)]
     mirror: bool,
+    /// Train conditional networks on the dataset's class labels (dataset.json), as the
+    /// official --cond=1; a conditional checkpoint fine-tunes only with it.
+    #[arg(long)]
+    cond: bool,
     /// Augmentation: ada (adaptive p), fixed (p stays at --p), noaug.
     #[arg(long, value_enum, default_value_t = AugArg::Ada)]
     aug: AugArg,
@@ -131,6 +135,7 @@ impl TrainArgs {
             batch_gpu: self.batch_gpu,
             gamma: self.gamma,
             mirror: Some(self.mirror),
+            cond: Some(self.cond),
             aug: Some(match self.aug {
                 AugArg::Ada => AugKind::Ada,
                 AugArg::Fixed => AugKind::Fixed,

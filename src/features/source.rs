@@ -5,7 +5,7 @@ use super::{array_features, dataset_features, extract, quantise_generated, read_
 use super::{ContentKey, Extractor, ExtractorKind, FeatureCache, Features};
 use crate::dataset::{ImageDataset, Resize};
 use crate::io::{read_npy, NpyArray};
-use crate::stylegan2::sampling::{load_generator, seed_latents};
+use crate::stylegan2::sampling::{classes_in_turn, load_generator, seed_latents};
 use crate::stylegan2::NoiseMode;
 use crate::{Error, Result};
 use candle_core::{Device, Tensor};
@@ -23,8 +23,8 @@ pub enum ImageSource {
     /// A `.npy` of images [N, C, H, W] in [0, 1].
     Images(PathBuf),
     /// `n` samples of a checkpoint's `G_ema`, its layer outputs clamped at `conv_clamp`:
-    /// latents of seeds 0…n−1 (as `whichgan generate`), ψ = 1, constant noise, quantised to 8
-    /// bits as the official metrics do.
+    /// latents of seeds 0…n−1 (as `whichgan generate`; a conditional G's classes in turn), ψ =
+    /// 1, constant noise, quantised to 8 bits as the official metrics do.
     Generator {
         checkpoint: PathBuf,
         n: usize,
@@ -230,14 +230,16 @@ impl Extraction {
     ) -> Result<Features> {
         let g = load_generator(checkpoint, "G_ema", conv_clamp, &self.device)?;
         let z_dim = g.mapping.z_dim;
+        let labels = classes_in_turn(&g, n, &self.device)?;
         let (rows, data) = extract(&self.extractor, n, self.batch, bar, |start, len| {
             let seeds: Vec<u32> = (start as u32..(start + len) as u32).collect();
             let z = seed_latents(&seeds, z_dim, &self.device)?;
-            Ok(Some(quantise_generated(&g.forward(
-                &z,
-                1.0,
-                NoiseMode::Const,
-            )?)?))
+            let c = labels
+                .as_ref()
+                .map(|c| c.narrow(0, start, len))
+                .transpose()?;
+            let images = g.forward_labelled(&z, c.as_ref(), 1.0, NoiseMode::Const)?;
+            Ok(Some(quantise_generated(&images)?))
         })?;
         Ok(Features {
             n: rows,

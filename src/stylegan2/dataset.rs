@@ -1,6 +1,7 @@
 //! The training set as the trainer's real data: every image decoded once and kept as 8-bit
 //! values, batches drawn uniformly with replacement from the training stream, optionally with
-//! x-flipped copies (`--mirror`), scaled to [−1, 1] as the reference does (v / 127.5 − 1).
+//! x-flipped copies (`--mirror`), scaled to [−1, 1] as the reference does (v / 127.5 − 1), and
+//! for conditional training with their one-hot class labels.
 
 use crate::dataset::{ImageDataset, Resize};
 use crate::train::RealData;
@@ -19,6 +20,8 @@ pub struct TrainingSet {
     size: usize,
     mirror: bool,
     device: Device,
+    /// Each image's class, and the number of classes, for conditional training.
+    labels: Option<(Vec<u32>, usize)>,
 }
 
 impl TrainingSet {
@@ -54,7 +57,61 @@ impl TrainingSet {
             size: w as usize,
             mirror,
             device: device.clone(),
+            labels: None,
         })
+    }
+
+    /// The set with its images' class labels (`dataset.json`), for conditional training: the
+    /// classes are 0…K−1 with K one more than the largest label.
+    pub fn with_labels(mut self, dataset: &ImageDataset) -> Result<Self> {
+        let Some(by_name) = dataset.labels()? else {
+            return Err(Error::in_file(
+                dataset.path(),
+                "has no class labels (dataset.json \"labels\"), which conditional training \
+                 (`cond`) needs",
+            ));
+        };
+        let labels: Vec<u32> = dataset
+            .names()
+            .iter()
+            .map(|name| {
+                by_name
+                    .get(name)
+                    .copied()
+                    .ok_or_else(|| Error::in_file(dataset.path(), format!("no label for {name}")))
+            })
+            .collect::<Result<_>>()?;
+        let classes = labels.iter().max().map_or(0, |&m| m as usize + 1);
+        self.labels = Some((labels, classes));
+        Ok(self)
+    }
+
+    /// Classes of a labelled set (0 without labels).
+    pub fn classes(&self) -> usize {
+        self.labels.as_ref().map_or(0, |(_, k)| *k)
+    }
+
+    /// One-hot labels [k, classes] of images `indices` (mirrored copies share their image's).
+    fn one_hot(&self, indices: &[usize]) -> Result<Option<Tensor>> {
+        let Some((labels, classes)) = &self.labels else {
+            return Ok(None);
+        };
+        let mut data = vec![0f32; indices.len() * classes];
+        for (row, &index) in indices.iter().enumerate() {
+            data[row * classes + labels[index % self.n] as usize] = 1.0;
+        }
+        Ok(Some(Tensor::from_vec(
+            data,
+            (indices.len(), *classes),
+            &self.device,
+        )?))
+    }
+
+    fn draw(&self, rng: &mut ChaCha8Rng, batch: usize) -> Vec<usize> {
+        let copies = if self.mirror { 2 } else { 1 };
+        (0..batch)
+            .map(|_| rng.random_range(0..self.n * copies))
+            .collect()
     }
 
     /// Images in the set (without mirrored copies).
@@ -95,10 +152,25 @@ impl TrainingSet {
 
 impl RealData for TrainingSet {
     fn sample(&mut self, rng: &mut ChaCha8Rng, batch: usize) -> Result<Tensor> {
-        let copies = if self.mirror { 2 } else { 1 };
-        let indices: Vec<usize> = (0..batch)
-            .map(|_| rng.random_range(0..self.n * copies))
-            .collect();
+        let indices = self.draw(rng, batch);
         self.images(&indices)
+    }
+
+    fn sample_labelled(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        batch: usize,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let indices = self.draw(rng, batch);
+        Ok((self.images(&indices)?, self.one_hot(&indices)?))
+    }
+
+    /// The labels of random training images, as the reference draws `gen_c`.
+    fn sample_labels(&mut self, rng: &mut ChaCha8Rng, n: usize) -> Result<Option<Tensor>> {
+        if self.labels.is_none() {
+            return Ok(None);
+        }
+        let indices = self.draw(rng, n);
+        self.one_hot(&indices)
     }
 }

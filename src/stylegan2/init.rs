@@ -20,7 +20,12 @@ pub struct Architecture {
     pub channel_max: usize,
     /// D with resnet blocks (else `orig`: no skip paths).
     pub d_resnet: bool,
+    /// Classes of conditional networks (0: unconditional).
+    pub c_dim: usize,
 }
+
+/// Layers of a conditional D's label mapping (the reference's default).
+const D_MAPPING_LAYERS: usize = 8;
 
 impl Architecture {
     fn channels(&self, res: usize) -> usize {
@@ -39,15 +44,13 @@ impl Architecture {
     /// `w_avg` 0, noise images standard normal).
     pub fn generator(&self, rng: &mut ChaCha8Rng, device: &Device) -> Result<Generator> {
         let mut t = Tensors::new(rng, device);
-        for i in 0..self.mapping_layers {
-            let input = if i == 0 { self.z_dim } else { self.w_dim };
-            t.normal(
-                &format!("mapping.fc{i}.weight"),
-                &[self.w_dim, input],
-                100.0,
-            )?;
-            t.fill(&format!("mapping.fc{i}.bias"), &[self.w_dim], 0.0)?;
-        }
+        t.mapping(
+            "mapping",
+            self.z_dim,
+            self.c_dim,
+            self.w_dim,
+            self.mapping_layers,
+        )?;
         t.fill("mapping.w_avg", &[self.w_dim], 0.0)?;
         let mut input = 0;
         for res in self.resolutions() {
@@ -96,8 +99,13 @@ impl Architecture {
         t.conv("b4.conv", c, c + 1, 3, true)?;
         t.normal("b4.fc.weight", &[c, c * 16], 1.0)?;
         t.fill("b4.fc.bias", &[c], 0.0)?;
-        t.normal("b4.out.weight", &[1, c], 1.0)?;
-        t.fill("b4.out.bias", &[1], 0.0)?;
+        // A conditional D projects its output on the labels' mapping (cmap, c wide).
+        let out = if self.c_dim > 0 { c } else { 1 };
+        t.normal("b4.out.weight", &[out, c], 1.0)?;
+        t.fill("b4.out.bias", &[out], 0.0)?;
+        if self.c_dim > 0 {
+            t.mapping("mapping", 0, self.c_dim, c, D_MAPPING_LAYERS)?;
+        }
         Discriminator::load(
             &Weights::new(t.tensors, "a fresh discriminator"),
             mbstd_group,
@@ -134,6 +142,29 @@ impl<'a> Tensors<'a> {
     fn fill(&mut self, name: &str, shape: &[usize], value: f32) -> Result<()> {
         let t = Tensor::full(value, shape, &self.device)?;
         self.tensors.insert(name.to_owned(), t);
+        Ok(())
+    }
+
+    /// A mapping network: the label embedding (when `c_dim` > 0, as wide as the output) and
+    /// `layers` fully connected layers, their weights divided by the learning-rate multiplier.
+    fn mapping(
+        &mut self,
+        prefix: &str,
+        z_dim: usize,
+        c_dim: usize,
+        out: usize,
+        layers: usize,
+    ) -> Result<()> {
+        let embedded = if c_dim > 0 { out } else { 0 };
+        if c_dim > 0 {
+            self.normal(&format!("{prefix}.embed.weight"), &[out, c_dim], 1.0)?;
+            self.fill(&format!("{prefix}.embed.bias"), &[out], 0.0)?;
+        }
+        for i in 0..layers {
+            let input = if i == 0 { z_dim + embedded } else { out };
+            self.normal(&format!("{prefix}.fc{i}.weight"), &[out, input], 100.0)?;
+            self.fill(&format!("{prefix}.fc{i}.bias"), &[out], 0.0)?;
+        }
         Ok(())
     }
 

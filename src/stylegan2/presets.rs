@@ -146,6 +146,7 @@ impl Preset {
             channel_base: self.channel_base,
             channel_max: self.channel_max,
             d_resnet: self.d_resnet,
+            c_dim: 0,
         }
     }
 

@@ -55,6 +55,18 @@ pub fn generate(
     })
 }
 
+/// For a conditional generator, labels of its classes in turn for `n` images (image i of
+/// class i mod c_dim): how grids and metrics sample one; none for an unconditional one.
+pub fn classes_in_turn(g: &Generator, n: usize, device: &Device) -> Result<Option<Tensor>> {
+    match g.mapping.c_dim {
+        0 => Ok(None),
+        k => {
+            let classes: Vec<usize> = (0..n).map(|i| i % k).collect();
+            one_hot(&classes, k, device).map(Some)
+        }
+    }
+}
+
 /// One-hot labels [n, classes] of class indices.
 pub fn one_hot(classes: &[usize], count: usize, device: &Device) -> Result<Tensor> {
     let mut data = vec![0f32; classes.len() * count];

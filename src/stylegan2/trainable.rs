@@ -3,7 +3,7 @@
 
 use super::layers::Params;
 use super::{Discriminator, Generator, NoiseMode, Weights};
-use crate::train::{self, standard_normal, GeneratorPenalty, HookState, Mode};
+use crate::train::{self, standard_normal, GeneratorPenalty, HookState, Labels, Mode};
 use crate::{Error, Result};
 use candle_core::{Tensor, Var};
 use rand::Rng;
@@ -22,11 +22,12 @@ impl Generator {
     pub fn training_pass(
         &mut self,
         z: &Tensor,
+        c: Labels,
         rng: &mut ChaCha8Rng,
         ws_input: bool,
     ) -> Result<(Tensor, Option<Var>)> {
         let num_ws = self.synthesis.num_ws;
-        let mut ws = self.mapping.forward(z, num_ws, 1.0)?;
+        let mut ws = self.mapping.forward_labelled(z, c, num_ws, 1.0)?;
         let mean = ws.narrow(1, 0, 1)?.squeeze(1)?.detach().mean(0)?;
         let w_avg = &self.mapping.w_avg;
         // torch's lerp(mean, w_avg, β) for β ≥ 0.5: w_avg − (w_avg − mean)·(1 − β).
@@ -35,7 +36,7 @@ impl Generator {
             let cutoff = rng.random_range(1..num_ws);
             if rng.random::<f64>() < self.style_mixing {
                 let z2 = standard_normal(rng, z.dims(), z.device())?;
-                let later = self.mapping.forward(&z2, num_ws, 1.0)?;
+                let later = self.mapping.forward_labelled(&z2, c, num_ws, 1.0)?;
                 ws = Tensor::cat(
                     &[
                         ws.narrow(1, 0, cutoff)?,
@@ -82,10 +83,16 @@ impl train::GeneratorModel for Generator {
     }
 
     /// Train: [`Generator::training_pass`]; eval: ψ = 1 with the stored noise.
-    fn forward(&mut self, z: &Tensor, mode: Mode, rng: &mut ChaCha8Rng) -> Result<Tensor> {
+    fn forward(
+        &mut self,
+        z: &Tensor,
+        c: Labels,
+        mode: Mode,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Tensor> {
         match mode {
-            Mode::Train => Ok(self.training_pass(z, rng, false)?.0),
-            Mode::Eval => Generator::forward(self, z, 1.0, NoiseMode::Const),
+            Mode::Train => Ok(self.training_pass(z, c, rng, false)?.0),
+            Mode::Eval => self.forward_labelled(z, c, 1.0, NoiseMode::Const),
         }
     }
 
@@ -146,16 +153,18 @@ impl train::Network for Discriminator {
 }
 
 impl train::DiscriminatorModel for Discriminator {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(Discriminator::forward(self, x)?.flatten_all()?)
+    fn forward(&self, x: &Tensor, c: Labels) -> Result<Tensor> {
+        Ok(self
+            .forward_labelled(x, c, Params::Tracked)?
+            .flatten_all()?)
     }
 
-    fn forward_frozen(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.forward_with(x, Params::Fixed)?.flatten_all()?)
+    fn forward_frozen(&self, x: &Tensor, c: Labels) -> Result<Tensor> {
+        Ok(self.forward_labelled(x, c, Params::Fixed)?.flatten_all()?)
     }
 
-    fn forward_with_input_grad(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        let (logits, grad) = Discriminator::forward_with_input_grad(self, x, None)?;
+    fn forward_with_input_grad(&self, x: &Tensor, c: Labels) -> Result<(Tensor, Tensor)> {
+        let (logits, grad) = Discriminator::forward_with_input_grad(self, x, c)?;
         Ok((logits.flatten_all()?, grad))
     }
 }
@@ -193,10 +202,18 @@ impl GeneratorPenalty<Generator> for PathLength {
         self.every
     }
 
-    fn penalty(&mut self, g: &mut Generator, rng: &mut ChaCha8Rng, batch: usize) -> Result<Tensor> {
+    fn penalty(
+        &mut self,
+        g: &mut Generator,
+        rng: &mut ChaCha8Rng,
+        batch: usize,
+        c: Labels,
+    ) -> Result<Tensor> {
         let n = (batch / self.batch_shrink.max(1)).max(1);
         let z = standard_normal(rng, &[n, g.mapping.z_dim], g.mapping.w_avg.device())?;
-        let (img, ws) = g.training_pass(&z, rng, true)?;
+        // The reference takes the first labels of the round for its shrunk batch.
+        let c = c.map(|c| c.narrow(0, 0, n)).transpose()?;
+        let (img, ws) = g.training_pass(&z, c.as_ref(), rng, true)?;
         let ws = ws.expect("asked for the ws input");
         let (_, c, h, w) = img.dims4()?;
         let y = (standard_normal(rng, &[n, c, h, w], img.device())? / ((h * w) as f64).sqrt())?;

@@ -28,9 +28,15 @@ pub trait Augment: Send {
 pub trait GeneratorPenalty<G>: Send {
     /// The interval in G steps; the penalty runs when the G-step count is a multiple of it.
     fn every(&self) -> u64;
-    /// The penalty for one round of this G step (`batch` images), already scaled for the
-    /// interval; random draws from `rng`.
-    fn penalty(&mut self, g: &mut G, rng: &mut ChaCha8Rng, batch: usize) -> Result<Tensor>;
+    /// The penalty for one round of this G step (`batch` images, of classes `c` for a
+    /// conditional G), already scaled for the interval; random draws from `rng`.
+    fn penalty(
+        &mut self,
+        g: &mut G,
+        rng: &mut ChaCha8Rng,
+        batch: usize,
+        c: super::Labels,
+    ) -> Result<Tensor>;
     /// What a checkpoint keeps (e.g. the running mean path length).
     fn state(&self) -> serde_json::Value;
     /// Restores [`GeneratorPenalty::state`] on resume.

@@ -50,18 +50,34 @@ pub trait Network {
     fn set_buffer(&mut self, name: &str, value: Tensor) -> Result<()>;
 }
 
-/// A generator: latents to samples.
+/// The class labels of a batch, one-hot [batch, classes], for conditional models (`None`
+/// for unconditional ones).
+pub type Labels<'a> = Option<&'a Tensor>;
+
+/// A generator: latents (and, when conditional, class labels) to samples.
 pub trait GeneratorModel: Network + Sized {
     fn latent_dim(&self) -> usize;
     /// An independent copy (new parameter storage), e.g. to start the moving average.
     fn deep_copy(&self) -> Result<Self>;
-    /// Samples for latents `z` ([batch, latent_dim]); any other random choice of the pass
-    /// (e.g. noise inputs, style mixing) comes from the training stream `rng`.
-    fn forward(&mut self, z: &Tensor, mode: Mode, rng: &mut ChaCha8Rng) -> Result<Tensor>;
+    /// Samples for latents `z` ([batch, latent_dim]) of classes `c`; any other random choice
+    /// of the pass (e.g. noise inputs, style mixing) comes from the training stream `rng`.
+    fn forward(
+        &mut self,
+        z: &Tensor,
+        c: Labels,
+        mode: Mode,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Tensor>;
     /// The same samples without recording the computation for gradients (e.g. the fakes of a
     /// D step); networks may override it with a cheaper pass.
-    fn forward_detached(&mut self, z: &Tensor, mode: Mode, rng: &mut ChaCha8Rng) -> Result<Tensor> {
-        Ok(self.forward(z, mode, rng)?.detach())
+    fn forward_detached(
+        &mut self,
+        z: &Tensor,
+        c: Labels,
+        mode: Mode,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Tensor> {
+        Ok(self.forward(z, c, mode, rng)?.detach())
     }
     /// Whether the moving average blends buffers like parameters (the toy playground averages
     /// the whole state dict) or copies them from G (StyleGAN2-ADA).
@@ -70,14 +86,14 @@ pub trait GeneratorModel: Network + Sized {
     }
 }
 
-/// A discriminator: samples to logits (\[batch\]).
+/// A discriminator: samples (of classes `c`, when conditional) to logits (\[batch\]).
 pub trait DiscriminatorModel: Network {
-    fn forward(&self, x: &Tensor) -> Result<Tensor>;
+    fn forward(&self, x: &Tensor, c: Labels) -> Result<Tensor>;
     /// The same logits with D's parameters held fixed: gradients reach `x` (the generator)
     /// but no work is spent on D's own, which the G step does not use. Networks may override
     /// it with a cheaper pass.
-    fn forward_frozen(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward(x)
+    fn forward_frozen(&self, x: &Tensor, c: Labels) -> Result<Tensor> {
+        self.forward(x, c)
     }
     /// Whether each sample is judged on its own (no batch statistics such as minibatch
     /// standard deviation); then real and fake batches may share one pass.
@@ -86,12 +102,26 @@ pub trait DiscriminatorModel: Network {
     }
     /// Logits and their gradient with respect to `x`, the gradient built from differentiable
     /// operations so that penalties on it can be back-propagated into the parameters.
-    fn forward_with_input_grad(&self, x: &Tensor) -> Result<(Tensor, Tensor)>;
+    fn forward_with_input_grad(&self, x: &Tensor, c: Labels) -> Result<(Tensor, Tensor)>;
 }
 
 /// The real data: batches drawn from the training stream.
 pub trait RealData {
     fn sample(&mut self, rng: &mut ChaCha8Rng, batch: usize) -> Result<Tensor>;
+    /// A batch and its class labels (data with classes override this and the next).
+    fn sample_labelled(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        batch: usize,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        Ok((self.sample(rng, batch)?, None))
+    }
+    /// Class labels for `n` generated samples, drawn as the data's own are distributed (the
+    /// reference draws the labels of random training images); none without classes, and then
+    /// nothing is drawn from `rng`.
+    fn sample_labels(&mut self, _rng: &mut ChaCha8Rng, _n: usize) -> Result<Option<Tensor>> {
+        Ok(None)
+    }
 }
 
 /// Standard-normal f32 values of `shape` from `rng`, in row-major order: latents, noise

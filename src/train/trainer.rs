@@ -3,7 +3,7 @@
 use super::networks::{blend, insert_network, restore_network};
 use super::{
     loss, Adam, AdamConfig, Augment, Checkpoint, CheckpointMeta, DiscriminatorModel, Ema,
-    GeneratorModel, GeneratorPenalty, Loss, Mode, Penalty, RealData,
+    GeneratorModel, GeneratorPenalty, Labels, Loss, Mode, Penalty, RealData,
 };
 use crate::{Error, Result};
 use candle_core::{backprop::GradStore, DType, Device, Tensor};
@@ -212,8 +212,9 @@ impl<G: GeneratorModel, D: DiscriminatorModel> Trainer<G, D> {
     /// Both run in rounds of `batch_gpu` images.
     fn d_step(&mut self, data: &mut impl RealData) -> Result<f64> {
         let batch = self.config.batch;
-        let real_images = data.sample(&mut self.rng, batch)?;
+        let (real_images, real_c) = data.sample_labelled(&mut self.rng, batch)?;
         let z = self.latents(batch)?;
+        let gen_c = data.sample_labels(&mut self.rng, batch)?;
         let r1_due = match self.config.penalty {
             Penalty::R1 { gamma, every } if self.d_steps.is_multiple_of(every.max(1) as u64) => {
                 Some((gamma, every.max(1)))
@@ -221,10 +222,12 @@ impl<G: GeneratorModel, D: DiscriminatorModel> Trainer<G, D> {
             _ => None,
         };
         let (reals, zs) = (self.rounds(&real_images)?, self.rounds(&z)?);
+        let (real_cs, gen_cs) = (self.label_rounds(&real_c)?, self.label_rounds(&gen_c)?);
         let mut grads = GradStore::default();
         let (mut loss_sum, mut real_logits) = (0.0, Vec::with_capacity(reals.len()));
-        for (real, z) in reals.iter().zip(&zs) {
-            let (loss, logits) = self.d_round(real, z, r1_due)?;
+        for (i, (real, z)) in reals.iter().zip(&zs).enumerate() {
+            let labels = (real_cs[i].as_ref(), gen_cs[i].as_ref());
+            let (loss, logits) = self.d_round(real, z, labels, r1_due)?;
             loss_sum += f64::from(loss.to_scalar::<f32>()?);
             grads.extend(loss.backward()?)?;
             real_logits.push(logits);
@@ -236,8 +239,8 @@ impl<G: GeneratorModel, D: DiscriminatorModel> Trainer<G, D> {
         self.opt_d.step(&grads)?;
         if let Some((gamma, every)) = r1_due.filter(|&(_, every)| every > 1) {
             let mut grads = GradStore::default();
-            for real in &reals {
-                let (_, _, grad) = self.real_logits_with_grad(real)?;
+            for (real, c) in reals.iter().zip(&real_cs) {
+                let (_, _, grad) = self.real_logits_with_grad(real, c.as_ref())?;
                 let r1 = loss::r1(&grad, gamma, every)?.to_dtype(DType::F32)?;
                 grads.extend(r1.backward()?)?;
             }
@@ -249,27 +252,31 @@ impl<G: GeneratorModel, D: DiscriminatorModel> Trainer<G, D> {
     }
 
     /// One round of a D step: its loss (f32) and D's logits on its reals (detached).
+    /// `labels`: the classes of the reals and of the fakes, for conditional models.
     fn d_round(
         &mut self,
         real_images: &Tensor,
         z: &Tensor,
+        (real_c, gen_c): (Labels, Labels),
         r1_due: Option<(f64, usize)>,
     ) -> Result<(Tensor, Tensor)> {
         // Train mode: the fake batch updates G's running statistics, as in the reference.
-        let fake = self.g.forward_detached(z, Mode::Train, &mut self.rng)?;
+        let fake = self
+            .g
+            .forward_detached(z, gen_c, Mode::Train, &mut self.rng)?;
         // R1 inside the D loss needs D's input gradient at the reals, so their logits come
         // from that pass; otherwise real and fake logits may share one.
         let (real, real_logits, fake, fake_logits, r1_grad) = match r1_due {
             Some((_, 1)) => {
-                let (real, logits, grad) = self.real_logits_with_grad(real_images)?;
+                let (real, logits, grad) = self.real_logits_with_grad(real_images, real_c)?;
                 let fake = self.for_d(fake)?;
-                let fake_logits = self.d.forward(&fake)?;
+                let fake_logits = self.d.forward(&fake, gen_c)?;
                 (real, logits, fake, fake_logits, Some(grad))
             }
             _ => {
                 let real = self.for_d(real_images.clone())?;
                 let fake = self.for_d(fake)?;
-                let (r, f) = self.logits_pair(&real, &fake)?;
+                let (r, f) = self.logits_pair((&real, real_c), (&fake, gen_c))?;
                 (real, r, fake, f, None)
             }
         };
@@ -285,7 +292,7 @@ impl<G: GeneratorModel, D: DiscriminatorModel> Trainer<G, D> {
                 .collect();
             let t = Tensor::from_vec(t, shape, &self.device)?;
             let mixed = (real.broadcast_mul(&t)? + fake.broadcast_mul(&t.affine(-1.0, 1.0)?)?)?;
-            let (logits, grad) = self.d.forward_with_input_grad(&mixed)?;
+            let (logits, grad) = self.d.forward_with_input_grad(&mixed, real_c)?;
             total = (total + loss::wgan_gp(&logits, &grad, weight)?)?;
         }
         Ok((total.to_dtype(DType::F32)?, real_logits.detach()))
@@ -300,48 +307,67 @@ impl<G: GeneratorModel, D: DiscriminatorModel> Trainer<G, D> {
             .collect::<Result<_, _>>()?)
     }
 
+    /// Labels (if any) split as [`Trainer::rounds`] splits their batch.
+    fn label_rounds(&self, c: &Option<Tensor>) -> Result<Vec<Option<Tensor>>> {
+        match c {
+            Some(c) => Ok(self.rounds(c)?.into_iter().map(Some).collect()),
+            None => Ok(vec![None; self.config.batch / self.config.batch_gpu.max(1)]),
+        }
+    }
+
     /// The reals as D sees them, D's logits and their gradient with respect to the reals
     /// before augmentation (as the reference takes R1), built from differentiable operations.
-    fn real_logits_with_grad(&mut self, real: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+    fn real_logits_with_grad(
+        &mut self,
+        real: &Tensor,
+        c: Labels,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
         let Some(augment) = &self.augment else {
-            let (logits, grad) = self.d.forward_with_input_grad(real)?;
+            let (logits, grad) = self.d.forward_with_input_grad(real, c)?;
             return Ok((real.clone(), logits, grad));
         };
         let input = candle_core::Var::from_tensor(real)?;
         let seen = augment.apply(input.as_tensor(), &mut self.rng)?;
-        let logits = self.d.forward(&seen)?;
+        let logits = self.d.forward(&seen, c)?;
         let grad = logit_input_gradient(&logits, &input)?;
         Ok((seen, logits.detach(), grad))
     }
 
     /// Logits of a real and a fake batch; one pass over both (fewer, larger operations) when
     /// D judges samples independently, which then equals two passes.
-    fn logits_pair(&self, real: &Tensor, fake: &Tensor) -> Result<(Tensor, Tensor)> {
-        if !self.d.judges_samples_independently() {
-            return Ok((self.d.forward(real)?, self.d.forward(fake)?));
+    fn logits_pair(
+        &self,
+        (real, real_c): (&Tensor, Labels),
+        (fake, gen_c): (&Tensor, Labels),
+    ) -> Result<(Tensor, Tensor)> {
+        let separately = !self.d.judges_samples_independently() || real_c.is_some();
+        if separately {
+            return Ok((self.d.forward(real, real_c)?, self.d.forward(fake, gen_c)?));
         }
         let n = real.dim(0)?;
-        let logits = self.d.forward(&Tensor::cat(&[real, fake], 0)?)?;
+        let logits = self.d.forward(&Tensor::cat(&[real, fake], 0)?, None)?;
         Ok((logits.narrow(0, 0, n)?, logits.narrow(0, n, fake.dim(0)?)?))
     }
 
     /// One G step, with a lazy G penalty due a separate update after it (the reference's
     /// `Greg` phase), both in rounds of `batch_gpu` images, and the moving-average update.
-    fn g_step(&mut self) -> Result<f64> {
+    fn g_step(&mut self, data: &mut impl RealData) -> Result<f64> {
         let penalty_every = match &self.g_penalty {
             Some(p) if self.g_steps.is_multiple_of(p.every().max(1)) => Some(p.every().max(1)),
             _ => None,
         };
         let z = self.latents(self.config.batch)?;
-        let zs = self.rounds(&z)?;
+        let gen_c = data.sample_labels(&mut self.rng, self.config.batch)?;
+        let (zs, gen_cs) = (self.rounds(&z)?, self.label_rounds(&gen_c)?);
         let mut grads = GradStore::default();
         let mut loss_sum = 0.0;
-        for z in &zs {
-            let fake = self.g.forward(z, Mode::Train, &mut self.rng)?;
+        for (z, c) in zs.iter().zip(&gen_cs) {
+            let fake = self.g.forward(z, c.as_ref(), Mode::Train, &mut self.rng)?;
             let fake = self.for_d(fake)?;
-            let mut loss = self.config.loss.generator(&self.d.forward_frozen(&fake)?)?;
+            let logits = self.d.forward_frozen(&fake, c.as_ref())?;
+            let mut loss = self.config.loss.generator(&logits)?;
             if penalty_every == Some(1) {
-                let extra = self.generator_penalty()?.to_dtype(loss.dtype())?;
+                let extra = self.generator_penalty(c.as_ref())?.to_dtype(loss.dtype())?;
                 loss = (loss + extra)?;
             }
             loss_sum += f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?);
@@ -350,8 +376,8 @@ impl<G: GeneratorModel, D: DiscriminatorModel> Trainer<G, D> {
         self.opt_g.step(&grads)?;
         if penalty_every.is_some_and(|every| every > 1) {
             let mut grads = GradStore::default();
-            for _ in &zs {
-                let extra = self.generator_penalty()?.to_dtype(DType::F32)?;
+            for c in &gen_cs {
+                let extra = self.generator_penalty(c.as_ref())?.to_dtype(DType::F32)?;
                 grads.extend(extra.backward()?)?;
             }
             self.opt_g.step_regulariser(&grads)?;
@@ -362,13 +388,13 @@ impl<G: GeneratorModel, D: DiscriminatorModel> Trainer<G, D> {
         Ok(loss_sum / zs.len() as f64)
     }
 
-    /// The G penalty of one round.
-    fn generator_penalty(&mut self) -> Result<Tensor> {
+    /// The G penalty of one round (of classes `c`).
+    fn generator_penalty(&mut self, c: Labels) -> Result<Tensor> {
         let penalty = self
             .g_penalty
             .as_mut()
             .expect("called only with a penalty set");
-        penalty.penalty(&mut self.g, &mut self.rng, self.config.batch_gpu)
+        penalty.penalty(&mut self.g, &mut self.rng, self.config.batch_gpu, c)
     }
 
     /// D steps until the next G step is due, then that G step (the toy playground's order: a
@@ -379,7 +405,7 @@ impl<G: GeneratorModel, D: DiscriminatorModel> Trainer<G, D> {
         loop {
             let d_loss = self.d_step(data)?;
             if (self.d_steps - 1).is_multiple_of(per_g) {
-                let g_loss = self.g_step()?;
+                let g_loss = self.g_step(data)?;
                 return Ok(StepReport {
                     g_steps: self.g_steps,
                     d_loss,

@@ -226,6 +226,60 @@ fn a_pickle_starts_a_fine_tune() {
     assert_eq!(r["g_steps"], 2);
     let snapshot = out.join("network-snapshot-000000.016.safetensors");
     assert!(snapshot.is_file());
+    // The conditional pickle (5 classes) fine-tunes with --cond on 5 labelled classes.
+    let labelled = dir.path().join("five.zip");
+    ok(whichgan(&[
+        "dataset",
+        "synth",
+        "--images",
+        "32",
+        "--classes",
+        "5",
+        "--resolution",
+        "32",
+        "--out",
+        s(&labelled),
+        "--json",
+    ]));
+    let out = dir.path().join("conditional");
+    ok(whichgan(&[
+        "train",
+        "--data",
+        s(&labelled),
+        "--out",
+        s(&out),
+        "--cond",
+        "--resume",
+        s(&set("setC", "network-snapshot-000100.pkl")),
+        "--kimg",
+        "0.016",
+        "--batch",
+        "8",
+        "--cbase",
+        "2048",
+        "--cmax",
+        "64",
+        "--map",
+        "2",
+        "--zdim",
+        "64",
+        "--tick",
+        "0.016",
+        "--snap",
+        "0.016",
+        "--grid",
+        "5",
+        "--json",
+    ]));
+    let i = ok(whichgan(&[
+        "inspect",
+        s(&out.join("network-snapshot-000000.016.safetensors")),
+        "--json",
+    ]));
+    assert_eq!(
+        (i["G"]["c_dim"].as_u64(), i["D"]["c_dim"].as_u64()),
+        (Some(5), Some(5))
+    );
 }
 
 /// A protocol-2 pickle that calls `global(arg)`: what a hostile checkpoint does.

@@ -236,3 +236,72 @@ fn bad_input_is_refused_before_anything_is_written() {
         &["not empty", "--overwrite"],
     );
 }
+
+#[test]
+fn a_conditional_run_trains_on_labels_and_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = shapes(dir.path(), "16");
+    let (whole, part) = (dir.path().join("whole"), dir.path().join("part"));
+    let mut args = run_args(&data, &whole, "0.064");
+    args.push("--cond");
+    ok(whichgan(&args));
+    let mut args = run_args(&data, &part, "0.032");
+    args.push("--cond");
+    ok(whichgan(&args));
+    let snapshot = part.join("network-snapshot-000000.032.safetensors");
+    let mut args = run_args(&data, &part, "0.064");
+    args.extend(["--cond", "--resume", s(&snapshot)]);
+    ok(whichgan(&args));
+    let last = "network-snapshot-000000.064.safetensors";
+    assert_eq!(tensors(&whole.join(last)), tensors(&part.join(last)));
+    // The networks are conditional on the dataset's 3 classes: G embeds the labels, D maps
+    // them to its projection.
+    let names: Vec<String> = tensors(&whole.join(last))
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    for name in [
+        "G.mapping.embed.weight",
+        "D.mapping.embed.weight",
+        "D.mapping.fc7.weight",
+    ] {
+        assert!(names.iter().any(|n| n == name), "{name} missing");
+    }
+    let grid = dir.path().join("classes.npy");
+    ok(whichgan(&[
+        "generate",
+        "--ckpt",
+        s(&whole.join(last)),
+        "--seeds",
+        "0-2",
+        "--class",
+        "0,1,2",
+        "--out",
+        s(&grid),
+        "--json",
+    ]));
+    // A conditional checkpoint does not fine-tune unconditionally, nor on unlabelled data.
+    let other = dir.path().join("other");
+    let conditional = whole.join(last);
+    let mut args = run_args(&data, &other, "0.016");
+    args.extend(["--resume", s(&conditional)]);
+    assert_error(&args, &["--cond", "conditional on 3 classes"]);
+    let unlabelled = dir.path().join("unlabelled");
+    std::fs::create_dir(&unlabelled).unwrap();
+    let spec = whichgan::dataset::SynthSpec {
+        images: 4,
+        classes: 2,
+        first_class: 0,
+        resolution: 16,
+        seed: 0,
+    };
+    for i in 0..4 {
+        whichgan::dataset::synth_image(&spec, i)
+            .0
+            .save(unlabelled.join(format!("{i}.png")))
+            .unwrap();
+    }
+    let mut args = run_args(&unlabelled, &other, "0.016");
+    args.push("--cond");
+    assert_error(&args, &["has no class labels", "--cond"]);
+}

@@ -27,7 +27,7 @@ fn inputs() -> Tensor {
 fn input_gradient_matches_finite_differences() {
     let d = discriminator();
     let x = inputs();
-    let (_, grad) = d.forward_with_input_grad(&x).unwrap();
+    let (_, grad) = d.forward_with_input_grad(&x, None).unwrap();
     let grad = grad.to_vec2::<f64>().unwrap();
     let h = 1e-6;
     let base = x.to_vec2::<f64>().unwrap();
@@ -37,7 +37,7 @@ fn input_gradient_matches_finite_differences() {
                 let mut v = base.clone();
                 v[i][j] += delta;
                 let t = Tensor::new(v, &Device::Cpu).unwrap();
-                d.forward(&t).unwrap().to_vec1::<f64>().unwrap()[i]
+                d.forward(&t, None).unwrap().to_vec1::<f64>().unwrap()[i]
             };
             let fd = (shifted(h) - shifted(-h)) / (2.0 * h);
             assert!((fd - grad[i][j]).abs() < 1e-7 * (1.0 + fd.abs()), "{i},{j}");
@@ -86,7 +86,7 @@ fn check_penalty(penalty: impl Fn(&MlpDiscriminator) -> Tensor) -> f64 {
 #[test]
 fn wgan_gp_parameter_gradient_matches_finite_differences() {
     let err = check_penalty(|d| {
-        let (logits, grad) = d.forward_with_input_grad(&inputs()).unwrap();
+        let (logits, grad) = d.forward_with_input_grad(&inputs(), None).unwrap();
         wgan_gp(&logits, &grad, 10.0).unwrap()
     });
     eprintln!("relative error {err:.1e}");
@@ -96,7 +96,7 @@ fn wgan_gp_parameter_gradient_matches_finite_differences() {
 #[test]
 fn r1_parameter_gradient_matches_finite_differences() {
     let err = check_penalty(|d| {
-        let (_, grad) = d.forward_with_input_grad(&inputs()).unwrap();
+        let (_, grad) = d.forward_with_input_grad(&inputs(), None).unwrap();
         r1(&grad, 10.0, 16).unwrap()
     });
     eprintln!("relative error {err:.1e}");

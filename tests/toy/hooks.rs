@@ -107,7 +107,10 @@ fn discriminator_sees_the_augmented_batches() {
     let mut t = trainer(1);
     let l = t
         .d()
-        .forward(&Tensor::zeros((1, 2), candle_core::DType::F32, &Device::Cpu).unwrap())
+        .forward(
+            &Tensor::zeros((1, 2), candle_core::DType::F32, &Device::Cpu).unwrap(),
+            None,
+        )
         .unwrap()
         .to_vec1::<f32>()
         .unwrap()[0] as f64;
@@ -179,6 +182,7 @@ impl GeneratorPenalty<MlpGenerator> for BiasSum {
         g: &mut MlpGenerator,
         _rng: &mut ChaCha8Rng,
         _batch: usize,
+        _c: whichgan::train::Labels,
     ) -> Result<Tensor> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         Ok((output_bias(g).sum_all()? * self.weight)?)
@@ -322,9 +326,11 @@ fn a_step_in_rounds_sums_the_gradients_of_each_rounds_mean_loss() {
     let z = standard_normal(&mut rng, &[64, g.latent_dim()], &Device::Cpu).unwrap();
     let d_losses: Vec<Tensor> = (0..4)
         .map(|i| {
-            let fake = g.forward(&round(&z, i), Mode::Train, &mut rng).unwrap();
-            let real = t.d().forward(&round(&reals, i)).unwrap();
-            let fake = t.d().forward(&fake.detach()).unwrap();
+            let fake = g
+                .forward(&round(&z, i), None, Mode::Train, &mut rng)
+                .unwrap();
+            let real = t.d().forward(&round(&reals, i), None).unwrap();
+            let fake = t.d().forward(&fake.detach(), None).unwrap();
             Loss::Vanilla.discriminator(&real, &fake).unwrap()
         })
         .collect();
@@ -336,9 +342,11 @@ fn a_step_in_rounds_sums_the_gradients_of_each_rounds_mean_loss() {
     let z = standard_normal(&mut rng, &[64, g.latent_dim()], &Device::Cpu).unwrap();
     let g_losses: Vec<Tensor> = (0..4)
         .map(|i| {
-            let fake = g.forward(&round(&z, i), Mode::Train, &mut rng).unwrap();
+            let fake = g
+                .forward(&round(&z, i), None, Mode::Train, &mut rng)
+                .unwrap();
             Loss::Vanilla
-                .generator(&t.d().forward_frozen(&fake).unwrap())
+                .generator(&t.d().forward_frozen(&fake, None).unwrap())
                 .unwrap()
         })
         .collect();

@@ -66,7 +66,7 @@ fn checkpoint_probe_matches_brute_force() {
     let d64 = d.to_dtype(DType::F64).unwrap();
     let logit = |p: [f64; 2]| {
         let x = Tensor::new(&[p], &Device::Cpu).unwrap();
-        d64.forward(&x).unwrap().to_vec1::<f64>().unwrap()[0]
+        d64.forward(&x, None).unwrap().to_vec1::<f64>().unwrap()[0]
     };
     let centres = target.centres().unwrap();
     let h = 1e-5;

@@ -73,12 +73,12 @@ fn detached_generator_pass_equals_the_recorded_one() {
     let z = Tensor::randn(0f32, 1.0, (32, 64), &Device::Cpu).unwrap();
     for mode in [Mode::Train, Mode::Train, Mode::Eval] {
         let a = g
-            .forward(&z, mode, &mut rng)
+            .forward(&z, None, mode, &mut rng)
             .unwrap()
             .to_vec2::<f32>()
             .unwrap();
         let b = twin
-            .forward_detached(&z, mode, &mut rng)
+            .forward_detached(&z, None, mode, &mut rng)
             .unwrap()
             .to_vec2::<f32>()
             .unwrap();
@@ -102,15 +102,15 @@ fn frozen_discriminator_gives_the_generator_the_same_gradients() {
     let d = MlpDiscriminator::new(&mut rng, 16, &Device::Cpu).unwrap();
     let z = Tensor::randn(0f32, 1.0, (32, 64), &Device::Cpu).unwrap();
     let mut grads = |frozen: bool, g: &mut MlpGenerator| {
-        let fake = g.forward(&z, Mode::Eval, &mut rng).unwrap();
+        let fake = g.forward(&z, None, Mode::Eval, &mut rng).unwrap();
         let logits = if frozen {
-            d.forward_frozen(&fake).unwrap()
+            d.forward_frozen(&fake, None).unwrap()
         } else {
-            d.forward(&fake).unwrap()
+            d.forward(&fake, None).unwrap()
         };
         assert_eq!(
             logits.to_vec1::<f32>().unwrap(),
-            d.forward(&fake).unwrap().to_vec1::<f32>().unwrap()
+            d.forward(&fake, None).unwrap().to_vec1::<f32>().unwrap()
         );
         let store = Loss::Vanilla
             .generator(&logits)

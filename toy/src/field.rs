@@ -19,7 +19,7 @@ use whichgan::Result;
 /// ∇ₓ log D(x) at each point (see the module docs for the sign).
 fn log_d_gradient(d: &MlpDiscriminator, points: &[[f64; 2]]) -> Result<Vec<[f64; 2]>> {
     let x = points_tensor(points, &Device::Cpu)?;
-    let (logits, grad) = d.forward_with_input_grad(&x)?;
+    let (logits, grad) = d.forward_with_input_grad(&x, None)?;
     // ∇ log σ(l) = (1 − σ(l)) ∇l
     let logits = logits.to_vec1::<f32>()?;
     let grad = grad.to_vec2::<f32>()?;

@@ -7,7 +7,7 @@
 use candle_core::{DType, Device, Tensor, Var};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use whichgan::train::{DiscriminatorModel, GeneratorModel, Mode, Network};
+use whichgan::train::{DiscriminatorModel, GeneratorModel, Labels, Mode, Network};
 use whichgan::{Error, Result};
 
 /// Latent dimension of the playground's generator.
@@ -256,13 +256,21 @@ impl GeneratorModel for MlpGenerator {
         })
     }
 
-    fn forward(&mut self, z: &Tensor, mode: Mode, _rng: &mut ChaCha8Rng) -> Result<Tensor> {
+    /// Unconditional: labels are ignored.
+    fn forward(
+        &mut self,
+        z: &Tensor,
+        _c: Labels,
+        mode: Mode,
+        _rng: &mut ChaCha8Rng,
+    ) -> Result<Tensor> {
         self.run(z, mode, true)
     }
 
     fn forward_detached(
         &mut self,
         z: &Tensor,
+        _c: Labels,
         mode: Mode,
         _rng: &mut ChaCha8Rng,
     ) -> Result<Tensor> {
@@ -357,18 +365,19 @@ impl DiscriminatorModel for MlpDiscriminator {
         true
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// Unconditional: labels are ignored.
+    fn forward(&self, x: &Tensor, _c: Labels) -> Result<Tensor> {
         self.run(x, true)
     }
 
-    fn forward_frozen(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward_frozen(&self, x: &Tensor, _c: Labels) -> Result<Tensor> {
         self.run(x, false)
     }
 
     /// ∇ₓ logit = (w_out ⊙ 1\[z_L > 0\]) W_L ⊙ … ⊙ 1\[z_1 > 0\]) W_1, written with ordinary tensor
     /// operations: back-propagating a penalty on it reaches every weight (candle detaches
     /// gradients inside `backward`, so autograd's own input gradient would not).
-    fn forward_with_input_grad(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+    fn forward_with_input_grad(&self, x: &Tensor, _c: Labels) -> Result<(Tensor, Tensor)> {
         let pass = Pass::new(x, true)?;
         let mut h = x.clone();
         let mut masks = Vec::with_capacity(self.hidden.len());

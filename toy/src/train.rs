@@ -147,7 +147,7 @@ pub fn sample_generator(
     n: usize,
 ) -> Result<Vec<[f64; 2]>> {
     let z = whichgan::train::standard_normal(rng, &[n, g.latent_dim()], &Device::Cpu)?;
-    tensor_points(&g.forward_detached(&z, Mode::Eval, rng)?)
+    tensor_points(&g.forward_detached(&z, None, Mode::Eval, rng)?)
 }
 
 /// Generator samples as [`Points`]; an error if any is non-finite (training diverged), which

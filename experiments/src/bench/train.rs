@@ -58,6 +58,7 @@ impl Bench {
             },
             freezed: 0,
             start: None,
+            cond: false,
         };
         let zip = self.scripts.path().join("train-data.zip");
         let synth = whichgan::dataset::SynthSpec {
@@ -70,7 +71,7 @@ impl Bench {
         whichgan::dataset::write_synth(&synth, &zip)?;
         let dataset = whichgan::dataset::ImageDataset::open(&zip)?;
         let mut data = TrainingSet::load(&dataset, false, device, |_| {})?;
-        let mut trainer = new_trainer(&spec, res, device)?;
+        let mut trainer = new_trainer(&spec, res, 0, device)?;
         for _ in 0..WARMUP {
             trainer.cycle(&mut data)?;
         }

@@ -143,7 +143,10 @@ pub fn train_run(opts: &RunOptions) -> Result<RunSummary> {
     let bar = progress::steps(opts.progress, total_steps, 0);
     bar.set_message(format!("loading {} images", dataset.len()));
     let mut data = TrainingSet::load(&dataset, opts.spec.mirror, &opts.device, |_| {})?;
-    let mut trainer = new_trainer(&opts.spec, data.resolution(), &opts.device)?;
+    if opts.spec.cond {
+        data = data.with_labels(&dataset)?;
+    }
+    let mut trainer = new_trainer(&opts.spec, data.resolution(), data.classes(), &opts.device)?;
     if let Some((ckpt, _)) = &resumed {
         trainer.resume(ckpt, MODEL)?;
     }

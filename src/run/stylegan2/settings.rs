@@ -42,6 +42,8 @@ pub struct TrainSettings {
     pub batch_gpu: Option<usize>,
     pub gamma: Option<f64>,
     pub mirror: Option<bool>,
+    /// Conditional on the dataset's class labels (the official `--cond`).
+    pub cond: Option<bool>,
     pub aug: Option<AugKind>,
     pub p: Option<f64>,
     pub target: Option<f64>,
@@ -66,8 +68,8 @@ impl TrainSettings {
             };
         }
         pick!(
-            cfg, kimg, batch, batch_gpu, gamma, mirror, aug, p, target, augpipe, freezed, seed,
-            tick, snap, grid, cbase, cmax, map, zdim
+            cfg, kimg, batch, batch_gpu, gamma, mirror, cond, aug, p, target, augpipe, freezed,
+            seed, tick, snap, grid, cbase, cmax, map, zdim
         )
     }
 
@@ -138,6 +140,7 @@ impl TrainSettings {
             },
             freezed: self.freezed.unwrap_or(0),
             start: start.pretrained,
+            cond: self.cond.unwrap_or(false),
         };
         let options = RunOptions {
             spec,

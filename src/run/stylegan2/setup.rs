@@ -6,7 +6,7 @@ use super::StyleGan2Trainer;
 use crate::stylegan2::augment::{Ada, AugmentPipe, AugmentSpec};
 use crate::stylegan2::trainable::PathLength;
 use crate::stylegan2::weights::network_in;
-use crate::stylegan2::{Discriminator, Generator};
+use crate::stylegan2::{Architecture, Discriminator, Generator};
 use crate::train::{Network, Trainer};
 use crate::{Error, Result};
 use candle_core::Device;
@@ -14,16 +14,25 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
 
-/// A fresh trainer for `spec` on images of `resolution` (from scratch, or from the networks of
-/// the pretrained checkpoint `spec.start`), with ADA and path length set as the spec says.
-pub fn new_trainer(spec: &RunSpec, resolution: usize, device: &Device) -> Result<StyleGan2Trainer> {
+/// A fresh trainer for `spec` on images of `resolution` in `classes` classes (0: an
+/// unconditional run), from scratch or from the networks of the pretrained checkpoint
+/// `spec.start`, with ADA and path length set as the spec says.
+pub fn new_trainer(
+    spec: &RunSpec,
+    resolution: usize,
+    classes: usize,
+    device: &Device,
+) -> Result<StyleGan2Trainer> {
     let preset = &spec.preset;
     let (mut g, mut g_ema, mut d) = match &spec.start {
         None => {
             // The initialisation draws from its own stream, not the training stream.
             let mut init = ChaCha8Rng::seed_from_u64(spec.seed);
             init.set_stream(1);
-            let arch = preset.architecture(resolution, 3);
+            let arch = Architecture {
+                c_dim: classes,
+                ..preset.architecture(resolution, 3)
+            };
             let g = arch.generator(&mut init, device)?;
             let d = arch.discriminator(&mut init, preset.mbstd_group, device)?;
             (g, None, d)
@@ -36,6 +45,24 @@ pub fn new_trainer(spec: &RunSpec, resolution: usize, device: &Device) -> Result
             g.synthesis.resolution(),
             d.resolution
         )));
+    }
+    if g.mapping.c_dim != classes || d.c_dim() != classes {
+        let what = |k: usize| match k {
+            0 => "unconditional".to_owned(),
+            k => format!("conditional on {k} classes"),
+        };
+        return Err(Error::setting(
+            "cond",
+            None,
+            format!(
+                "the networks are {} (G) and {} (D), the run is {}: a conditional start \
+                 needs `cond` and a labelled dataset of as many classes, an unconditional one \
+                 neither",
+                what(g.mapping.c_dim),
+                what(d.c_dim()),
+                what(classes)
+            ),
+        ));
     }
     for net in std::iter::once(&mut g).chain(g_ema.as_mut()) {
         net.synthesis.conv_clamp = preset.conv_clamp;

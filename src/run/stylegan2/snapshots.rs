@@ -6,7 +6,7 @@ use super::spec::SnapshotState;
 use super::{RunOptions, StyleGan2Trainer, MODEL};
 use crate::run::{state, RunLog};
 use crate::stylegan2::augment::AdaState;
-use crate::stylegan2::sampling::{generate, seed_latents};
+use crate::stylegan2::sampling::{classes_in_turn, generate, seed_latents};
 use crate::stylegan2::trainable::PathLengthState;
 use crate::stylegan2::{Discriminator, Generator, NoiseMode};
 use crate::train::{EvalHook, HookState, StepReport};
@@ -61,9 +61,11 @@ pub(super) fn grid_latents(n: usize, z_dim: usize, device: &Device) -> Result<Te
     seed_latents(&seeds, z_dim, device)
 }
 
-/// G_ema's images of the grid latents (ψ = 1, stored noise).
+/// G_ema's images of the grid latents (ψ = 1, stored noise; a conditional G's classes in
+/// turn).
 pub(super) fn grid_images(g_ema: &Generator, z: &Tensor) -> Result<Tensor> {
-    generate(g_ema, z, None, 1.0, NoiseMode::Const, GRID_BATCH)
+    let labels = classes_in_turn(g_ema, z.dim(0)?, z.device())?;
+    generate(g_ema, z, labels.as_ref(), 1.0, NoiseMode::Const, GRID_BATCH)
 }
 
 pub(super) fn write_grid(path: &Path, images: &Tensor) -> Result<()> {

@@ -38,6 +38,10 @@ pub struct RunSpec {
     pub freezed: usize,
     /// The pretrained checkpoint the run started from, if any.
     pub start: Option<String>,
+    /// Conditional on the dataset's class labels (absent in snapshots of earlier versions,
+    /// which trained unconditionally).
+    #[serde(default)]
+    pub cond: bool,
 }
 
 /// What a snapshot keeps of its run: the spec and where the tick and snapshot schedule stands.

@@ -85,7 +85,8 @@ pub fn checkpoint_probe(
     let fake = sample_generator(g, rng, n)?;
     let real = target.sample_points(rng, n);
     let knn = prdc(&real, &finite_points(&fake)?, K)?;
-    let (logits, logit_grad) = d.forward_with_input_grad(&points_tensor(&fake, &Device::Cpu)?)?;
+    let (logits, logit_grad) =
+        d.forward_with_input_grad(&points_tensor(&fake, &Device::Cpu)?, None)?;
     let (sum, count) = fake
         .iter()
         .zip(logits.to_vec1::<f32>()?)
