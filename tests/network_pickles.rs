@@ -63,3 +63,38 @@ fn a_pickle_holds_its_state_dicts_bit_for_bit() {
         assert_eq!(pickle.classes["G"], "Generator");
     }
 }
+
+/// Truncated and bit-flipped copies of a real pickle: each is read or refused with an error,
+/// never a panic (a panic fails the test), and refusals are one line naming the file.
+#[test]
+fn damaged_pickles_are_refused_cleanly() {
+    let original = std::fs::read(set("setC").join("network-snapshot-000100.pkl")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("damaged.pkl");
+    let mut refused = 0;
+    let mut check = |bytes: &[u8]| {
+        std::fs::write(&path, bytes).unwrap();
+        if let Err(e) = read_network_pickle(&path) {
+            let text = e.to_string();
+            assert!(text.starts_with(path.to_str().unwrap()), "{text}");
+            assert!(!text.contains('\n'), "{text}");
+            refused += 1;
+        }
+    };
+    for cut in (0..original.len()).step_by(original.len() / 97) {
+        check(&original[..cut]);
+    }
+    // Deterministic positions all over the file, each byte flipped in one bit.
+    let mut state = 12345u64;
+    for _ in 0..300 {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let at = (state >> 33) as usize % original.len();
+        let mut bytes = original.clone();
+        bytes[at] ^= 1 << ((state >> 29) % 8);
+        check(&bytes);
+    }
+    // Every truncation is refused (a pickle ends with STOP).
+    assert!(refused >= 97, "{refused} refusals");
+}

@@ -318,7 +318,7 @@ pub fn discriminate(args: DiscriminateArgs) -> Result<()> {
     // A smaller last group would see other statistics than the rest and change the logits.
     if !args.batch.is_multiple_of(group) {
         return Err(Error::invalid(format!(
-            "--batch {} must be a multiple of the minibatch-std group {group} (--mbstd-group)",
+            "--batch {} must be a multiple of --mbstd-group {group} (given, or the checkpoint's)",
             args.batch
         )));
     }

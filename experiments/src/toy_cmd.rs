@@ -341,7 +341,8 @@ pub fn run(args: ToyArgs) -> Result<()> {
                     )));
                 }
             }
-            let rows = figure3::sweep(&opts, &plan, shard)?;
+            let progress = shard.map(|s| figure3::progress_dir(&study.out, s));
+            let rows = figure3::sweep(&opts, &plan, shard, progress.as_deref())?;
             match shard {
                 Some(shard) => {
                     figure3::write_shard(&study.out, &plan, shard, &rows)?;

@@ -95,12 +95,11 @@ pub fn write_synth(spec: &SynthSpec, out: &Path) -> Result<usize> {
 
 /// [`write_synth`], counting the images on `bar`.
 pub fn write_synth_counted(spec: &SynthSpec, out: &Path, bar: &ProgressBar) -> Result<usize> {
-    if spec.classes == 0 || spec.first_class + spec.classes > MAX_CLASSES {
+    let most = MAX_CLASSES.saturating_sub(spec.first_class);
+    if spec.classes == 0 || spec.classes > most {
         return Err(Error::invalid(format!(
-            "classes {}…{} do not exist: there are {MAX_CLASSES} (0…{})",
-            spec.first_class,
-            spec.first_class + spec.classes.max(1) - 1,
-            MAX_CLASSES - 1
+            "classes must lie in 1…{most} from class {} (there are {MAX_CLASSES}), got {}",
+            spec.first_class, spec.classes
         )));
     }
     if spec.images == 0 || spec.resolution < 8 {

@@ -84,7 +84,9 @@ pub fn check_out_dir(out: &Path, may_reuse: bool, how_to_proceed: &str) -> Resul
 /// fails before its work rather than at its first output.
 pub fn create_writable_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let probe = dir.join(".write-test");
+    // A name of this process's own: shards checking one folder at once must not remove each
+    // other's probe.
+    let probe = temporary_beside(&dir.join(".write-test"));
     std::fs::write(&probe, b"").map_err(|e| Error::io(dir, e))?;
     std::fs::remove_file(&probe).map_err(|e| Error::io(&probe, e))
 }

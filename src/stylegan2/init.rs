@@ -197,3 +197,63 @@ impl<'a> Tensors<'a> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stylegan2::layers::Params;
+    use rand::SeedableRng;
+
+    /// Conditional networks of both D architectures: G embeds the labels, D maps them to the
+    /// projection of its output, and other labels give other images and logits.
+    #[test]
+    fn conditional_networks_depend_on_their_labels() {
+        for d_resnet in [true, false] {
+            let arch = Architecture {
+                resolution: 16,
+                img_channels: 3,
+                z_dim: 8,
+                w_dim: 8,
+                mapping_layers: 2,
+                channel_base: 64,
+                channel_max: 8,
+                d_resnet,
+                c_dim: 3,
+            };
+            let mut rng = ChaCha8Rng::seed_from_u64(0);
+            let (g, d) = (
+                arch.generator(&mut rng, &Device::Cpu).unwrap(),
+                arch.discriminator(&mut rng, 2, &Device::Cpu).unwrap(),
+            );
+            assert_eq!((g.mapping.c_dim, d.c_dim()), (3, 3));
+            let z = crate::train::standard_normal(&mut rng, &[2, 8], &Device::Cpu).unwrap();
+            let one_hot =
+                |k: usize| crate::stylegan2::sampling::one_hot(&[k, k], 3, &Device::Cpu).unwrap();
+            let (c0, c1) = (one_hot(0), one_hot(1));
+            let img = |c: &Tensor| {
+                g.forward_labelled(&z, Some(c), 1.0, crate::stylegan2::NoiseMode::Const)
+                    .unwrap()
+            };
+            let (a, b) = (img(&c0), img(&c1));
+            let differ = |x: &Tensor, y: &Tensor| {
+                (x - y)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+                    > 0.0
+            };
+            assert!(differ(&a, &b));
+            let logits = |c: &Tensor| d.forward_labelled(&a, Some(c), Params::Tracked).unwrap();
+            assert_eq!(logits(&c0).dims(), [2, 1]);
+            assert!(differ(&logits(&c0), &logits(&c1)));
+            assert!(g
+                .forward(&z, 1.0, crate::stylegan2::NoiseMode::Const)
+                .is_err());
+            assert!(d.forward(&a).is_err());
+        }
+    }
+}

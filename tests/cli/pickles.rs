@@ -179,32 +179,24 @@ fn convert_and_inspect_keep_what_the_pickle_says() {
     );
 }
 
-#[test]
-fn a_pickle_starts_a_fine_tune() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data.zip");
-    ok(whichgan(&[
-        "dataset",
-        "synth",
-        "--images",
-        "32",
-        "--resolution",
-        "32",
-        "--out",
-        s(&data),
-        "--json",
-    ]));
-    let out = dir.path().join("run");
-    let r = ok(whichgan(&[
+/// A fine-tune of 32 × 32 networks like sets A and C on `data` into `out`.
+fn fine_tune(
+    data: &Path,
+    out: &Path,
+    resume: &Path,
+    kimg: &str,
+    extra: &[&str],
+) -> serde_json::Value {
+    let mut args = vec![
         "train",
         "--data",
-        s(&data),
+        s(data),
         "--out",
-        s(&out),
+        s(out),
         "--resume",
-        s(&set("setA", "network-snapshot-000100.pkl")),
+        s(resume),
         "--kimg",
-        "0.016",
+        kimg,
         "--batch",
         "8",
         "--cbase",
@@ -220,57 +212,61 @@ fn a_pickle_starts_a_fine_tune() {
         "--snap",
         "0.016",
         "--grid",
-        "4",
+        "5",
         "--json",
-    ]));
-    assert_eq!(r["g_steps"], 2);
-    let snapshot = out.join("network-snapshot-000000.016.safetensors");
-    assert!(snapshot.is_file());
-    // The conditional pickle (5 classes) fine-tunes with --cond on 5 labelled classes.
-    let labelled = dir.path().join("five.zip");
+    ];
+    args.extend(extra);
+    ok(whichgan(&args))
+}
+
+/// A synthetic dataset of 32 × 32 images in `classes` classes.
+fn shapes(dir: &Path, classes: &str) -> PathBuf {
+    let data = dir.join(format!("shapes{classes}.zip"));
     ok(whichgan(&[
         "dataset",
         "synth",
         "--images",
         "32",
         "--classes",
-        "5",
+        classes,
         "--resolution",
         "32",
         "--out",
-        s(&labelled),
+        s(&data),
         "--json",
     ]));
+    data
+}
+
+fn tensors(path: &Path) -> Vec<(String, Vec<f32>)> {
+    let mut v: Vec<(String, Vec<f32>)> =
+        candle_core::safetensors::load(path, &candle_core::Device::Cpu)
+            .unwrap()
+            .into_iter()
+            .map(|(n, t)| (n, t.flatten_all().unwrap().to_vec1().unwrap()))
+            .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[test]
+fn a_pickle_starts_a_fine_tune_that_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = shapes(dir.path(), "4");
+    let pkl = set("setA", "network-snapshot-000100.pkl");
+    let (part, whole) = (dir.path().join("part"), dir.path().join("whole"));
+    assert_eq!(fine_tune(&data, &part, &pkl, "0.016", &[])["g_steps"], 2);
+    // Continued from its first snapshot, the fine-tune equals one run through.
+    let first = part.join("network-snapshot-000000.016.safetensors");
+    fine_tune(&data, &part, &first, "0.032", &[]);
+    fine_tune(&data, &whole, &pkl, "0.032", &[]);
+    let last = "network-snapshot-000000.032.safetensors";
+    assert_eq!(tensors(&whole.join(last)), tensors(&part.join(last)));
+    // The conditional pickle (5 classes) fine-tunes with --cond on 5 labelled classes.
+    let labelled = shapes(dir.path(), "5");
     let out = dir.path().join("conditional");
-    ok(whichgan(&[
-        "train",
-        "--data",
-        s(&labelled),
-        "--out",
-        s(&out),
-        "--cond",
-        "--resume",
-        s(&set("setC", "network-snapshot-000100.pkl")),
-        "--kimg",
-        "0.016",
-        "--batch",
-        "8",
-        "--cbase",
-        "2048",
-        "--cmax",
-        "64",
-        "--map",
-        "2",
-        "--zdim",
-        "64",
-        "--tick",
-        "0.016",
-        "--snap",
-        "0.016",
-        "--grid",
-        "5",
-        "--json",
-    ]));
+    let conditional = set("setC", "network-snapshot-000100.pkl");
+    fine_tune(&labelled, &out, &conditional, "0.016", &["--cond"]);
     let i = ok(whichgan(&[
         "inspect",
         s(&out.join("network-snapshot-000000.016.safetensors")),

@@ -283,3 +283,53 @@ fn bad_study_arguments_are_one_line_errors() {
     assert_error(&["toy", "merge", out_s, "--out", out_s], &[out_s]);
     assert!(!out.exists(), "nothing written on bad input");
 }
+
+#[test]
+fn a_killed_sweep_shard_goes_on_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (whole, killed) = (dir.path().join("whole"), dir.path().join("killed"));
+    let args = |out: &Path| {
+        [
+            "toy",
+            "figure3",
+            "--preset",
+            "fast",
+            "--shard",
+            "0/2",
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ]
+        .map(String::from)
+    };
+    ok(whichgan(&args(&whole).each_ref().map(String::as_str)));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_whichgan"))
+        .args(args(&killed))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once a fine-tune's row is kept, before the shard is written.
+    let progress = killed.join(".figure3-shard-0-of-2-progress");
+    let started = std::time::Instant::now();
+    let kept = || std::fs::read_dir(&progress).map(|d| d.count()).unwrap_or(0);
+    while kept() == 0 && started.elapsed() < std::time::Duration::from_secs(600) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = kept();
+    assert!(before > 0, "no fine-tune finished");
+    let csv = "figure3-shard-0-of-2.csv";
+    if !killed.join(csv).exists() {
+        ok(whichgan(&args(&killed).each_ref().map(String::as_str)));
+    }
+    assert_eq!(
+        std::fs::read(whole.join(csv)).unwrap(),
+        std::fs::read(killed.join(csv)).unwrap()
+    );
+    assert!(
+        !progress.exists(),
+        "the kept rows are removed once the shard is written"
+    );
+}

@@ -16,7 +16,7 @@ mod results;
 mod shards;
 
 pub use results::{write_results, Figure3Correlation, Figure3Summary, Spread, Trend};
-pub use shards::{merge, write_shard, Shard};
+pub use shards::{merge, progress_dir, write_shard, Shard};
 
 use super::pretrain::{pretrain_all, Pretrained};
 use super::probe::{self, CheckpointProbe};
@@ -108,15 +108,54 @@ impl SweepPlan {
 }
 
 /// Runs the sweep's fine-tunes (all, or one shard's), after pretraining Source-I for the
-/// seeds they need, and returns their rows.
-pub fn sweep(opts: &StudyOptions, plan: &SweepPlan, shard: Option<Shard>) -> Result<Vec<SweepRow>> {
+/// seeds they need, and returns their rows. With `progress`, each finished fine-tune's row is
+/// kept there (`<seed>-<step>.csv`, atomically), and those found there are not run again: a
+/// killed or requeued shard goes on where it stopped.
+pub fn sweep(
+    opts: &StudyOptions,
+    plan: &SweepPlan,
+    shard: Option<Shard>,
+    progress: Option<&Path>,
+) -> Result<Vec<SweepRow>> {
     let tasks = plan.tasks_of(shard);
-    let mut seeds: Vec<u64> = tasks.iter().map(|t| t.0).collect();
-    seeds.dedup();
-    let pairs: Vec<(Source, u64)> = seeds.iter().map(|&s| (Source::One, s)).collect();
-    let bar = opts.bar("pretraining Source-I", 0);
-    let sources = pretrain_all(&pairs, &pairs, opts.preset, &bar)?;
-    fine_tunes(opts, &sources, &tasks)
+    let kept = |&(seed, step): &(u64, u64)| progress.map(|d| d.join(format!("{seed}-{step}.csv")));
+    let mut found = Vec::new();
+    for task in &tasks {
+        match kept(task).filter(|p| p.is_file()) {
+            Some(path) => found.push(Some(
+                read_rows(&path, plan)?
+                    .pop()
+                    .ok_or_else(|| Error::in_file(&path, "holds no row"))?,
+            )),
+            None => found.push(None),
+        }
+    }
+    let remaining: Vec<(u64, u64)> = tasks
+        .iter()
+        .zip(&found)
+        .filter(|(_, row)| row.is_none())
+        .map(|(t, _)| *t)
+        .collect();
+    let mut ran = Vec::new();
+    if !remaining.is_empty() {
+        if let Some(dir) = progress {
+            whichgan::io::create_writable_dir(dir)?;
+        }
+        let mut seeds: Vec<u64> = remaining.iter().map(|t| t.0).collect();
+        seeds.dedup();
+        let pairs: Vec<(Source, u64)> = seeds.iter().map(|&s| (Source::One, s)).collect();
+        let bar = opts.bar("pretraining Source-I", 0);
+        let sources = pretrain_all(&pairs, &pairs, opts.preset, &bar)?;
+        ran = fine_tunes_kept(opts, &sources, &remaining, &|task, row| match kept(task) {
+            Some(path) => write_rows(&path, plan, std::slice::from_ref(row)),
+            None => Ok(()),
+        })?;
+    }
+    let mut ran = ran.into_iter();
+    Ok(found
+        .into_iter()
+        .map(|row| row.unwrap_or_else(|| ran.next().expect("one row per remaining task")))
+        .collect())
 }
 
 /// The fine-tunes of `tasks` ((seed, checkpoint step) pairs), in parallel, from the checkpoint
@@ -126,10 +165,25 @@ pub fn fine_tunes(
     sources: &[Pretrained],
     tasks: &[(u64, u64)],
 ) -> Result<Vec<SweepRow>> {
+    fine_tunes_kept(opts, sources, tasks, &|_, _| Ok(()))
+}
+
+/// What is done with each fine-tune's row as soon as it ends: (task, row).
+type KeepRow<'a> = &'a (dyn Fn(&(u64, u64), &SweepRow) -> Result<()> + Sync);
+
+/// [`fine_tunes`], handing each row to `keep` as soon as its fine-tune ends.
+fn fine_tunes_kept(
+    opts: &StudyOptions,
+    sources: &[Pretrained],
+    tasks: &[(u64, u64)],
+    keep: KeepRow,
+) -> Result<Vec<SweepRow>> {
     let bar = opts.bar("checkpoint fine-tunes", 0);
     bar.set_length(tasks.len() as u64 * opts.preset.sweep_steps);
-    let rows = in_parallel(tasks, |&(seed, step)| {
-        fine_tune(sources, seed, step, opts.preset, &bar)
+    let rows = in_parallel(tasks, |task| {
+        let row = fine_tune(sources, task.0, task.1, opts.preset, &bar)?;
+        keep(task, &row)?;
+        Ok(row)
     })?;
     bar.finish_and_clear();
     Ok(rows)

@@ -11,6 +11,11 @@ fn shard_stem(shard: Shard) -> String {
     format!("figure3-shard-{}-of-{}", shard.index, shard.count)
 }
 
+/// Where a shard keeps the rows of its finished fine-tunes until the shard is written.
+pub fn progress_dir(out: &Path, shard: Shard) -> PathBuf {
+    out.join(format!(".{}-progress", shard_stem(shard)))
+}
+
 /// What a shard writes beside its rows, so that [`merge`] can check the shards fit together.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ShardInfo {
@@ -27,7 +32,13 @@ pub fn write_shard(out: &Path, plan: &SweepPlan, shard: Shard, rows: &[SweepRow]
         shard,
     };
     let json = serde_json::to_string_pretty(&info).expect("shard info serialises");
-    whichgan::io::write_atomic(&out.join(format!("{stem}.json")), json.as_bytes())
+    whichgan::io::write_atomic(&out.join(format!("{stem}.json")), json.as_bytes())?;
+    // The shard's files hold every row now: its kept progress is no longer needed.
+    let progress = progress_dir(out, shard);
+    if progress.is_dir() {
+        std::fs::remove_dir_all(&progress).map_err(|e| Error::io(&progress, e))?;
+    }
+    Ok(())
 }
 
 /// Joins the shards found in `folders` (files `figure3-shard-*-of-*.json` and their `.csv`):
