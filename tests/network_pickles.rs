@@ -13,7 +13,12 @@ fn set(name: &str) -> PathBuf {
 
 #[test]
 fn a_pickle_holds_its_state_dicts_bit_for_bit() {
-    for name in ["setA", "setC"] {
+    // (set, z_dim, c_dim, D architecture, mbstd group, conv_clamp)
+    for (name, z_dim, c_dim, arch, mbstd, clamp) in [
+        ("setA", 64, 0, "resnet", 2, None),
+        ("setC", 64, 5, "resnet", 2, Some(256)),
+        ("setD", 96, 10, "orig", 4, None),
+    ] {
         let dir = set(name);
         let pickle = read_network_pickle(&dir.join("network-snapshot-000100.pkl")).unwrap();
         for net in ["G", "D", "G_ema"] {
@@ -47,19 +52,14 @@ fn a_pickle_holds_its_state_dicts_bit_for_bit() {
         }
         assert!((pickle.augment_p.unwrap() - 0.137).abs() < 1e-6);
         let g = &pickle.kwargs["G"];
-        assert_eq!(g["z_dim"], 64);
+        assert_eq!(g["z_dim"], z_dim);
         assert_eq!(g["img_resolution"], 32);
-        let c_dim = if name == "setC" { 5 } else { 0 };
         assert_eq!(g["c_dim"], c_dim);
         let d = &pickle.kwargs["D"];
-        assert_eq!(d["architecture"], "resnet");
-        assert_eq!(d["epilogue_kwargs"]["mbstd_group_size"], 2);
-        let clamp = &g["synthesis_kwargs"]["conv_clamp"];
-        if name == "setC" {
-            assert_eq!(clamp, 256);
-        } else {
-            assert!(clamp.is_null());
-        }
+        assert_eq!(d["architecture"], arch);
+        assert_eq!(d["epilogue_kwargs"]["mbstd_group_size"], mbstd);
+        let stated = &g["synthesis_kwargs"]["conv_clamp"];
+        assert_eq!(stated.as_u64(), clamp, "{name}");
         assert_eq!(pickle.classes["G"], "Generator");
     }
 }

@@ -1,7 +1,7 @@
-//! Official network pickles on the command line (`tests/fixtures/pkl`, sets A and C written by
-//! the official code): generate and discriminate equal the official outputs (set C with its
-//! class labels), convert and inspect, a fine-tune from a pickle, and hostile pickles refused
-//! without anything run.
+//! Official network pickles on the command line (`tests/fixtures/pkl`, sets A, C and D
+//! written by the official code): generate and discriminate equal the official outputs (sets C
+//! and D, conditional, with their class labels; D's discriminator is `orig`), convert and
+//! inspect, a fine-tune from a pickle, and hostile pickles refused without anything run.
 
 mod common;
 use common::{assert_error, ok, whichgan};
@@ -39,17 +39,17 @@ fn assert_matches(got: &Path, want: &Path) {
 fn generate_and_discriminate_from_pickles_match_the_official_outputs() {
     let dir = tempfile::tempdir().unwrap();
     let out = |name: &str| dir.path().join(name);
-    for name in ["setA", "setC"] {
+    for name in ["setA", "setC", "setD"] {
         let pkl = set(name, "network-snapshot-000100.pkl");
         let (z, c, images) = (
             set(name, "z.npy"),
             set(name, "c.npy"),
             set(name, "img_ema.npy"),
         );
-        // Set C is conditional: labels 0, 3, 1, 4 as one-hot rows, or as classes.
+        // Sets C and D are conditional: labels 0, 3, 1, c_dim − 1 as one-hot rows.
         let labels: Vec<&str> = match name {
-            "setC" => vec!["--c", s(&c)],
-            _ => vec![],
+            "setA" => vec![],
+            _ => vec!["--c", s(&c)],
         };
         for (psi, want) in [("1", "img_ema.npy"), ("0.7", "img_ema_psi07.npy")] {
             let img = out(&format!("{name}-{want}"));
