@@ -36,12 +36,23 @@ pub enum Error {
     Tensor(#[from] candle_core::Error),
 }
 
+/// A message on one line: line breaks (which a file's own text can bring into a message) are
+/// written as `\n` and `\r`.
+fn one_line(message: impl Into<String>) -> String {
+    let message = message.into();
+    if message.contains(['\n', '\r']) {
+        message.replace('\n', "\\n").replace('\r', "\\r")
+    } else {
+        message
+    }
+}
+
 impl Error {
     /// An error located in a file.
     pub fn in_file(path: &Path, message: impl Into<String>) -> Self {
         Error::Input {
-            location: path.display().to_string(),
-            message: message.into(),
+            location: one_line(path.display().to_string()),
+            message: one_line(message),
         }
     }
 
@@ -63,22 +74,22 @@ impl Error {
             None => format!("{}:{line}", path.display()),
         };
         Error::Input {
-            location,
-            message: message.into(),
+            location: one_line(location),
+            message: one_line(message),
         }
     }
 
     /// An operating-system error while accessing `path`.
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         Error::Io {
-            path: path.display().to_string(),
+            path: one_line(path.display().to_string()),
             source,
         }
     }
 
     /// Inputs that cannot be used together.
     pub fn invalid(message: impl Into<String>) -> Self {
-        Error::Invalid(message.into())
+        Error::Invalid(one_line(message))
     }
 
     /// A setting that cannot be used; `value` is the value given, when worth repeating.
@@ -89,8 +100,8 @@ impl Error {
     ) -> Self {
         Error::Setting {
             setting,
-            value,
-            message: message.into(),
+            value: value.map(one_line),
+            message: one_line(message),
         }
     }
 
@@ -114,6 +125,8 @@ mod tests {
     #[test]
     fn an_error_is_located_in_a_file_once() {
         let path = Path::new("model.pt");
+        let lines = Error::in_file(path, "bad shape '(5\n, 3)'").to_string();
+        assert_eq!(lines, "model.pt: bad shape '(5\\n, 3)'");
         let named = Error::in_file(path, "missing tensor 'b'").located_in(path);
         assert_eq!(named.to_string(), "model.pt: missing tensor 'b'");
         let unnamed = Error::invalid("shapes differ").located_in(path);

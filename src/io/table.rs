@@ -89,7 +89,11 @@ impl Table {
         self.columns.iter().position(|c| c == name).ok_or_else(|| {
             Error::in_file(
                 &self.path,
-                format!("no column '{name}' (columns: {})", self.columns.join(", ")),
+                format!(
+                    "no column '{}' (columns: {})",
+                    name.escape_debug(),
+                    self.columns.join(", ").escape_debug()
+                ),
             )
         })
     }
@@ -125,14 +129,17 @@ impl Table {
                 &self.path,
                 self.lines[row],
                 Some(col + 1),
-                format!("column '{}': {what}", self.columns[col]),
+                format!("column '{}': {what}", self.columns[col].escape_debug()),
             )
         };
         let value: f64 = cell
             .parse()
-            .map_err(|_| fail(&format!("'{cell}' is not a number")))?;
+            .map_err(|_| fail(&format!("'{}' is not a number", cell.escape_debug())))?;
         if !value.is_finite() {
-            return Err(fail(&format!("'{cell}' is not a finite number")));
+            return Err(fail(&format!(
+                "'{}' is not a finite number",
+                cell.escape_debug()
+            )));
         }
         Ok(value)
     }
