@@ -580,3 +580,62 @@ fn pixel_features_need_no_weights_and_refuse_some() {
         &["vgg16 network needs its weights file"],
     );
 }
+
+#[test]
+fn processes_sharing_a_feature_cache_at_once_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let (folder, _) = dataset(dir.path(), 6, 3);
+    let cache = dir.path().join("cache");
+    // The command writing features to `<out>.npy`, reading and filling the one cache.
+    let args = |out: &str| -> Vec<String> {
+        let out = dir.path().join(format!("{out}.npy"));
+        [
+            "features",
+            "--extractor",
+            "pixels",
+            "--data",
+            s(&folder),
+            "--cache",
+            s(&cache),
+            "--out",
+            s(&out),
+            "--json",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    // Six processes at once, each embedding the same images into the same cache.
+    let running: Vec<_> = (0..6)
+        .map(|i| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_whichgan"))
+                .args(args(&format!("g{i}")))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in running {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let first = read(&dir.path().join("g0.npy"));
+    for i in 1..6 {
+        assert_eq!(read(&dir.path().join(format!("g{i}.npy"))), first);
+    }
+    // One entry, no temporaries left, and a later run finds it.
+    let entries: Vec<String> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let again = args("h");
+    let again = ok(whichgan(
+        &again.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    assert_eq!(again["cached"], true);
+}

@@ -305,3 +305,46 @@ fn a_conditional_run_trains_on_labels_and_resumes_exactly() {
     args.push("--cond");
     assert_error(&args, &["has no class labels", "--cond"]);
 }
+
+#[test]
+fn a_run_killed_before_its_first_snapshot_starts_over_without_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = shapes(dir.path(), "16");
+    let out = dir.path().join("run");
+    // A snapshot only at the end of a long run: killed as soon as it has begun.
+    let mut args = run_args(&data, &out, "4");
+    let snap = args.iter().position(|a| *a == "--snap").unwrap() + 1;
+    args[snap] = "4";
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_whichgan"))
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !out.join("fakes_init.png").exists() && started.elapsed().as_secs() < 600 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(out.join("fakes_init.png").exists(), "the run never began");
+    let snapshots = |out: &Path| {
+        std::fs::read_dir(out)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().starts_with("network-snapshot-")
+            })
+            .count()
+    };
+    assert_eq!(snapshots(&out), 0, "killed too late to test this");
+    // The same command again, without --overwrite, starts the run over.
+    let r = ok(whichgan(&run_args(&data, &out, "0.032")));
+    assert_eq!(r["kimg"], 0.032);
+    assert!(snapshots(&out) > 0);
+    // A folder that holds anything else is still refused.
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "mine").unwrap();
+    assert_error(&run_args(&data, &other, "0.016"), &["not empty"]);
+}

@@ -30,7 +30,7 @@ use crate::{Error, Result};
 use candle_core::Device;
 use serde::Serialize;
 use snapshots::{grid_images, grid_latents, write_grid, RunHook};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Name of the model in checkpoints.
@@ -123,6 +123,20 @@ fn check_rounds(batch: usize, round: usize, group: usize) -> Result<()> {
     Ok(())
 }
 
+/// Whether `out` holds only what a run writes before its first snapshot: its log, the grids
+/// of the reals and the initial fakes, the feature cache, temporaries of unfinished writes.
+fn holds_no_snapshot(out: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return true;
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .all(|name| {
+            [LOG_FILE, "reals.png", "fakes_init.png", "feature-cache"].contains(&name.as_str())
+                || crate::io::is_temporary(&name)
+        })
+}
+
 /// Trains (or resumes) a run; writes snapshots, grids, the log.
 pub fn train_run(opts: &RunOptions) -> Result<RunSummary> {
     let dataset = ImageDataset::open(&opts.data)?;
@@ -154,9 +168,11 @@ pub fn train_run(opts: &RunOptions) -> Result<RunSummary> {
         Some(m) => Some(metrics::Extractors::load(m, &opts.out, &opts.device)?),
         None => None,
     };
+    // What a run killed before its first snapshot leaves holds nothing to keep.
+    let replace = opts.overwrite || holds_no_snapshot(&opts.out);
     prepare_out(
         &opts.out,
-        Start::new(resumed.is_some(), opts.overwrite),
+        Start::new(resumed.is_some(), replace),
         &["network-snapshot-", "fakes"],
         "`resume` a snapshot to continue its run or `overwrite` to start over in it",
     )?;
