@@ -48,6 +48,9 @@ pub struct ImageDataset {
     storage: Storage,
     /// Paths relative to the folder, or names inside the zip.
     names: Vec<String>,
+    /// A folder's files as the file system names them (a name that is not UTF-8 reads back
+    /// only by its own bytes), in the order of `names`.
+    files: Vec<PathBuf>,
 }
 
 /// A batch of decoded images: [n, 3, height, width] f32 values in [0, 1], row-major.
@@ -65,29 +68,35 @@ impl ImageDataset {
     /// Opens a folder or a `.zip` archive; an error when it holds no images.
     pub fn open(path: &Path) -> Result<Self> {
         let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-        let (storage, mut names) = if meta.is_dir() {
-            let mut names = Vec::new();
-            collect_folder(path, path, &mut names)?;
-            (Storage::Folder(path.to_owned()), names)
+        let (storage, mut entries) = if meta.is_dir() {
+            let mut entries = Vec::new();
+            collect_folder(path, path, &mut entries)?;
+            (Storage::Folder(path.to_owned()), entries)
         } else if crate::io::extension(path).as_deref() == Some("zip") {
             let zip = open_zip(path)?;
-            let names = zip
+            let entries = zip
                 .file_names()
                 .filter_map(|n| n.ok().map(|n| n.into_owned()))
                 .filter(|n| is_image_name(n))
+                .map(|n| (n.clone(), PathBuf::from(n)))
                 .collect();
-            (Storage::Zip(path.to_owned()), names)
+            (Storage::Zip(path.to_owned()), entries)
         } else {
             return Err(Error::in_file(
                 path,
                 "expected an image folder or a .zip dataset",
             ));
         };
-        if names.is_empty() {
+        if entries.is_empty() {
             return Err(Error::in_file(path, "holds no PNG or JPEG images"));
         }
-        names.sort();
-        Ok(ImageDataset { storage, names })
+        entries.sort();
+        let (names, files) = entries.into_iter().unzip();
+        Ok(ImageDataset {
+            storage,
+            names,
+            files,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -112,9 +121,9 @@ impl ImageDataset {
 
     /// The raw (encoded) bytes of every image in `range`, in order.
     pub fn read_raw(&self, range: std::ops::Range<usize>) -> Result<Vec<Vec<u8>>> {
-        let names = &self.names[range];
+        let names = &self.names[range.clone()];
         match &self.storage {
-            Storage::Folder(root) => names
+            Storage::Folder(root) => self.files[range]
                 .iter()
                 .map(|n| {
                     let p = root.join(n);
@@ -430,7 +439,7 @@ fn is_image_name(name: &str) -> bool {
 
 /// The image files below `dir`, skipping hidden entries (`.name`): the temporary files of an
 /// interrupted write, `.ipynb_checkpoints` and the like are not part of a dataset.
-fn collect_folder(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
+fn collect_folder(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<()> {
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         if entry.file_name().to_string_lossy().starts_with('.') {
@@ -441,7 +450,7 @@ fn collect_folder(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> 
             collect_folder(root, &path, out)?;
         } else if is_image_name(&path.to_string_lossy()) {
             let relative = path.strip_prefix(root).expect("below the root");
-            out.push(relative.to_string_lossy().into_owned());
+            out.push((relative.to_string_lossy().into_owned(), relative.to_owned()));
         }
     }
     Ok(())
@@ -501,6 +510,7 @@ mod tests {
         collect_folder(&dir, &dir, &mut names).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         names.sort();
+        let names: Vec<&str> = names.iter().map(|(name, _)| name.as_str()).collect();
         assert_eq!(names, ["a.png", "sub/b.jpg"]);
     }
 

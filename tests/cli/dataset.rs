@@ -279,3 +279,47 @@ fn folders_pack_with_crops_and_folder_labels() {
         (Some(5), Some(1))
     );
 }
+
+#[test]
+fn file_names_that_are_not_utf8_are_read() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("odd");
+    std::fs::create_dir(&folder).unwrap();
+    let spec = SynthSpec {
+        images: 3,
+        classes: 2,
+        first_class: 0,
+        resolution: 16,
+        seed: 1,
+    };
+    for (i, name) in [&b"img\xff0.png"[..], b"img1.png", b"\xfe\xfd.png"]
+        .iter()
+        .enumerate()
+    {
+        let path = folder.join(std::ffi::OsStr::from_bytes(name));
+        synth_image(&spec, i).0.save(&path).unwrap();
+    }
+    let f = dir.path().join("f.npy");
+    let r = ok(whichgan(&[
+        "features",
+        "--extractor",
+        "pixels",
+        "--data",
+        folder.to_str().unwrap(),
+        "--out",
+        f.to_str().unwrap(),
+        "--no-cache",
+        "--json",
+    ]));
+    assert_eq!(r["images"], 3);
+    let packed = dir.path().join("packed.zip");
+    let r = ok(whichgan(&[
+        "dataset",
+        "pack",
+        folder.to_str().unwrap(),
+        packed.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(r["images"], 3);
+}
