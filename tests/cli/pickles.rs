@@ -179,7 +179,8 @@ fn convert_and_inspect_keep_what_the_pickle_says() {
     );
 }
 
-/// A fine-tune of 32 × 32 networks like sets A and C on `data` into `out`.
+/// A fine-tune on `data` into `out` from networks of 32 × 32 images, 2 mapping layers and z 64
+/// (sets A and C), `extra` giving their channels.
 fn fine_tune(
     data: &Path,
     out: &Path,
@@ -199,10 +200,6 @@ fn fine_tune(
         kimg,
         "--batch",
         "8",
-        "--cbase",
-        "2048",
-        "--cmax",
-        "64",
         "--map",
         "2",
         "--zdim",
@@ -255,18 +252,25 @@ fn a_pickle_starts_a_fine_tune_that_resumes_exactly() {
     let data = shapes(dir.path(), "4");
     let pkl = set("setA", "network-snapshot-000100.pkl");
     let (part, whole) = (dir.path().join("part"), dir.path().join("whole"));
-    assert_eq!(fine_tune(&data, &part, &pkl, "0.016", &[])["g_steps"], 2);
+    let set_a = ["--cbase", "2048", "--cmax", "64"];
+    assert_eq!(fine_tune(&data, &part, &pkl, "0.016", &set_a)["g_steps"], 2);
     // Continued from its first snapshot, the fine-tune equals one run through.
     let first = part.join("network-snapshot-000000.016.safetensors");
-    fine_tune(&data, &part, &first, "0.032", &[]);
-    fine_tune(&data, &whole, &pkl, "0.032", &[]);
+    fine_tune(&data, &part, &first, "0.032", &set_a);
+    fine_tune(&data, &whole, &pkl, "0.032", &set_a);
     let last = "network-snapshot-000000.032.safetensors";
     assert_eq!(tensors(&whole.join(last)), tensors(&part.join(last)));
     // The conditional pickle (5 classes) fine-tunes with --cond on 5 labelled classes.
     let labelled = shapes(dir.path(), "5");
     let out = dir.path().join("conditional");
     let conditional = set("setC", "network-snapshot-000100.pkl");
-    fine_tune(&labelled, &out, &conditional, "0.016", &["--cond"]);
+    fine_tune(
+        &labelled,
+        &out,
+        &conditional,
+        "0.016",
+        &["--cbase", "1024", "--cmax", "32", "--cond"],
+    );
     let i = ok(whichgan(&[
         "inspect",
         s(&out.join("network-snapshot-000000.016.safetensors")),
