@@ -5,7 +5,7 @@ use super::jobs::{grid, latest_snapshot, snapshots, Claim, Job, Layout};
 use super::spec::{Data, SourceStart, Study, Target};
 use crate::classes::{cover, fit_on_dataset, ClassProbe, FitOptions};
 use crate::dataset::write_synth;
-use crate::features::{Extraction, FeatureCache, ImageSource};
+use crate::features::{Extraction, ExtractorKind, FeatureCache, ImageSource};
 use crate::io::write_atomic;
 use crate::run::generator::conv_clamp;
 use crate::run::stylegan2::{train_run, Extractors, Scores, TrainSettings};
@@ -222,27 +222,22 @@ impl Runner<'_> {
     }
 
     fn extractors(&self, n: usize) -> Result<Extractors> {
-        let m = &self.study.metrics;
-        let cache = FeatureCache::new(&self.layout.feature_cache());
-        let device = &self.opts.device;
-        let mut main = Extraction::new(m.kind(), m.inception.as_deref(), device)?;
-        main.cache = Some(cache.clone());
-        let vgg16 = match &m.vgg16 {
-            Some(w) => {
-                let mut e =
-                    Extraction::new(crate::features::ExtractorKind::Vgg16, Some(w), device)?;
-                e.cache = Some(cache);
-                Some(e)
-            }
+        let vgg16 = match &self.study.metrics.vgg16 {
+            Some(w) => Some(self.cached_extraction(ExtractorKind::Vgg16, Some(w))?),
             None => None,
         };
-        Ok(Extractors::new(main, vgg16, n))
+        Ok(Extractors::new(self.probe_extraction()?, vgg16, n))
     }
 
-    /// The probe's embedding: the study's main features.
+    /// The study's main embedding (FID, KID, and the class probes).
     fn probe_extraction(&self) -> Result<Extraction> {
         let m = &self.study.metrics;
-        let mut e = Extraction::new(m.kind(), m.inception.as_deref(), &self.opts.device)?;
+        self.cached_extraction(m.kind(), m.inception.as_deref())
+    }
+
+    /// An extraction of `kind` whose features go into the study's one cache.
+    fn cached_extraction(&self, kind: ExtractorKind, weights: Option<&Path>) -> Result<Extraction> {
+        let mut e = Extraction::new(kind, weights, &self.opts.device)?;
         e.cache = Some(FeatureCache::new(&self.layout.feature_cache()));
         Ok(e)
     }
