@@ -189,14 +189,17 @@ impl StudyArgs {
         args
     }
 
-    /// The Figure 3 sweep in `shards` tasks writing into `shards_out`, collected by `collect`.
+    /// The Figure 3 sweep as array tasks writing into `shards_out` (as many as `slurm` asks, 10
+    /// by default, at most one per fine-tune), collected by `collect`.
     fn sweep_grid(
         &self,
         name: &str,
-        shards: usize,
+        slurm: &SlurmArgs,
         shards_out: &Path,
         collect: Vec<String>,
     ) -> Result<Grid> {
+        let tasks = SweepPlan::new(&self.options(true)?).tasks_of(None).len();
+        let shards = slurm.shard_count(10, tasks)?;
         let exe = this_program()?;
         let mut shard_command = vec![exe.clone(), "toy".into(), "figure3".into()];
         shard_command.extend(self.arguments(shards_out));
@@ -311,20 +314,13 @@ pub fn run(args: ToyArgs) -> Result<()> {
             shard: _,
             slurm,
         } if slurm.slurm => {
-            let opts = study.options(true)?;
-            let tasks = SweepPlan::new(&opts).tasks_of(None).len();
             let out = absolute(&study.out)?;
             let collect = ["toy", "merge", &out.display().to_string(), "--out"]
                 .iter()
                 .map(|s| s.to_string())
                 .chain([out.display().to_string(), "--json".into()])
                 .collect();
-            let grid = study.sweep_grid(
-                "whichgan-figure3",
-                slurm.shard_count(10, tasks)?,
-                &out,
-                collect,
-            )?;
+            let grid = study.sweep_grid("whichgan-figure3", &slurm, &out, collect)?;
             slurm.submit(grid, args.json)
         }
         ToyCommand::Figure3 { study, shard, .. } => in_pool(study.jobs, || {
@@ -383,19 +379,12 @@ pub fn run(args: ToyArgs) -> Result<()> {
             Ok(())
         }),
         ToyCommand::Reproduce { study, slurm, .. } if slurm.slurm => {
-            let opts = study.options(true)?;
-            let tasks = SweepPlan::new(&opts).tasks_of(None).len();
             let out = absolute(&study.out)?;
             let shards_out = out.join("figure3-shards");
             let mut collect: Vec<String> = vec!["toy".into(), "reproduce".into()];
             collect.extend(study.arguments(&out));
             collect.extend(["--sweep-from".into(), shards_out.display().to_string()]);
-            let grid = study.sweep_grid(
-                "whichgan-reproduce",
-                slurm.shard_count(10, tasks)?,
-                &shards_out,
-                collect,
-            )?;
+            let grid = study.sweep_grid("whichgan-reproduce", &slurm, &shards_out, collect)?;
             slurm.submit(grid, args.json)
         }
         ToyCommand::Reproduce {
