@@ -50,17 +50,17 @@ fn a_pickle_holds_its_state_dicts_bit_for_bit() {
                 assert!(same, "{name} {net}.{key} differs");
             }
         }
-        assert!((pickle.augment_p.unwrap() - 0.137).abs() < 1e-6);
-        let g = &pickle.kwargs["G"];
+        assert!((pickle.arguments.augment_p.unwrap() - 0.137).abs() < 1e-6);
+        let g = &pickle.arguments.kwargs["G"];
         assert_eq!(g["z_dim"], z_dim);
         assert_eq!(g["img_resolution"], 32);
         assert_eq!(g["c_dim"], c_dim);
-        let d = &pickle.kwargs["D"];
+        let d = &pickle.arguments.kwargs["D"];
         assert_eq!(d["architecture"], arch);
         assert_eq!(d["epilogue_kwargs"]["mbstd_group_size"], mbstd);
         let stated = &g["synthesis_kwargs"]["conv_clamp"];
         assert_eq!(stated.as_u64(), clamp, "{name}");
-        assert_eq!(pickle.classes["G"], "Generator");
+        assert_eq!(pickle.arguments.classes["G"], "Generator");
     }
 }
 

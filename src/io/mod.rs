@@ -20,7 +20,10 @@ pub use image::write_png_grid;
 pub use jsonl::{append_jsonl, truncate_jsonl};
 pub use npy::{read_npy, read_npz_stats, write_npy_f32, NpyArray};
 pub use table::{write_csv, Table};
-pub use torch_pickle::{read_network_pickle, read_torch_tensors, NetworkPickle, TorchTensor};
+pub use torch_pickle::{
+    read_network_arguments, read_network_pickle, read_torch_tensors, NetworkArguments,
+    NetworkPickle, TorchTensor,
+};
 pub use weights::{read_tensor_file, Weights};
 pub use zip_entry::{read_zip_entry, ZIP_ENTRY_LIMIT};
 

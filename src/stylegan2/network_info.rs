@@ -3,7 +3,7 @@
 //! probability — as an official network pickle's constructor arguments say it, or as
 //! `whichgan convert` writes it into a safetensors file's metadata.
 
-use crate::io::NetworkPickle;
+use crate::io::NetworkArguments;
 use crate::Result;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -31,7 +31,7 @@ pub struct NetworkInfo {
 
 impl NetworkInfo {
     /// What an official pickle's constructor arguments say.
-    pub fn of_pickle(pickle: &NetworkPickle) -> NetworkInfo {
+    pub fn of_pickle(pickle: &NetworkArguments) -> NetworkInfo {
         let g = pickle
             .kwargs
             .get("G")
@@ -72,7 +72,7 @@ impl NetworkInfo {
     /// safetensors file's metadata; nothing for other files.
     pub fn read(path: &Path) -> Result<NetworkInfo> {
         match crate::io::extension(path).as_deref() {
-            Some("pkl") => Ok(Self::of_pickle(&crate::io::read_network_pickle(path)?)),
+            Some("pkl") => Ok(Self::of_pickle(&crate::io::read_network_arguments(path)?)),
             Some("safetensors") => Ok(crate::io::safetensors_metadata(path)
                 .and_then(|m| serde_json::from_str(m.get(METADATA_KEY)?).ok())
                 .unwrap_or_default()),

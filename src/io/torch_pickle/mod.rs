@@ -19,7 +19,7 @@ mod network;
 mod tests;
 mod unpickle;
 
-pub use network::{read_network_pickle, NetworkPickle};
+pub use network::{read_network_arguments, read_network_pickle, NetworkArguments, NetworkPickle};
 use unpickle::{unpickle, TensorRef, Value};
 
 /// A float32 tensor read from a checkpoint: shape and row-major values.

@@ -20,6 +20,12 @@ pub const NETWORKS: [&str; 3] = ["G", "D", "G_ema"];
 pub struct NetworkPickle {
     /// Every network's tensors, `G.…`, `D.…`, `G_ema.…`, as their state dicts name them.
     pub tensors: HashMap<String, TorchTensor>,
+    pub arguments: NetworkArguments,
+}
+
+/// What a network pickle says of its networks besides their tensors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetworkArguments {
     /// Each network's constructor arguments (`_init_kwargs`), by network name.
     pub kwargs: BTreeMap<String, serde_json::Value>,
     /// Each network's class name (`Generator`, `Discriminator`).
@@ -30,12 +36,27 @@ pub struct NetworkPickle {
 
 /// Reads a network pickle.
 pub fn read_network_pickle(path: &Path) -> Result<NetworkPickle> {
+    let (refs, arguments) = read(path)?;
+    let tensors = materialise_all(refs, &HashMap::new()).map_err(|m| Error::in_file(path, m))?;
+    Ok(NetworkPickle { tensors, arguments })
+}
+
+/// Reads only what a network pickle says of its networks, without converting their tensors.
+pub fn read_network_arguments(path: &Path) -> Result<NetworkArguments> {
+    Ok(read(path)?.1)
+}
+
+fn read(path: &Path) -> Result<(Vec<(String, TensorRef)>, NetworkArguments)> {
     super::super::check_readable_file(path)?;
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     parse(&bytes).map_err(|m| Error::in_file(path, m))
 }
 
-fn parse(bytes: &[u8]) -> std::result::Result<NetworkPickle, String> {
+/// The state-dict tensors of the pickle's networks (not yet read from their storages) and
+/// their arguments.
+fn parse(
+    bytes: &[u8],
+) -> std::result::Result<(Vec<(String, TensorRef)>, NetworkArguments), String> {
     let (root, _, _) = unpickle(bytes).map_err(|m| format!("not a network pickle: {m}"))?;
     let Value::Dict(items, _) = root else {
         return Err("not a network pickle: it holds no dict of networks".into());
@@ -79,12 +100,12 @@ fn parse(bytes: &[u8]) -> std::result::Result<NetworkPickle, String> {
         }
         _ => None,
     };
-    Ok(NetworkPickle {
-        tensors: materialise_all(refs, &HashMap::new())?,
+    let arguments = NetworkArguments {
         kwargs,
         classes,
         augment_p,
-    })
+    };
+    Ok((refs, arguments))
 }
 
 /// The value under `key` of a dict.
