@@ -449,8 +449,8 @@ fn a_snapshot_tells_its_conv_clamp() {
     spec.preset.conv_clamp = Some(3.5);
     let opts = one_tick_run(dir.path(), spec, dir.path().join("run"));
     let snapshot = train_run(&opts).unwrap().last_snapshot;
-    assert_eq!(conv_clamp(&snapshot, None), Some(3.5));
-    assert_eq!(conv_clamp(&snapshot, Some(256.0)), Some(256.0));
+    assert_eq!(conv_clamp(&snapshot, None).unwrap(), Some(3.5));
+    assert_eq!(conv_clamp(&snapshot, Some(256.0)).unwrap(), Some(256.0));
     // A checkpoint without a run's state (here the trainer's own) has none.
     let bare = dir.path().join("bare.safetensors");
     trainer(&tiny_spec(AugMode::NoAug, 0.0))
@@ -458,7 +458,7 @@ fn a_snapshot_tells_its_conv_clamp() {
         .unwrap()
         .save(&bare)
         .unwrap();
-    assert_eq!(conv_clamp(&bare, None), None);
+    assert_eq!(conv_clamp(&bare, None).unwrap(), None);
 }
 
 /// `--resume` with a snapshot of the run in the output folder continues it; with any other

@@ -154,7 +154,7 @@ pub fn run(args: ClassesArgs) -> Result<()> {
             let extraction = common.extraction(p.extractor(), weights.as_deref())?;
             let source = match (ckpt, images, data) {
                 (Some(c), _, _) => ImageSource::Generator {
-                    conv_clamp: conv_clamp(&c, None),
+                    conv_clamp: conv_clamp(&c, None)?,
                     checkpoint: c,
                     n,
                 },

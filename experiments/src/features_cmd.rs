@@ -116,11 +116,12 @@ pub(crate) fn image_bar(label: &str) -> ProgressBar {
     --data flowers.zip --out flowers_inception.npy\n  \
     whichgan features --extractor vgg16 --weights vgg16.safetensors --images samples.npy --out vgg.npy\n  \
     whichgan features --extractor pixels --data shapes.zip --out pixels.npy\n\n\
-    pixels: each image averaged to 8 × 8 per channel (192-d, no weights; sides must be multiples \
-    of 8), the feature space of CPU-sized studies where no pretrained network is at hand.")]
+    pixels: each image averaged to 8 × 8 per channel plus the magnitudes of its 8 × 8 lowest \
+    spatial frequencies (256-d, no weights; sides must be multiples of 8), the feature space of \
+    CPU-sized studies where no pretrained network is at hand.")]
 pub struct FeaturesArgs {
     /// The network: FID Inception-v3 (2048-d), VGG16 fc2 (4096-d) or the weight-free pixel
-    /// embedding (192-d).
+    /// embedding (256-d).
     #[arg(long, value_enum)]
     extractor: ExtractorArg,
     /// Its weights (.pth/.pt or .safetensors with the reference key names; none for pixels).
@@ -227,7 +228,7 @@ impl Collected {
             ExtractorKind::Vgg16 => &mut self.vgg16,
             ExtractorKind::Pixels => {
                 return Err(Error::invalid(format!(
-                    "{what}: pixel features (192-d) are not among select's (Inception, VGG16)"
+                    "{what}: pixel features (256-d) are not among select's (Inception, VGG16)"
                 )))
             }
         };

@@ -252,7 +252,7 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
     if args.batch == 0 {
         return Err(Error::invalid("--batch must be at least 1"));
     }
-    let clamp = conv_clamp(&args.ckpt, args.common.conv_clamp);
+    let clamp = conv_clamp(&args.ckpt, args.common.conv_clamp)?;
     let g = load_generator(&args.ckpt, &args.net, clamp, &device)?;
     let (z_dim, num_ws, w_dim) = (g.mapping.z_dim, g.synthesis.num_ws, g.mapping.w_dim);
     let images = match (&args.seeds, &args.z, &args.ws) {
@@ -309,7 +309,7 @@ pub fn discriminate(args: DiscriminateArgs) -> Result<()> {
     let inputs = [("--ckpt", args.ckpt.as_path()), ("--images", &args.images)];
     check_output_files(&outputs, &inputs)?;
     let device = args.common.device()?;
-    let group = mbstd_group(&args.ckpt, args.mbstd_group);
+    let group = mbstd_group(&args.ckpt, args.mbstd_group)?;
     if args.batch == 0 || group == 0 {
         return Err(Error::invalid(
             "--batch and --mbstd-group must be at least 1",
@@ -324,7 +324,7 @@ pub fn discriminate(args: DiscriminateArgs) -> Result<()> {
     }
     let weights = load_network(&args.ckpt, "D", &device)?;
     let mut d = Discriminator::load(&weights, group).map_err(|e| e.located_in(&args.ckpt))?;
-    d.conv_clamp = conv_clamp(&args.ckpt, args.common.conv_clamp);
+    d.conv_clamp = conv_clamp(&args.ckpt, args.common.conv_clamp)?;
     let (r, c) = (d.resolution, d.img_channels);
     let images = npy_tensor(
         &args.images,
@@ -434,7 +434,7 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
             .map(|s| s.iter().product::<usize>())
             .sum();
         let described = if net == "D" {
-            Discriminator::load(&weights, mbstd_group(&args.ckpt, None)).map(|d| {
+            Discriminator::load(&weights, mbstd_group(&args.ckpt, None)?).map(|d| {
                 serde_json::json!({
                     "resolution": d.resolution,
                     "c_dim": d.c_dim(),
@@ -464,8 +464,8 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
     }
     report
         .with("networks", held.join(", "))
-        .with("conv_clamp", conv_clamp(&args.ckpt, None))
-        .with("mbstd_group", mbstd_group(&args.ckpt, None))
+        .with("conv_clamp", conv_clamp(&args.ckpt, None)?)
+        .with("mbstd_group", mbstd_group(&args.ckpt, None)?)
         .with(
             "stated",
             serde_json::to_value(&info).expect("info serialises"),

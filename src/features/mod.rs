@@ -1,7 +1,7 @@
 //! Feature extractors for image metrics: pytorch-fid's FID Inception-v3 (2048-d pool
 //! features, for FID and KID), VGG16 fc2 (4096-d, for precision and recall) and a weight-free
-//! pixel embedding (192-d, for CPU-sized studies), on any candle device; and the extraction of features from image datasets, arrays and generators, with a
-//! cache keyed by content.
+//! pixel embedding (256-d, for CPU-sized studies), on any candle device; and the extraction
+//! of features from image datasets, arrays and generators, with a cache keyed by content.
 
 mod cache;
 pub mod inception;
@@ -29,7 +29,7 @@ pub enum ExtractorKind {
     Inception,
     /// VGG16 fc2, 4096-d.
     Vgg16,
-    /// Images averaged to 8 × 8, 192-d; no weights.
+    /// Images averaged to 8 × 8 and their lowest spatial frequencies, 256-d; no weights.
     Pixels,
 }
 

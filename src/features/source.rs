@@ -41,7 +41,7 @@ impl ImageSource {
     pub fn from_path(
         path: &Path,
         n_generated: usize,
-        conv_clamp: impl Fn(&Path) -> Option<f64>,
+        conv_clamp: impl Fn(&Path) -> Result<Option<f64>>,
     ) -> Result<Self> {
         if path.is_dir() {
             return Ok(ImageSource::Data(path.to_owned()));
@@ -51,7 +51,7 @@ impl ImageSource {
             Some("pt" | "pth" | "safetensors" | "pkl") => Ok(ImageSource::Generator {
                 checkpoint: path.to_owned(),
                 n: n_generated,
-                conv_clamp: conv_clamp(path),
+                conv_clamp: conv_clamp(path)?,
             }),
             Some("npy") => {
                 let shape = read_npy(path)?.shape;

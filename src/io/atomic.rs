@@ -4,10 +4,17 @@ use crate::{Error, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// How long a temporary file must have been left unchanged to count as abandoned: a writer
+/// that is still alive, on this machine or another sharing the folder, changes it far more
+/// often.
+const ABANDONED_AFTER: Duration = Duration::from_secs(600);
 
 /// A fresh temporary path in the same folder as `path` (so the rename stays on one file
 /// system): `.<stem>.tmp-<pid>-<n>.<ext>`. The counter keeps two writes of one process apart;
-/// the extension stays last because the PNG encoder picks its format from it.
+/// the extension stays last because the PNG encoder picks its format from it. Temporaries of
+/// the same target abandoned by killed writers are removed on the way.
 pub fn temporary_beside(path: &Path) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -17,7 +24,35 @@ pub fn temporary_beside(path: &Path) -> PathBuf {
     let extension = path
         .extension()
         .map_or(String::new(), |e| format!(".{}", e.to_string_lossy()));
+    remove_abandoned_temporaries(path, &format!(".{stem}.tmp-"), &extension);
     path.with_file_name(format!(".{stem}.tmp-{}-{n}{extension}", std::process::id()))
+}
+
+/// Removes the temporaries `<prefix><pid>-<n><extension>` beside `path` that nobody has
+/// written for [`ABANDONED_AFTER`]. Best effort: another process may be removing them too,
+/// and a folder that cannot be listed is the write's own error to report.
+fn remove_abandoned_temporaries(path: &Path, prefix: &str, extension: &str) {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let ours = name.starts_with(prefix)
+            && name.ends_with(extension)
+            && temporary_owner(&name).is_some();
+        let untouched = || {
+            let modified = entry.metadata().and_then(|m| m.modified()).ok()?;
+            Some(modified.elapsed().ok()? >= ABANDONED_AFTER)
+        };
+        if ours && untouched() == Some(true) {
+            std::fs::remove_file(entry.path()).ok();
+        }
+    }
 }
 
 /// Whether `name` is that of a temporary file of [`temporary_beside`], and of which process.
@@ -94,6 +129,7 @@ pub fn create_writable_dir(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::SystemTime;
 
     #[test]
     fn stale_temporaries_are_removed_and_nothing_else() {
@@ -122,5 +158,36 @@ mod tests {
         let mut want: Vec<String> = keep.iter().map(|s| s.to_string()).collect();
         want.sort();
         assert_eq!(left, want);
+    }
+
+    #[test]
+    fn temporaries_of_a_target_are_removed_once_abandoned() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("features.npy");
+        let long_ago = SystemTime::now() - 2 * ABANDONED_AFTER;
+        let write = |name: &str, modified: SystemTime| {
+            let file = std::fs::File::create(dir.path().join(name)).unwrap();
+            file.set_modified(modified).unwrap();
+        };
+        // Abandoned: removed. Recent (a live writer), another target's, not a temporary: kept.
+        write(".features.tmp-4242-0.npy", long_ago);
+        write(".features.tmp-4243-7.npy", SystemTime::now());
+        write(".other.tmp-4242-0.npy", long_ago);
+        write(".features.tmp-4242-0.npy.keep", long_ago);
+        let fresh = temporary_beside(&target);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".features.tmp-4242-0.npy.keep",
+                ".features.tmp-4243-7.npy",
+                ".other.tmp-4242-0.npy"
+            ]
+        );
+        assert!(is_temporary(&fresh.file_name().unwrap().to_string_lossy()));
     }
 }

@@ -12,7 +12,9 @@ pub fn append_jsonl(path: &Path, entry: &serde_json::Value) -> Result<()> {
         .append(true)
         .open(path)
         .map_err(|e| Error::io(path, e))?;
-    writeln!(file, "{entry}").map_err(|e| Error::io(path, e))
+    // One write of the whole line: a process killed mid-append leaves no partial line.
+    file.write_all(format!("{entry}\n").as_bytes())
+        .map_err(|e| Error::io(path, e))
 }
 
 /// Keeps the lines whose numeric field `key` is at most `last` (drops what a run killed after

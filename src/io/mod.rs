@@ -159,12 +159,21 @@ pub fn check_readable_file(path: &Path) -> Result<()> {
 /// any other file.
 pub fn safetensors_metadata(path: &Path) -> Option<std::collections::HashMap<String, String>> {
     use std::io::Read;
+    // Opening a FIFO would wait for a writer: only regular files are looked into.
+    if !std::fs::metadata(path).ok()?.is_file() {
+        return None;
+    }
     let mut file = std::fs::File::open(path).ok()?;
+    let size = file.metadata().ok()?.len();
     let mut len = [0u8; 8];
     file.read_exact(&mut len).ok()?;
-    // safetensors bounds its header at 100 MB; a larger length is not such a file.
-    let len = usize::try_from(u64::from_le_bytes(len)).ok()?;
-    let mut header = vec![0u8; Some(len).filter(|&n| n <= 100_000_000)?];
+    // safetensors bounds its header at 100 MB; a larger length, or one beyond the file's end,
+    // is not such a file.
+    let len = u64::from_le_bytes(len);
+    if len > 100_000_000 || len > size.saturating_sub(8) {
+        return None;
+    }
+    let mut header = vec![0u8; len as usize];
     file.read_exact(&mut header).ok()?;
     let header: serde_json::Value = serde_json::from_slice(&header).ok()?;
     serde_json::from_value(header.get("__metadata__")?.clone()).ok()

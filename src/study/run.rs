@@ -272,7 +272,7 @@ impl Runner<'_> {
                 .layout
                 .start_checkpoint(self.study, source)?
                 .expect("a source has a checkpoint");
-            let clamp = conv_clamp(&ckpt, None);
+            let clamp = conv_clamp(&ckpt, None)?;
             let theirs = extractors.feature_sets(&extractors.generated(&ckpt, clamp))?;
             Some(Scores::of(&reals, &theirs, k)?)
         } else {
@@ -307,7 +307,7 @@ impl Runner<'_> {
         };
         let mut rows = Vec::new();
         for snapshot in snapshots(run)? {
-            let clamp = conv_clamp(&snapshot, None);
+            let clamp = conv_clamp(&snapshot, None)?;
             let fake = extractors.feature_sets(&extractors.generated(&snapshot, clamp))?;
             let scores = Scores::of(&reals, &fake, m.k)?;
             let covered = match &probe {

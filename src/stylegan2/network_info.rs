@@ -73,9 +73,16 @@ impl NetworkInfo {
     pub fn read(path: &Path) -> Result<NetworkInfo> {
         match crate::io::extension(path).as_deref() {
             Some("pkl") => Ok(Self::of_pickle(&crate::io::read_network_arguments(path)?)),
-            Some("safetensors") => Ok(crate::io::safetensors_metadata(path)
-                .and_then(|m| serde_json::from_str(m.get(METADATA_KEY)?).ok())
-                .unwrap_or_default()),
+            Some("safetensors") => {
+                let metadata = crate::io::safetensors_metadata(path).unwrap_or_default();
+                let Some(text) = metadata.get(METADATA_KEY) else {
+                    return Ok(NetworkInfo::default());
+                };
+                // Present but unreadable: the networks would be built with other settings.
+                serde_json::from_str(text).map_err(|e| {
+                    crate::Error::in_file(path, format!("its {METADATA_KEY} metadata: {e}"))
+                })
+            }
             _ => Ok(NetworkInfo::default()),
         }
     }
@@ -100,4 +107,35 @@ pub fn convert(input: &Path, output: &Path) -> Result<usize> {
         .map_err(|e| crate::Error::in_file(output, format!("cannot serialise: {e}")))?;
     crate::io::write_atomic(output, &bytes)?;
     Ok(named.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_metadata(dir: &Path, metadata: Option<&str>) -> std::path::PathBuf {
+        let path = dir.join("networks.safetensors");
+        let t = candle_core::Tensor::zeros(2, candle_core::DType::F32, &candle_core::Device::Cpu)
+            .unwrap();
+        let metadata = metadata
+            .map(|m| std::collections::HashMap::from([(METADATA_KEY.to_owned(), m.into())]));
+        let bytes = safetensors::serialize([("G.x", &t)], metadata).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn metadata_is_read_absent_means_unstated_and_broken_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let info = NetworkInfo::read(&with_metadata(dir.path(), Some(r#"{"conv_clamp":256.0}"#)));
+        assert_eq!(info.unwrap().conv_clamp, Some(256.0));
+        let none = NetworkInfo::read(&with_metadata(dir.path(), None)).unwrap();
+        assert_eq!(none, NetworkInfo::default());
+        let broken = with_metadata(dir.path(), Some(r#"{"conv_clamp":"#));
+        let err = NetworkInfo::read(&broken).unwrap_err().to_string();
+        assert!(
+            err.contains(METADATA_KEY) && err.contains("networks.safetensors"),
+            "{err}"
+        );
+    }
 }

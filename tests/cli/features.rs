@@ -25,10 +25,7 @@ fn inception_weights() -> &'static Path {
     PATH.get_or_init(|| {
         let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("inception-formula.safetensors");
         if !path.exists() {
-            let text = std::fs::read_to_string(fixtures().join("inception/keys.json")).unwrap();
-            let keys: Vec<(String, Vec<usize>)> = serde_json::from_str(&text).unwrap();
-            let tmp = path.with_extension("partial");
-            candle_core::safetensors::save(&formula::tensors(&keys), &tmp).unwrap();
+            let tmp = formula::inception_file(&path.with_extension("partial"));
             std::fs::rename(&tmp, &path).unwrap();
         }
         path

@@ -172,13 +172,7 @@ fn a_run_writes_snapshots_grids_and_its_log_and_resumes_exactly() {
 fn snapshots_carry_fid_and_precision_recall_when_weights_are_given() {
     let dir = tempfile::tempdir().unwrap();
     let data = shapes(dir.path(), "16");
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/inception/keys.json"),
-    )
-    .unwrap();
-    let keys: Vec<(String, Vec<usize>)> = serde_json::from_str(&text).unwrap();
-    let weights = dir.path().join("inception.safetensors");
-    candle_core::safetensors::save(&formula::tensors(&keys), &weights).unwrap();
+    let weights = formula::inception_file(&dir.path().join("inception.safetensors"));
     let out = dir.path().join("run");
     let mut args = run_args(&data, &out, "0.032");
     args.extend(["--inception", s(&weights), "--metrics-n", "8"]);

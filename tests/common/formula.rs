@@ -3,6 +3,7 @@
 
 use candle_core::{Device, Tensor};
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 const A: f64 = 0.731;
 const B: f64 = 1.37;
@@ -53,4 +54,19 @@ pub fn tensors(keys: &[(String, Vec<usize>)]) -> HashMap<String, Tensor> {
             )
         })
         .collect()
+}
+
+/// Writes the formula Inception-v3 (the keys of `tests/fixtures/inception/keys.json`) as a
+/// safetensors file at `path`, which it returns.
+#[allow(dead_code)] // not every test crate writes the weights
+pub fn inception_file(path: &Path) -> PathBuf {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|dir| dir.join("tests/fixtures/inception/keys.json"))
+        .find(|keys| keys.exists())
+        .expect("tests/fixtures in the workspace");
+    let text = std::fs::read_to_string(fixtures).unwrap();
+    let keys: Vec<(String, Vec<usize>)> = serde_json::from_str(&text).unwrap();
+    candle_core::safetensors::save(&tensors(&keys), path).unwrap();
+    path.to_owned()
 }
