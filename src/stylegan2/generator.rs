@@ -2,7 +2,7 @@
 //! architecture: w → image), with the architecture read from the stored tensors.
 
 use super::bias_act::{bias_act, noisy_bias_act, Activation};
-use super::layers::{gain32, modulated_conv2d, FullyConnected, NoiseMode, Params};
+use super::layers::{gain32, modulated_conv2d, tracked, FullyConnected, NoiseMode, Params};
 use super::resample::upsample2d;
 use super::weights::Weights;
 use crate::{Error, Result};
@@ -240,7 +240,7 @@ impl SynthesisLayer {
         clamp: Option<f64>,
     ) -> Result<Tensor> {
         let styles = self.affine.forward(w)?;
-        let y = modulated_conv2d(x, self.weight.as_tensor(), &styles, true, self.up)?;
+        let y = modulated_conv2d(x, &tracked(&self.weight), &styles, true, self.up)?;
         let (n, _, h, w) = y.dims4()?;
         let noise = match noise {
             NoiseMode::Const => Some(
@@ -259,10 +259,10 @@ impl SynthesisLayer {
             }
             NoiseMode::None => None,
         };
-        let (bias, act) = (self.bias.as_tensor(), Activation::LeakyRelu);
+        let (bias, act) = (&tracked(&self.bias), Activation::LeakyRelu);
         match noise {
             Some(noise) => {
-                let strength = self.noise_strength.as_tensor();
+                let strength = &tracked(&self.noise_strength);
                 noisy_bias_act(&y, &noise, strength, bias, act, act.default_gain(), clamp)
             }
             None => bias_act(&y, Some(bias), act, act.default_gain(), clamp),
@@ -289,10 +289,10 @@ impl ToRgb {
     fn forward(&self, x: &Tensor, w: &Tensor, clamp: Option<f64>) -> Result<Tensor> {
         let input = self.weight.dim(1)?;
         let styles = (self.affine.forward(w)? * gain32(1.0 / (input as f64).sqrt()))?;
-        let y = modulated_conv2d(x, self.weight.as_tensor(), &styles, false, false)?;
+        let y = modulated_conv2d(x, &tracked(&self.weight), &styles, false, false)?;
         bias_act(
             &y,
-            Some(self.bias.as_tensor()),
+            Some(&tracked(&self.bias)),
             Activation::Linear,
             1.0,
             clamp,
@@ -452,7 +452,7 @@ impl Synthesis {
             let w_at = |i: usize| -> Result<Tensor> { Ok(ws.narrow(1, i, 1)?.squeeze(1)?) };
             let features = match (&block.constant, &block.conv0, &x) {
                 (Some(c), _, _) => {
-                    let c = c.as_tensor().unsqueeze(0)?;
+                    let c = tracked(c).unsqueeze(0)?;
                     let (_, ch, h, wd) = c.dims4()?;
                     let start = c.broadcast_as((n, ch, h, wd))?.contiguous()?;
                     block.conv1.forward(&start, &w_at(w_idx)?, noise, clamp)?

@@ -6,6 +6,7 @@ use super::resample;
 use super::weights::Weights;
 use crate::Result;
 use candle_core::{Tensor, Var};
+use std::cell::Cell;
 
 /// A fully connected layer (`FullyConnectedLayer`).
 pub struct FullyConnected {
@@ -61,12 +62,34 @@ pub enum Params {
 }
 
 impl Params {
-    fn get(self, param: &Var) -> Tensor {
+    /// The parameter as this pass reads it: fixed also within [`without_graph`].
+    pub(super) fn get(self, param: &Var) -> Tensor {
         match self {
-            Params::Tracked => param.as_tensor().clone(),
-            Params::Fixed => param.as_tensor().detach(),
+            Params::Tracked if !NO_GRAPH.with(Cell::get) => param.as_tensor().clone(),
+            _ => param.as_tensor().detach(),
         }
     }
+}
+
+thread_local! {
+    /// Set within [`without_graph`] on this thread.
+    static NO_GRAPH: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with every parameter read as a constant: the pass records no graph, so each
+/// intermediate is freed once the next operation has used it (PyTorch's `no_grad`). For passes
+/// whose result is detached anyway, such as G's samples for a D step; the numbers are the same.
+pub fn without_graph<T>(f: impl FnOnce() -> T) -> T {
+    let before = NO_GRAPH.with(|n| n.replace(true));
+    let out = f();
+    NO_GRAPH.with(|n| n.set(before));
+    out
+}
+
+/// A layer's parameter as this pass reads it ([`Params::Tracked`], fixed within
+/// [`without_graph`]).
+pub(super) fn tracked(param: &Var) -> Tensor {
+    Params::Tracked.get(param)
 }
 
 /// A gain as the reference applies it: rounded to f32 once.

@@ -46,11 +46,15 @@ fn resampling(
     Ok((ordered, filtered_len as usize))
 }
 
-/// Up-sample (zero insertion), pad, filter and down-sample one axis of `x` with tensor slices
-/// (any device and dtype), as the reference's `upfirdn2d` does along each axis. `gain`
-/// multiplies this axis's taps (a 2-D gain g is √g per axis). The taps are flipped first (a true
-/// convolution), as the reference does by default; `flip_filter` (the reference's name) keeps
-/// them as given (a correlation). A negative padding crops.
+/// Up-sample (zero insertion), pad, filter and down-sample axis `dim` (2 or 3) of an NCHW
+/// tensor with generic operations (any device and dtype), as the reference's `upfirdn2d` does
+/// along each axis. `gain` multiplies this axis's taps (a 2-D gain g is √g per axis). The taps
+/// are flipped first (a true convolution), as the reference does by default; `flip_filter` (the
+/// reference's name) keeps them as given (a correlation). A negative padding crops.
+///
+/// The filter is one convolution over the planes stacked as images of one channel: its graph
+/// keeps the padded input alone, where a tensor per tap would keep one product and one partial
+/// sum per tap.
 pub fn upfirdn_axis(
     x: &Tensor,
     dim: usize,
@@ -68,15 +72,24 @@ pub fn upfirdn_axis(
     };
     y = y.pad_with_zeros(dim, pad.0.max(0) as usize, pad.1.max(0) as usize)?;
     y = crop(y, (-pad.0).max(0) as usize, (-pad.1).max(0) as usize)?;
-    let mut acc: Option<Tensor> = None;
-    for (k, &tap) in ordered.iter().enumerate() {
-        let term = (y.narrow(dim, k, out_len)? * tap)?;
-        acc = Some(match acc {
-            None => term,
-            Some(a) => (a + term)?,
-        });
-    }
-    every_nth(&acc.expect("the filter has taps"), dim, down)
+    let (n, c, h, w) = y.dims4()?;
+    let kernel_shape = match dim {
+        2 => (1, 1, ordered.len(), 1),
+        3 => (1, 1, 1, ordered.len()),
+        _ => {
+            return Err(crate::Error::invalid(format!(
+                "upfirdn: axis {dim} of NCHW"
+            )))
+        }
+    };
+    let kernel = Tensor::new(ordered.as_slice(), y.device())?
+        .to_dtype(y.dtype())?
+        .reshape(kernel_shape)?;
+    let planes = y.contiguous()?.reshape((n * c, 1, h, w))?;
+    let filtered = planes.conv2d(&kernel, 0, 1, 1, 1)?;
+    let (_, _, fh, fw) = filtered.dims4()?;
+    debug_assert_eq!(if dim == 2 { fh } else { fw }, out_len);
+    every_nth(&filtered.reshape((n, c, fh, fw))?, dim, down)
 }
 
 /// [`upfirdn_axis`] along the columns, then the rows, of an NCHW tensor with the same taps and

@@ -96,6 +96,18 @@ impl train::GeneratorModel for Generator {
         }
     }
 
+    /// The same pass recording nothing for gradients, as the reference samples under
+    /// `no_grad`: no intermediate outlives its use.
+    fn forward_detached(
+        &mut self,
+        z: &Tensor,
+        c: Labels,
+        mode: Mode,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Tensor> {
+        crate::stylegan2::layers::without_graph(|| self.forward(z, c, mode, rng))
+    }
+
     /// The reference copies G's buffers (`w_avg`, noise images) into G_ema.
     fn averages_buffers(&self) -> bool {
         false

@@ -48,18 +48,27 @@ fn sigmoid(x: &Tensor) -> Result<Tensor> {
 }
 
 impl Loss {
-    /// DiscriminatorModel loss (mean over the batch) from the logits of real and fake samples.
+    /// DiscriminatorModel loss (mean over the batch) from the logits of real and fake samples:
+    /// the sum of its [`Loss::discriminator_real`] and [`Loss::discriminator_fake`] terms.
     pub fn discriminator(self, real: &Tensor, fake: &Tensor) -> Result<Tensor> {
+        Ok((self.discriminator_real(real)? + self.discriminator_fake(fake)?)?)
+    }
+
+    /// The discriminator loss's term of the real samples.
+    pub fn discriminator_real(self, real: &Tensor) -> Result<Tensor> {
         Ok(match self {
-            Loss::Vanilla | Loss::Js => {
-                (softplus(&real.neg()?)?.mean_all()? + softplus(fake)?.mean_all()?)?
-            }
-            Loss::Wasserstein => (sigmoid(fake)?.mean_all()? - sigmoid(real)?.mean_all()?)?,
-            Loss::Hinge => {
-                let r = sigmoid(real)?.neg()?.affine(1.0, 1.0)?.relu()?.mean_all()?;
-                let f = sigmoid(fake)?.affine(1.0, 1.0)?.relu()?.mean_all()?;
-                (r + f)?
-            }
+            Loss::Vanilla | Loss::Js => softplus(&real.neg()?)?.mean_all()?,
+            Loss::Wasserstein => sigmoid(real)?.mean_all()?.neg()?,
+            Loss::Hinge => sigmoid(real)?.neg()?.affine(1.0, 1.0)?.relu()?.mean_all()?,
+        })
+    }
+
+    /// The discriminator loss's term of the fake samples.
+    pub fn discriminator_fake(self, fake: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Loss::Vanilla | Loss::Js => softplus(fake)?.mean_all()?,
+            Loss::Wasserstein => sigmoid(fake)?.mean_all()?,
+            Loss::Hinge => sigmoid(fake)?.affine(1.0, 1.0)?.relu()?.mean_all()?,
         })
     }
 

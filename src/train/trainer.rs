@@ -227,9 +227,9 @@ impl<G: GeneratorModel, D: DiscriminatorModel> Trainer<G, D> {
         let (mut loss_sum, mut real_logits) = (0.0, Vec::with_capacity(reals.len()));
         for (i, (real, z)) in reals.iter().zip(&zs).enumerate() {
             let labels = (real_cs[i].as_ref(), gen_cs[i].as_ref());
-            let (loss, logits) = self.d_round(real, z, labels, r1_due)?;
-            loss_sum += f64::from(loss.to_scalar::<f32>()?);
-            grads.extend(loss.backward()?)?;
+            let (loss, logits, round_grads) = self.d_round(real, z, labels, r1_due)?;
+            loss_sum += loss;
+            grads.extend(round_grads)?;
             real_logits.push(logits);
         }
         if let Some(augment) = &mut self.augment {
@@ -251,19 +251,38 @@ impl<G: GeneratorModel, D: DiscriminatorModel> Trainer<G, D> {
         Ok(loss_sum / reals.len() as f64)
     }
 
-    /// One round of a D step: its loss (f32) and D's logits on its reals (detached).
-    /// `labels`: the classes of the reals and of the fakes, for conditional models.
+    /// One round of a D step: its loss, D's logits on its reals (detached) and the loss's
+    /// gradients. `labels`: the classes of the reals and of the fakes, for conditional models.
     fn d_round(
         &mut self,
         real_images: &Tensor,
         z: &Tensor,
         (real_c, gen_c): (Labels, Labels),
         r1_due: Option<(f64, usize)>,
-    ) -> Result<(Tensor, Tensor)> {
+    ) -> Result<(f64, Tensor, GradStore)> {
         // Train mode: the fake batch updates G's running statistics, as in the reference.
         let fake = self
             .g
             .forward_detached(z, gen_c, Mode::Train, &mut self.rng)?;
+        let plain = !matches!(r1_due, Some((_, 1)))
+            && !matches!(self.config.penalty, Penalty::WganGp { .. });
+        if plain && !self.d.judges_samples_independently() {
+            // One graph of D at a time, as the reference's Dgen and Dreal phases: the fakes'
+            // backward pass frees theirs before the reals' is built.
+            let real = self.for_d(real_images.clone())?;
+            let fake = self.for_d(fake)?;
+            let loss = self.config.loss;
+            let fake_loss = loss.discriminator_fake(&self.d.forward(&fake, gen_c)?)?;
+            let fake_loss = fake_loss.to_dtype(DType::F32)?;
+            let mut grads = fake_loss.backward()?;
+            let real_logits = self.d.forward(&real, real_c)?;
+            let real_loss = loss
+                .discriminator_real(&real_logits)?
+                .to_dtype(DType::F32)?;
+            grads.extend(real_loss.backward()?)?;
+            let total = real_loss.to_scalar::<f32>()? + fake_loss.to_scalar::<f32>()?;
+            return Ok((f64::from(total), real_logits.detach(), grads));
+        }
         // R1 inside the D loss needs D's input gradient at the reals, so their logits come
         // from that pass; otherwise real and fake logits may share one.
         let (real, real_logits, fake, fake_logits, r1_grad) = match r1_due {
@@ -295,7 +314,13 @@ impl<G: GeneratorModel, D: DiscriminatorModel> Trainer<G, D> {
             let (logits, grad) = self.d.forward_with_input_grad(&mixed, real_c)?;
             total = (total + loss::wgan_gp(&logits, &grad, weight)?)?;
         }
-        Ok((total.to_dtype(DType::F32)?, real_logits.detach()))
+        let total = total.to_dtype(DType::F32)?;
+        let grads = total.backward()?;
+        Ok((
+            f64::from(total.to_scalar::<f32>()?),
+            real_logits.detach(),
+            grads,
+        ))
     }
 
     /// `x` ([batch, …]) split into the rounds of a step.

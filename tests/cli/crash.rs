@@ -91,12 +91,15 @@ fn assert_complete(rel: &Path, left: &Path, whole: &Path) {
     }
 }
 
+/// A command's arguments for an output folder.
+type Arguments<'a> = &'a dyn Fn(&Path) -> Vec<String>;
+
 /// A command under test: its arguments for an output folder, and what runs it again.
 struct Crashable<'a> {
     name: &'a str,
-    args: &'a dyn Fn(&Path) -> Vec<String>,
+    args: Arguments<'a>,
     /// The arguments that finish a killed run in the folder (default: the same command).
-    finish: Option<&'a dyn Fn(&Path) -> Vec<String>>,
+    finish: Option<Arguments<'a>>,
     /// Files a killed run may leave that the finished run removes (relative path → allowed).
     transient: &'a dyn Fn(&Path) -> bool,
     /// The command owns its folder: no temporaries may be left once it has finished.

@@ -1,5 +1,6 @@
 //! `whichgan generate` and `whichgan discriminate` on the fixture checkpoint (official
-//! StyleGAN2-ADA outputs, tests/fixtures/stylegan2): values, checkpoint layouts, bad input.
+//! StyleGAN2-ADA outputs, tests/fixtures/stylegan2): values, checkpoint layouts, bad input;
+//! and `whichgan bench memory` on small networks.
 
 mod common;
 use common::{assert_error, ok, whichgan};
@@ -429,4 +430,60 @@ fn hostile_arguments_and_files_are_refused_with_one_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.matches("broken.safetensors").count(), 1, "{stderr}");
     assert!(stderr.contains("missing tensor"), "{stderr}");
+}
+
+/// `bench memory` on small networks: a report per pass with both paths' peaks above their
+/// baselines and their operation counts; the generic path runs more, smaller operations; G's
+/// sampling pass keeps no graph, so it holds less than the passes that train.
+#[test]
+fn the_memory_benchmark_measures_every_pass_on_both_paths() {
+    let out = whichgan(&[
+        "bench", "memory", "--cfg", "auto", "--res", "16", "--batch", "2", "--cbase", "256",
+        "--cmax", "32", "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reports: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let passes: Vec<&str> = reports
+        .iter()
+        .map(|r| r["pass"].as_str().unwrap())
+        .collect();
+    assert_eq!(passes, ["g-forward", "main", "r1", "path-length"]);
+    let number = |r: &serde_json::Value, key: &str| r[key].as_f64().unwrap();
+    for r in &reports {
+        for path in ["generic", "kernels"] {
+            let above = number(r, &format!("{path}_above_baseline_mib"));
+            assert!(
+                above > 0.0 && above < number(r, &format!("{path}_peak_mib")),
+                "{r}"
+            );
+        }
+        assert!(
+            r.get("official_peak_mib").is_none(),
+            "no official side was asked for"
+        );
+        if r["pass"] != "g-forward" {
+            assert!(number(r, "generic_ops") > number(r, "kernels_ops"), "{r}");
+            let sampling = number(&reports[0], "generic_above_baseline_mib");
+            assert!(sampling < number(r, "generic_above_baseline_mib"), "{r}");
+        }
+    }
+    // The official side needs its Python: a one-line error before any measurement.
+    assert_error(
+        &[
+            "bench",
+            "memory",
+            "--official",
+            "/nowhere",
+            "--python",
+            "/nowhere/python",
+        ],
+        &["no Python at /nowhere/python"],
+    );
 }

@@ -5,9 +5,10 @@
 //!
 //! Files: this one holds the command line, its dispatch and the harness shared by the
 //! benchmarks (the reference scripts in a temporary folder, running them, timing); then one
-//! file per benchmark: `metrics`, `toy`, `stylegan2`, `train`, `features`.
+//! file per benchmark: `metrics`, `toy`, `stylegan2`, `train`, `memory`, `features`.
 
 mod features;
+mod memory;
 mod metrics;
 mod stylegan2;
 mod toy;
@@ -17,6 +18,7 @@ use crate::device::parse_device;
 use crate::values::at_least_one;
 use candle_core::Device;
 use clap::{Args, Subcommand};
+use memory::{MemorySetup, Pass};
 use metrics::MetricBench;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -35,6 +37,7 @@ const STYLEGAN2_TORCH: &str = include_str!("../../bench/stylegan2_torch.py");
 const INCEPTION_TORCH: &str = include_str!("../../bench/inception_torch.py");
 const STYLEGAN2_TRAIN_TORCH: &str = include_str!("../../bench/stylegan2_train_torch.py");
 const OFFICIAL_PLUGINS: &str = include_str!("../../bench/official_plugins.py");
+const STYLEGAN2_MEMORY_TORCH: &str = include_str!("../../bench/stylegan2_memory_torch.py");
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -169,6 +172,45 @@ enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// Peak memory and operation count of each StyleGAN2 training pass: the generic operations
+    /// (what a GPU runs) and the CPU kernels against the official code on PyTorch CPU.
+    #[command(
+        after_help = "Each pass runs in a process of its own, which builds fresh networks of \
+        the preset, resets the kernel's high-water mark of its resident memory (Linux) and runs \
+        the pass once: g-forward (sampling), main (G then D forward and backward, as the \
+        official Gmain and Dmain phases), r1 (Dreg: D's input gradient, then the backward pass \
+        through it) and path-length (Greg). One round of --batch images, no augmentation, \
+        float32. ops counts the tensor operations a pass runs (the tensors candle makes; the \
+        ATen operations PyTorch dispatches), the CPU-side measure of the kernels a GPU would \
+        launch. generic_ratio is the generic path's peak over the official one. Without \
+        --official only this project's two paths are measured.\n\n\
+        Examples:\n  whichgan bench memory --official ../stylegan2-ada-pytorch\n  \
+        whichgan bench memory --cfg auto --res 32 --batch 8 --passes main,r1"
+    )]
+    Memory {
+        /// Python interpreter that has torch.
+        #[arg(long, default_value = ".bench-venv/bin/python")]
+        python: PathBuf,
+        /// Folder of the official stylegan2-ada-pytorch code.
+        #[arg(long)]
+        official: Option<PathBuf>,
+        #[command(flatten)]
+        setup: MemorySetup,
+        /// The passes to measure (comma-separated; default: all).
+        #[arg(long, value_enum, value_delimiter = ',')]
+        passes: Vec<Pass>,
+        /// Print one JSON object per pass on stdout instead of the human summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One pass of `bench memory`, measured in this process (run by `bench memory`).
+    #[command(hide = true)]
+    MemoryPass {
+        #[arg(long, value_enum)]
+        pass: Pass,
+        #[command(flatten)]
+        setup: MemorySetup,
+    },
     /// FID Inception features of PNG images against pytorch-fid on PyTorch CPU, same weights.
     #[command(
         after_help = "Both sides decode the same PNGs and use the same (formula) weights, \
@@ -207,7 +249,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             skip_prdc_package,
             json,
         } => {
-            let bench = Bench::new(python, runs)?;
+            let bench = Bench::new(python, runs, true)?;
             bench.metrics(&data, &only, skip_prdc_package, json)
         }
         BenchWhat::Toy {
@@ -216,7 +258,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             data,
             json,
         } => {
-            let bench = Bench::new(python, 1)?;
+            let bench = Bench::new(python, 1, true)?;
             bench.toy(cycles, &data).map(|r| r.print(json))
         }
         BenchWhat::Features {
@@ -227,7 +269,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             batch,
             json,
         } => {
-            let bench = Bench::new(python, 1)?;
+            let bench = Bench::new(python, 1, true)?;
             bench.features(&data, n, res, batch).map(|r| r.print(json))
         }
         BenchWhat::Train {
@@ -242,7 +284,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             json,
         } => {
             let device = parse_device(&device)?;
-            let bench = Bench::new(python, 1)?;
+            let bench = Bench::new(python, 1, true)?;
             let run = TrainBench {
                 cfg,
                 res,
@@ -251,6 +293,34 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 iters,
             };
             bench.train(&official, &run, &device).map(|r| r.print(json))
+        }
+        BenchWhat::Memory {
+            python,
+            official,
+            setup,
+            passes,
+            json,
+        } => {
+            let passes = match passes.is_empty() {
+                true => vec![Pass::GForward, Pass::Main, Pass::R1, Pass::PathLength],
+                false => passes,
+            };
+            // Without the official side no Python is needed.
+            let bench = Bench::new(python, 1, official.is_some())?;
+            bench.memory(official.as_deref(), &setup, &passes, |report| {
+                report.print(json);
+                if !json {
+                    println!();
+                }
+            })
+        }
+        BenchWhat::MemoryPass { pass, setup } => {
+            let measured = memory::measure_pass(pass, &setup)?;
+            println!(
+                "{}",
+                serde_json::to_string(&measured).expect("numbers serialise")
+            );
+            Ok(())
         }
         BenchWhat::Stylegan2 {
             python,
@@ -266,7 +336,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 check_fixture(&fixture)?;
             }
             let device = parse_device(&device)?;
-            let bench = Bench::new(python, reps)?;
+            let bench = Bench::new(python, reps, true)?;
             let networks = match res {
                 Some(res) => Networks::Auto(res),
                 None => Networks::Fixture(fixture),
@@ -307,10 +377,11 @@ impl Drop for TempDir {
 }
 
 impl Bench {
-    /// Checks the interpreter and writes the embedded reference scripts to a temporary folder.
-    fn new(python: PathBuf, runs: usize) -> Result<Self> {
+    /// Checks the interpreter (when `needs_python`) and writes the embedded reference scripts
+    /// to a temporary folder.
+    fn new(python: PathBuf, runs: usize, needs_python: bool) -> Result<Self> {
         // A bare name (`python3`) is looked up on the PATH when the script runs.
-        if python.components().count() > 1 && !python.exists() {
+        if needs_python && python.components().count() > 1 && !python.exists() {
             return Err(Error::invalid(format!(
                 "no Python at {} (see `whichgan bench metrics --help` for the set-up)",
                 python.display()
@@ -328,6 +399,7 @@ impl Bench {
             ("stylegan2_train_torch.py", STYLEGAN2_TRAIN_TORCH),
             ("official_plugins.py", OFFICIAL_PLUGINS),
             ("inception_torch.py", INCEPTION_TORCH),
+            ("stylegan2_memory_torch.py", STYLEGAN2_MEMORY_TORCH),
         ] {
             let path = scripts.path().join(name);
             std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
