@@ -8,7 +8,7 @@
 mod common;
 #[path = "../common/formula.rs"]
 mod formula;
-use common::{ok, whichgan};
+use common::{ok, whichgan, TINY_NETWORKS};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -305,7 +305,7 @@ fn a_training_run() {
     let dir = tempfile::tempdir().unwrap();
     let data = synth(dir.path(), "data.zip", "24", "8");
     let args = |out: &Path| {
-        strings(&[
+        let head = [
             "train",
             "--data",
             s(&data),
@@ -313,28 +313,12 @@ fn a_training_run() {
             s(out),
             "--kimg",
             "0.384",
-            "--batch",
-            "4",
-            "--cbase",
-            "256",
-            "--cmax",
-            "32",
-            "--map",
-            "2",
-            "--zdim",
-            "16",
-            "--tick",
-            "0.016",
-            "--snap",
-            "0.064",
-            "--grid",
-            "4",
-            "--aug",
-            "ada",
-            "--p",
-            "0.2",
+        ];
+        let tail = [
+            "--tick", "0.016", "--snap", "0.064", "--grid", "4", "--aug", "ada", "--p", "0.2",
             "--json",
-        ])
+        ];
+        strings(&[&head[..], &TINY_NETWORKS, &tail].concat())
     };
     // Resumed from its last snapshot; started over (the same command) when it has none.
     let finish = |out: &Path| {

@@ -5,7 +5,7 @@
 //! printed reason.
 
 mod common;
-use common::{ok, whichgan};
+use common::{assert_error, assert_error_output, ok, whichgan, TINY_NETWORKS};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -62,19 +62,6 @@ fn files(dir: &Path) -> Vec<String> {
     names
 }
 
-/// Runs and expects one line `error: …` holding every needle.
-fn one_line_error(args: &[&str], needles: &[&str]) -> String {
-    let out = whichgan(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "{args:?} should fail");
-    assert_eq!(stderr.lines().count(), 1, "not one line: {stderr}");
-    assert!(stderr.starts_with("error: "), "{stderr}");
-    for needle in needles {
-        assert!(stderr.contains(needle), "'{needle}' not in {stderr}");
-    }
-    stderr
-}
-
 fn synth(dir: &Path, images: &str) -> PathBuf {
     let zip = dir.join(format!("shapes-{images}.zip"));
     ok(whichgan(&[
@@ -92,7 +79,7 @@ fn synth(dir: &Path, images: &str) -> PathBuf {
 }
 
 fn train_args<'a>(data: &'a Path, out: &'a Path) -> Vec<&'a str> {
-    vec![
+    let head = [
         "train",
         "--data",
         s(data),
@@ -100,24 +87,11 @@ fn train_args<'a>(data: &'a Path, out: &'a Path) -> Vec<&'a str> {
         s(out),
         "--kimg",
         "0.128",
-        "--batch",
-        "4",
-        "--cbase",
-        "256",
-        "--cmax",
-        "32",
-        "--map",
-        "2",
-        "--zdim",
-        "16",
-        "--tick",
-        "0.016",
-        "--snap",
-        "0.016",
-        "--grid",
-        "4",
-        "--json",
-    ]
+    ];
+    let tail = [
+        "--tick", "0.016", "--snap", "0.016", "--grid", "4", "--json",
+    ];
+    [&head[..], &TINY_NETWORKS, &tail].concat()
 }
 
 #[test]
@@ -132,8 +106,9 @@ fn training_onto_a_full_disk_keeps_its_snapshots() {
     ok(whichgan(&train_args(&data, &roomy)));
     // Snapshots of ~1 MB each: the second fits beside the first, the third does not.
     let out = disk.path().join("run");
-    let error = one_line_error(
-        &train_args(&data, &out),
+    let error = assert_error_output(
+        &whichgan(&train_args(&data, &out)),
+        "train onto a full disk",
         &[s(&out), "No space left on device"],
     );
     let left = files(&out);
@@ -193,7 +168,7 @@ fn features_onto_a_full_disk_keep_the_cache_entries() {
         .map(|n| std::fs::read(cache.join(n)).unwrap())
         .collect();
     let second = dir.path().join("large.npy");
-    one_line_error(
+    assert_error(
         &features_args(&large, &cache, &second),
         &[s(&cache), "No space left on device"],
     );
@@ -214,7 +189,7 @@ fn features_onto_a_full_disk_keep_the_cache_entries() {
     assert_eq!(again["cached"], true);
     // Features written onto the full disk itself: refused the same way, nothing left.
     let onto_disk = disk.path().join("large.npy");
-    one_line_error(
+    assert_error(
         &features_args(&large, &dir.path().join("cache2"), &onto_disk),
         &[s(&onto_disk), "No space left on device"],
     );

@@ -7,7 +7,7 @@
 //! as `nobody` through `setpriv`; without `setpriv` they are skipped with a printed reason.
 
 mod common;
-use common::{assert_error, ok, whichgan};
+use common::{assert_error, assert_error_output, ok, whichgan};
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -36,22 +36,6 @@ fn output_within_a_minute(mut command: Command) -> Output {
         std::thread::sleep(Duration::from_millis(20));
     }
     child.wait_with_output().unwrap()
-}
-
-/// Asserts one line `error: …` holding every needle.
-fn assert_one_line_error(out: &Output, what: &str, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{what} should fail");
-    assert!(out.stdout.is_empty(), "{what} printed to stdout");
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{what}: not one line: {stderr}");
-    assert!(lines[0].starts_with("error: "), "{what}: {stderr}");
-    for needle in needles {
-        assert!(
-            lines[0].contains(needle),
-            "{what}: '{needle}' not in {stderr}"
-        );
-    }
 }
 
 /// A points file of a few 2-D points, in either format the metrics read.
@@ -139,7 +123,7 @@ fn fifos_devices_and_folders_as_inputs_are_refused_without_blocking() {
             let mut command = Command::new(env!("CARGO_BIN_EXE_whichgan"));
             command.args(&args);
             let out = output_within_a_minute(command);
-            assert_one_line_error(&out, &format!("{args:?}"), &[&input]);
+            assert_error_output(&out, &format!("{args:?}"), &[&input]);
         }
     }
     assert_eq!(
@@ -184,7 +168,7 @@ fn paths_with_spaces_and_non_utf8_names_give_the_same_results() {
         .arg(&odd[0])
         .output()
         .unwrap();
-    assert_one_line_error(&out, "a missing non-UTF-8 name", &["gone-\u{fffd}.csv"]);
+    assert_error_output(&out, "a missing non-UTF-8 name", &["gone-\u{fffd}.csv"]);
 }
 
 /// How to run the binary as a user whom permissions bind: directly when this is not root,
@@ -240,7 +224,7 @@ fn unreadable_inputs_and_unwritable_folders_are_named() {
         let mut command = whichgan_as_user();
         command.args(arguments(&args));
         let out = output_within_a_minute(command);
-        assert_one_line_error(&out, &format!("{args:?}"), &[input, "ermission denied"]);
+        assert_error_output(&out, &format!("{args:?}"), &[input, "ermission denied"]);
     }
     // A folder of outputs the user may not write: refused before any work.
     std::fs::set_permissions(&outputs, std::fs::Permissions::from_mode(0o555)).unwrap();
@@ -272,7 +256,7 @@ fn unreadable_inputs_and_unwritable_folders_are_named() {
         let mut command = whichgan_as_user();
         command.args(args);
         let out = output_within_a_minute(command);
-        assert_one_line_error(&out, &format!("{args:?}"), &[s(&outputs)]);
+        assert_error_output(&out, &format!("{args:?}"), &[s(&outputs)]);
     }
     // The same commands as the owner of the files work: the refusals were the permissions'.
     let points = secret("csv");

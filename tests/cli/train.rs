@@ -4,7 +4,7 @@
 mod common;
 #[path = "../common/formula.rs"]
 mod formula;
-use common::{assert_error, ok, whichgan};
+use common::{assert_error, ok, whichgan, TINY_NETWORKS};
 
 use candle_core::Device;
 use std::path::{Path, PathBuf};
@@ -33,37 +33,14 @@ fn shapes(dir: &Path, resolution: &str) -> PathBuf {
 
 /// A tiny run's arguments (a snapshot every 2 ticks of 16 images).
 fn run_args<'a>(data: &'a Path, out: &'a Path, kimg: &'a str) -> Vec<&'a str> {
-    vec![
-        "train",
-        "--data",
-        s(data),
-        "--out",
-        s(out),
-        "--kimg",
-        kimg,
-        "--batch",
-        "4",
-        "--cbase",
-        "256",
-        "--cmax",
-        "32",
-        "--map",
-        "2",
-        "--zdim",
-        "16",
-        "--tick",
-        "0.016",
-        "--snap",
-        "0.032",
-        "--grid",
-        "4",
-        "--aug",
-        "ada",
-        "--p",
-        "0.2",
-        "--mirror",
-        "--json",
-    ]
+    vec!["train", "--data", s(data), "--out", s(out), "--kimg", kimg]
+        .into_iter()
+        .chain(TINY_NETWORKS)
+        .chain([
+            "--tick", "0.016", "--snap", "0.032", "--grid", "4", "--aug", "ada", "--p", "0.2",
+            "--mirror", "--json",
+        ])
+        .collect()
 }
 
 fn log(out: &Path) -> Vec<serde_json::Value> {
