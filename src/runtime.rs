@@ -95,3 +95,42 @@ fn set_unless_set(name: &str, value: &str) {
         std::env::set_var(name, value);
     }
 }
+
+/// The processor's architecture and the vector instructions among those the matrix kernels
+/// choose their code by at run time (`avx2`, `fma`, `avx512f` on x86-64): results computed with
+/// other instructions round differently, so runs record them beside their numbers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CpuFeatures {
+    pub arch: &'static str,
+    pub features: Vec<&'static str>,
+}
+
+impl CpuFeatures {
+    pub fn detect() -> CpuFeatures {
+        #[cfg(target_arch = "x86_64")]
+        let features = [
+            ("avx", std::arch::is_x86_feature_detected!("avx")),
+            ("avx2", std::arch::is_x86_feature_detected!("avx2")),
+            ("fma", std::arch::is_x86_feature_detected!("fma")),
+            ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
+        ]
+        .into_iter()
+        .filter_map(|(name, present)| present.then_some(name))
+        .collect();
+        #[cfg(not(target_arch = "x86_64"))]
+        let features = Vec::new();
+        CpuFeatures {
+            arch: std::env::consts::ARCH,
+            features,
+        }
+    }
+}
+
+impl std::fmt::Display for CpuFeatures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.features.is_empty() {
+            true => write!(f, "{}", self.arch),
+            false => write!(f, "{} with {}", self.arch, self.features.join(", ")),
+        }
+    }
+}

@@ -41,6 +41,25 @@ fn fast_preset_end_to_end_and_shards_equal_a_single_run() {
     ]));
     assert_eq!(summary["preset"], "fast");
     assert_eq!(summary["timings"].as_array().unwrap().len(), 4);
+    // The CPU's vector instructions are recorded beside the numbers they round.
+    assert_eq!(summary["cpu"]["arch"], std::env::consts::ARCH);
+    #[cfg(target_arch = "x86_64")]
+    {
+        let has = |f: &str| {
+            summary["cpu"]["features"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|v| v == f)
+        };
+        assert_eq!(has("avx2"), std::arch::is_x86_feature_detected!("avx2"));
+        assert_eq!(
+            has("avx512f"),
+            std::arch::is_x86_feature_detected!("avx512f")
+        );
+    }
+    let readme = std::fs::read_to_string(out.join("README.md")).unwrap();
+    assert!(readme.contains("on a CPU with the same vector instructions"));
 
     for stem in ["figure2", "figure3", "ablation", "coverage"] {
         for ext in ["png", "svg"] {

@@ -27,6 +27,8 @@ pub struct Timing {
 pub struct ReproduceSummary {
     pub preset: &'static str,
     pub threads: usize,
+    /// The CPU's vector instructions: other ones round differently and move the numbers.
+    pub cpu: whichgan::runtime::CpuFeatures,
     pub timings: Vec<Timing>,
     pub figure2: Figure2Summary,
     pub figure3: Figure3Summary,
@@ -103,6 +105,7 @@ pub fn reproduce(
     let summary = ReproduceSummary {
         preset: preset.name,
         threads: rayon::current_num_threads(),
+        cpu: whichgan::runtime::CpuFeatures::detect(),
         timings,
         figure2,
         figure3,
@@ -228,14 +231,18 @@ fn readme(s: &ReproduceSummary, opts: &StudyOptions, out: &Path) -> String {
         md,
         "# The study's synthetic experiments, regenerated\n\n\
          Written by `whichgan toy reproduce --preset {} --seed {}{}` ({} threads, {:.0} s in \
-         all). The numbers below come from the CSV files beside this file (timings aside); the \
-         same command gives the same numbers, whatever the number of threads.\n",
+         all, on {}). The numbers below come from the CSV files beside this file (timings \
+         aside); the same command gives the same numbers, whatever the number of threads, on a \
+         CPU with the same vector instructions. The matrix kernels choose their code by them at \
+         run time and round differently, which training amplifies: the main README says how \
+         far another CPU moves these numbers.\n",
         p.name,
         opts.seed,
         opts.seeds
             .map_or(String::new(), |n| format!(" --seeds {n}")),
         s.threads,
-        total
+        total,
+        s.cpu
     );
     if p.name != "paper" {
         let _ = writeln!(
