@@ -335,6 +335,9 @@ pub fn status(out: &Path) -> Result<(Submission, Vec<ShardState>, Option<String>
             match job_state(&submission.task(shard)).as_deref() {
                 Some("PENDING" | "REQUEUED" | "CONFIGURING") => ShardState::Pending,
                 Some("RUNNING" | "COMPLETING" | "SUSPENDED") => ShardState::Running,
+                // A task writes its mark before it ends: one that ended since the mark was
+                // looked at has it now.
+                _ if done_mark(out, shard).is_file() => ShardState::Done,
                 _ => ShardState::Failed,
             }
         })
