@@ -17,27 +17,34 @@ pub const DEFAULT_MBSTD_GROUP: usize = 4;
 /// The clamp `given` by the user; else the checkpoint's; else none. An error when the
 /// checkpoint states it unreadably.
 pub fn conv_clamp(checkpoint: &Path, given: Option<f64>) -> Result<Option<f64>> {
-    crate::io::check_readable_file(checkpoint)?;
-    if given.is_some() {
-        return Ok(given);
+    match given {
+        Some(clamp) => Ok(Some(clamp)),
+        None => Ok(stated(checkpoint)?.conv_clamp),
     }
-    if let Some(s) = state::peek::<SnapshotState>(checkpoint) {
-        return Ok(s.spec.preset.conv_clamp);
-    }
-    Ok(NetworkInfo::read(checkpoint)?.conv_clamp)
 }
 
 /// D's minibatch-std group `given` by the user; else the checkpoint's; else 4. An error when
 /// the checkpoint states it unreadably.
 pub fn mbstd_group(checkpoint: &Path, given: Option<usize>) -> Result<usize> {
+    match given {
+        Some(group) => Ok(group),
+        None => Ok(stated(checkpoint)?
+            .mbstd_group
+            .unwrap_or(DEFAULT_MBSTD_GROUP)),
+    }
+}
+
+/// What the checkpoint says of these settings: a whichgan snapshot's run settings, else its
+/// [`NetworkInfo`]. Only a regular file is looked into (opening a FIFO would wait for a
+/// writer).
+fn stated(checkpoint: &Path) -> Result<NetworkInfo> {
     crate::io::check_readable_file(checkpoint)?;
-    if let Some(group) = given {
-        return Ok(group);
-    }
-    if let Some(s) = state::peek::<SnapshotState>(checkpoint) {
-        return Ok(s.spec.preset.mbstd_group);
-    }
-    Ok(NetworkInfo::read(checkpoint)?
-        .mbstd_group
-        .unwrap_or(DEFAULT_MBSTD_GROUP))
+    Ok(match state::peek::<SnapshotState>(checkpoint) {
+        Some(s) => NetworkInfo {
+            conv_clamp: s.spec.preset.conv_clamp,
+            mbstd_group: Some(s.spec.preset.mbstd_group),
+            ..NetworkInfo::default()
+        },
+        None => NetworkInfo::read(checkpoint)?,
+    })
 }

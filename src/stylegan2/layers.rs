@@ -63,7 +63,7 @@ pub enum Params {
 
 impl Params {
     /// The parameter as this pass reads it: fixed also within [`without_graph`].
-    pub(super) fn get(self, param: &Var) -> Tensor {
+    fn get(self, param: &Var) -> Tensor {
         match self {
             Params::Tracked if !NO_GRAPH.with(Cell::get) => param.as_tensor().clone(),
             _ => param.as_tensor().detach(),

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
-use whichgan::stylegan2::presets::Preset;
-use whichgan::train::{DiscriminatorModel, GeneratorModel, GeneratorPenalty, Loss, Mode};
+use whichgan::stylegan2::presets::{Preset, R1_INTERVAL};
+use whichgan::train::{DiscriminatorModel, GeneratorModel, GeneratorPenalty, Mode};
 use whichgan::{Error, Result};
 
 /// One training pass, as the official training loop's phases run it (one round, no
@@ -55,10 +55,13 @@ pub(super) struct MemorySetup {
 }
 
 impl MemorySetup {
+    /// The preset with the channel overrides; a preset without path length still has that
+    /// pass measured, at weight 1.
     fn preset(&self) -> Result<Preset> {
         let mut preset = Preset::new(&self.cfg, self.res)?;
         preset.channel_base = self.cbase.unwrap_or(preset.channel_base);
         preset.channel_max = self.cmax.unwrap_or(preset.channel_max);
+        preset.pl_weight = preset.pl_weight.max(1.0);
         Ok(preset)
     }
 
@@ -91,6 +94,13 @@ pub(super) struct Measured {
     /// Tensor operations the pass ran: tensors made here, ATen operations dispatched there.
     pub(super) ops: u64,
     pub(super) seconds: f64,
+}
+
+impl Measured {
+    /// What the pass added to the process's memory, MiB.
+    fn above_baseline(&self) -> f64 {
+        self.peak_mib - self.baseline_mib
+    }
 }
 
 /// This process's resident memory and its high-water mark, MiB (Linux's `/proc`).
@@ -146,8 +156,8 @@ pub(super) fn measure_pass(pass: Pass, setup: &MemorySetup) -> Result<Measured> 
     };
     let z = normal(&mut rng, &[n, g.latent_dim()])?;
     let reals = normal(&mut rng, &[n, 3, setup.res, setup.res])?.clamp(-1f32, 1f32)?;
-    let config = preset.train_config();
-    let mut path_length = PathLength::official(preset.pl_weight.max(1.0));
+    let loss = preset.train_config().loss;
+    let mut path_length = PathLength::official(preset.pl_weight);
 
     let baseline = resident_mib()?.0;
     reset_peak()?;
@@ -157,24 +167,21 @@ pub(super) fn measure_pass(pass: Pass, setup: &MemorySetup) -> Result<Measured> 
         Pass::GForward => drop(g.forward_detached(&z, None, Mode::Train, &mut rng)?),
         Pass::Main => {
             let fake = GeneratorModel::forward(&mut g, &z, None, Mode::Train, &mut rng)?;
-            let loss = Loss::Vanilla.generator(&d.forward_frozen(&fake, None)?)?;
-            drop(loss.backward()?);
-            drop((fake, loss));
+            let g_loss = loss.generator(&d.forward_frozen(&fake, None)?)?;
+            drop(g_loss.backward()?);
+            drop((fake, g_loss));
             // As the trainer's D round: the fakes' graph freed before the reals' is built.
             let fake = g.forward_detached(&z, None, Mode::Train, &mut rng)?;
             let fake_logits = DiscriminatorModel::forward(&d, &fake, None)?;
-            drop(config.loss.discriminator_fake(&fake_logits)?.backward()?);
+            drop(loss.discriminator_fake(&fake_logits)?.backward()?);
             drop((fake, fake_logits));
             let real_logits = DiscriminatorModel::forward(&d, &reals, None)?;
-            drop(config.loss.discriminator_real(&real_logits)?.backward()?);
+            drop(loss.discriminator_real(&real_logits)?.backward()?);
         }
         Pass::R1 => {
             let (_, grad) = d.forward_with_input_grad(&reals, None)?;
-            let gamma = match config.penalty {
-                whichgan::train::Penalty::R1 { gamma, .. } => gamma,
-                _ => 1.0,
-            };
-            drop(whichgan::train::r1(&grad, gamma, 16)?.backward()?);
+            let r1 = whichgan::train::r1(&grad, preset.gamma, R1_INTERVAL)?;
+            drop(r1.backward()?);
         }
         Pass::PathLength => {
             let penalty = path_length.penalty(&mut g, &mut rng, n, None)?;
@@ -229,31 +236,24 @@ impl Bench {
                     ),
                 )
                 .with("generic_peak_mib", generic.peak_mib)
-                .with(
-                    "generic_above_baseline_mib",
-                    generic.peak_mib - generic.baseline_mib,
-                )
+                .with("generic_above_baseline_mib", generic.above_baseline())
                 .with("generic_ops", generic.ops)
                 .with("generic_seconds", generic.seconds)
                 .with("kernels_peak_mib", kernels.peak_mib)
-                .with(
-                    "kernels_above_baseline_mib",
-                    kernels.peak_mib - kernels.baseline_mib,
-                )
+                .with("kernels_above_baseline_mib", kernels.above_baseline())
                 .with("kernels_ops", kernels.ops)
                 .with("kernels_seconds", kernels.seconds);
             if let Some(official) = official {
                 let theirs = self.official_pass(official, &preset, setup, pass)?;
-                let above = |m: &Measured| m.peak_mib - m.baseline_mib;
                 report = report
                     .with("official_peak_mib", theirs.peak_mib)
-                    .with("official_above_baseline_mib", above(&theirs))
+                    .with("official_above_baseline_mib", theirs.above_baseline())
                     .with("official_ops", theirs.ops)
                     .with("official_seconds", theirs.seconds)
                     .with("generic_ratio", generic.peak_mib / theirs.peak_mib)
                     .with(
                         "generic_ratio_above_baseline",
-                        above(&generic) / above(&theirs),
+                        generic.above_baseline() / theirs.above_baseline(),
                     )
                     .with("kernels_ratio", kernels.peak_mib / theirs.peak_mib);
             }
@@ -273,7 +273,7 @@ impl Bench {
         let (g, d) = official_kwargs(preset, setup.res);
         let config = serde_json::json!({
             "G_kwargs": g, "D_kwargs": d, "batch": setup.batch, "pass": pass_name(pass),
-            "gamma": preset.gamma, "pl_weight": preset.pl_weight.max(1.0),
+            "gamma": preset.gamma, "pl_weight": preset.pl_weight,
             "style_mixing": preset.style_mixing,
         });
         let path = self
