@@ -136,3 +136,48 @@ fn too_few_points_and_dimension_mismatch_are_errors() {
     let wide = Points::new(6, 9, vec![0.0; 54]).unwrap();
     assert!(prdc_with(&wide, &wide, 5, Backend::Tree).is_err());
 }
+
+/// The playground's float32 arithmetic against torch's own float32 evaluation on the CPU
+/// (`fixtures/metrics/pr_f32_expanded`), on cases where it agrees with the exact definition and
+/// on cases where it does not.
+#[test]
+fn f32_expanded_precision_and_recall_match_torch() {
+    use whichgan::metrics::knn_expanded::precision_recall_f32_expanded;
+    let root = fixtures().join("..");
+    let text = std::fs::read_to_string(root.join("pr_f32_expanded/expected.json")).unwrap();
+    let cases: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
+    let mut disagreeing = 0;
+    for (case, expected) in &cases {
+        let dir = root.join(expected["folder"].as_str().unwrap());
+        let real = load_points(&dir.join("real.npy")).unwrap();
+        let fake = load_points(&dir.join("fake.npy")).unwrap();
+        let k = expected["k"].as_u64().unwrap() as usize;
+        let (precision, recall) = precision_recall_f32_expanded(&real, &fake, k).unwrap();
+        assert_ratio(case, "f32 precision", precision, &expected["precision"]);
+        assert_ratio(case, "f32 recall", recall, &expected["recall"]);
+        let exact = prdc_with(&real, &fake, k, Backend::Auto).unwrap();
+        assert_ratio(
+            case,
+            "exact precision",
+            exact.precision,
+            &expected["exact_precision"],
+        );
+        assert_ratio(
+            case,
+            "exact recall",
+            exact.recall,
+            &expected["exact_recall"],
+        );
+        if (exact.precision, exact.recall) != (precision, recall) {
+            disagreeing += 1;
+        }
+    }
+    assert!(
+        disagreeing >= 2,
+        "the fixture must hold cases where the arithmetics differ"
+    );
+    let one = load_points(&fixtures().join("circle10_vs_mix3_2d/real.npy")).unwrap();
+    let three_d = Points::new(6, 3, vec![0.0; 18]).unwrap();
+    assert!(precision_recall_f32_expanded(&one, &three_d, 5).is_err());
+    assert!(precision_recall_f32_expanded(&one, &one.head(5), 5).is_err());
+}

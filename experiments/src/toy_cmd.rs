@@ -12,9 +12,10 @@ use whichgan::train::{Loss, Penalty};
 use whichgan::{Error, Result};
 use whichgan_toy::field::plot_field;
 use whichgan_toy::study::figure3::{self, Shard, SweepPlan};
+use whichgan_toy::study::probe::Arithmetic;
 use whichgan_toy::study::reproduce::reproduce;
 use whichgan_toy::study::runs::TargetStudy;
-use whichgan_toy::study::{ablation, coverage, figure2, Preset, StudyOptions, PRESETS};
+use whichgan_toy::study::{ablation, coverage, figure2, Preset, Protocol, StudyOptions, PRESETS};
 use whichgan_toy::train::{playground_config, train_run, Init, TrainOptions};
 use whichgan_toy::Distribution;
 
@@ -86,7 +87,13 @@ enum ToyCommand {
         Spread a sweep over machines with --shard i/N (each job writes \
         figure3-shard-i-of-N.csv/.json) and join the shards with `whichgan toy merge`; or let \
         Slurm do both with --slurm (see `whichgan jobs status`).\n\n\
+        --protocol playground counts steps as the public playground does (checkpoint s after \
+        s + 1 G updates); --recall-arithmetic f32-expanded reports its float32 recall. The CSV \
+        files hold both recalls; `toy reproduce` compares with the playground's own runs when \
+        OUT/reference/ holds them.\n\n\
         Examples:\n  whichgan toy figure3 --out plots/\n  \
+        whichgan toy figure3 --seeds 5 --protocol playground --recall-arithmetic f32-expanded \\\n    \
+        --out plots/figure3-protocols/playground\n  \
         for i in 0 1 2 3; do whichgan toy figure3 --shard $i/4 --out sweep/; done\n  \
         whichgan toy merge sweep/ --out plots/\n  \
         whichgan toy figure3 --out sweep/ --slurm --shards 10 --partition cpu --time 1:00:00"
@@ -94,6 +101,8 @@ enum ToyCommand {
     Figure3 {
         #[command(flatten)]
         study: StudyArgs,
+        #[command(flatten)]
+        sweep: SweepArgs,
         /// Run only every N-th fine-tune, starting at the i-th (i/N, 0 ≤ i < N).
         #[arg(long, conflicts_with = "slurm")]
         shard: Option<String>,
@@ -109,6 +118,10 @@ enum ToyCommand {
         /// Output folder.
         #[arg(long, default_value = "plots")]
         out: PathBuf,
+        /// exact | f32-expanded: the recall and precision the figure uses (see `toy figure3`).
+        #[arg(long, default_value = "exact",
+              value_parser = PossibleValuesParser::new(Arithmetic::NAMES))]
+        recall_arithmetic: String,
     },
     /// The G/D ablation: pretrained or random G × pretrained or random D, for each source.
     #[command(
@@ -135,6 +148,8 @@ enum ToyCommand {
     Reproduce {
         #[command(flatten)]
         study: StudyArgs,
+        #[command(flatten)]
+        sweep: SweepArgs,
         /// Take the Figure 3 sweep from the shards in this folder (`toy figure3 --shard`)
         /// instead of running it.
         #[arg(long, conflicts_with = "slurm")]
@@ -166,6 +181,42 @@ struct StudyArgs {
     jobs: Option<usize>,
 }
 
+/// How the Figure 3 sweep counts steps and which recall it reports.
+#[derive(Args)]
+struct SweepArgs {
+    /// updates: checkpoint s is after s G updates (0: the random initialisation), W1 after 0,
+    /// 250, …; playground: the public code's counter, checkpoint s is after s + 1 updates, W1
+    /// after 1, 251, ….
+    #[arg(long, default_value = "updates",
+          value_parser = PossibleValuesParser::new(Protocol::NAMES))]
+    protocol: String,
+    /// exact: k-NN recall and precision decided exactly; f32-expanded: in the public code's
+    /// float32 |u|² − 2u·v + |v|². The figure and the headline use this one; the CSV files
+    /// hold both.
+    #[arg(long, default_value = "exact",
+          value_parser = PossibleValuesParser::new(Arithmetic::NAMES))]
+    recall_arithmetic: String,
+}
+
+impl SweepArgs {
+    fn arguments(&self) -> Vec<String> {
+        vec![
+            "--protocol".to_owned(),
+            self.protocol.clone(),
+            "--recall-arithmetic".to_owned(),
+            self.recall_arithmetic.clone(),
+        ]
+    }
+
+    fn options(&self, study: &StudyArgs, json: bool) -> Result<StudyOptions> {
+        Ok(StudyOptions {
+            protocol: self.protocol.parse()?,
+            recall_arithmetic: self.recall_arithmetic.parse()?,
+            ..study.options(json)?
+        })
+    }
+}
+
 impl StudyArgs {
     /// These options as arguments of another `whichgan toy` command writing into `out`.
     fn arguments(&self, out: &Path) -> Vec<String> {
@@ -193,16 +244,20 @@ impl StudyArgs {
     /// by default, at most one per fine-tune), collected by `collect`.
     fn sweep_grid(
         &self,
+        sweep: &SweepArgs,
         name: &str,
         slurm: &SlurmArgs,
         shards_out: &Path,
         collect: Vec<String>,
     ) -> Result<Grid> {
-        let tasks = SweepPlan::new(&self.options(true)?).tasks_of(None).len();
+        let tasks = SweepPlan::new(&sweep.options(self, true)?)
+            .tasks_of(None)
+            .len();
         let shards = slurm.shard_count(10, tasks)?;
         let exe = this_program()?;
         let mut shard_command = vec![exe.clone(), "toy".into(), "figure3".into()];
         shard_command.extend(self.arguments(shards_out));
+        shard_command.extend(sweep.arguments());
         Ok(Grid {
             name: name.to_owned(),
             out: shards_out.to_owned(),
@@ -227,6 +282,8 @@ impl StudyArgs {
             preset,
             seed: self.seed,
             seeds: self.seeds,
+            protocol: Protocol::default(),
+            recall_arithmetic: Arithmetic::default(),
             progress: !json,
         })
     }
@@ -311,6 +368,7 @@ pub fn run(args: ToyArgs) -> Result<()> {
         }),
         ToyCommand::Figure3 {
             study,
+            sweep,
             shard: _,
             slurm,
         } if slurm.slurm => {
@@ -319,12 +377,21 @@ pub fn run(args: ToyArgs) -> Result<()> {
                 .iter()
                 .map(|s| s.to_string())
                 .chain([out.display().to_string(), "--json".into()])
+                .chain([
+                    "--recall-arithmetic".into(),
+                    sweep.recall_arithmetic.clone(),
+                ])
                 .collect();
-            let grid = study.sweep_grid("whichgan-figure3", &slurm, &out, collect)?;
+            let grid = study.sweep_grid(&sweep, "whichgan-figure3", &slurm, &out, collect)?;
             slurm.submit(grid, args.json)
         }
-        ToyCommand::Figure3 { study, shard, .. } => in_pool(study.jobs, || {
-            let opts = study.options(args.json)?;
+        ToyCommand::Figure3 {
+            study,
+            sweep,
+            shard,
+            ..
+        } => in_pool(study.jobs, || {
+            let opts = sweep.options(&study, args.json)?;
             let shard: Option<Shard> = shard.as_deref().map(str::parse).transpose()?;
             create_writable_dir(&study.out)?;
             let plan = SweepPlan::new(&opts);
@@ -349,16 +416,21 @@ pub fn run(args: ToyArgs) -> Result<()> {
                         .print(args.json);
                 }
                 None => {
-                    let summary = figure3::write_results(&study.out, &plan, &rows)?;
+                    let summary =
+                        figure3::write_results(&study.out, &plan, &rows, opts.recall_arithmetic)?;
                     print_summary(&summary, args.json, &study.out);
                 }
             }
             Ok(())
         }),
-        ToyCommand::Merge { shards, out } => {
+        ToyCommand::Merge {
+            shards,
+            out,
+            recall_arithmetic,
+        } => {
             let (plan, rows) = figure3::merge(&shards)?;
             create_writable_dir(&out)?;
-            let summary = figure3::write_results(&out, &plan, &rows)?;
+            let summary = figure3::write_results(&out, &plan, &rows, recall_arithmetic.parse()?)?;
             print_summary(&summary, args.json, &out);
             Ok(())
         }
@@ -378,19 +450,29 @@ pub fn run(args: ToyArgs) -> Result<()> {
             print_summary(&summary, args.json, &study.out);
             Ok(())
         }),
-        ToyCommand::Reproduce { study, slurm, .. } if slurm.slurm => {
+        ToyCommand::Reproduce {
+            study,
+            sweep,
+            slurm,
+            ..
+        } if slurm.slurm => {
             let out = absolute(&study.out)?;
             let shards_out = out.join("figure3-shards");
             let mut collect: Vec<String> = vec!["toy".into(), "reproduce".into()];
             collect.extend(study.arguments(&out));
+            collect.extend(sweep.arguments());
             collect.extend(["--sweep-from".into(), shards_out.display().to_string()]);
-            let grid = study.sweep_grid("whichgan-reproduce", &slurm, &shards_out, collect)?;
+            let grid =
+                study.sweep_grid(&sweep, "whichgan-reproduce", &slurm, &shards_out, collect)?;
             slurm.submit(grid, args.json)
         }
         ToyCommand::Reproduce {
-            study, sweep_from, ..
+            study,
+            sweep,
+            sweep_from,
+            ..
         } => in_pool(study.jobs, || {
-            let opts = study.options(args.json)?;
+            let opts = sweep.options(&study, args.json)?;
             let summary = reproduce(&study.out, &opts, sweep_from.as_deref())?;
             print_summary(&summary, args.json, &study.out);
             Ok(())

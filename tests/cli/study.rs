@@ -89,8 +89,11 @@ fn fast_preset_end_to_end_and_shards_equal_a_single_run() {
         [
             "seed",
             "checkpoint",
+            "checkpoint_updates",
             "recall",
             "precision",
+            "recall_f32_expanded",
+            "precision_f32_expanded",
             "grad_sim_notebook",
             "grad_sim_descent",
             "grad_sim_samples",
@@ -103,6 +106,11 @@ fn fast_preset_end_to_end_and_shards_equal_a_single_run() {
     assert_eq!(rows3.len(), 11);
     let steps = column(&h3, &rows3, "checkpoint");
     assert_eq!(steps, (0..=10).map(|i| 50.0 * i as f64).collect::<Vec<_>>());
+    assert_eq!(
+        column(&h3, &rows3, "checkpoint_updates"),
+        steps,
+        "the default protocol"
+    );
     let notebook = column(&h3, &rows3, "grad_sim_notebook");
     let descent = column(&h3, &rows3, "grad_sim_descent");
     for (n, d) in notebook.iter().zip(&descent) {
@@ -121,8 +129,8 @@ fn fast_preset_end_to_end_and_shards_equal_a_single_run() {
     let (hc, rowsc) = csv(&out.join("figure3-correlations.csv"));
     assert_eq!(
         rowsc.len(),
-        4,
-        "recall, ∇D similarity in two signs, precision"
+        6,
+        "recall and precision in two arithmetics, ∇D similarity in two signs"
     );
     let corr: HashMap<(String, String), Vec<f64>> = rowsc
         .iter()
@@ -138,10 +146,12 @@ fn fast_preset_end_to_end_and_shards_equal_a_single_run() {
     // r and p recomputed from the CSV by the metrics command agree with the correlations file.
     let figure3_csv = out.join("figure3.csv");
     for (x, key) in [
-        ("recall", ("recall", "")),
+        ("recall", ("recall", "exact")),
+        ("recall_f32_expanded", ("recall", "f32-expanded")),
         ("grad_sim_notebook", ("grad_sim", "notebook")),
         ("grad_sim_descent", ("grad_sim", "descent")),
-        ("precision", ("precision", "")),
+        ("precision", ("precision", "exact")),
+        ("precision_f32_expanded", ("precision", "f32-expanded")),
     ] {
         let got = ok(whichgan(&[
             "metrics",
@@ -278,6 +288,61 @@ fn fast_preset_end_to_end_and_shards_equal_a_single_run() {
     assert!(!elsewhere.exists(), "failed merges write nothing");
 }
 
+/// `--protocol playground` labels a checkpoint one update later, says so in every row, and
+/// rows kept by a shard under one protocol are not taken up by the other.
+#[test]
+fn the_playground_protocol_is_recorded_in_the_rows_and_kept_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("playground");
+    let summary = ok(whichgan(&[
+        "toy",
+        "figure3",
+        "--preset",
+        "fast",
+        "--protocol",
+        "playground",
+        "--recall-arithmetic",
+        "f32-expanded",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(summary["protocol"], "playground");
+    assert_eq!(summary["recall_arithmetic"], "f32-expanded");
+    let (h, rows) = csv(&out.join("figure3.csv"));
+    let labels = column(&h, &rows, "checkpoint");
+    let updates: Vec<f64> = labels.iter().map(|s| s + 1.0).collect();
+    assert_eq!(column(&h, &rows, "checkpoint_updates"), updates);
+    // The figure's recall panel is titled with the chosen arithmetic's r.
+    let r = summary["correlations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["metric"] == "recall" && c["convention"] == "f32-expanded")
+        .unwrap()["pearson_r"]
+        .as_f64()
+        .unwrap();
+    let svg = std::fs::read_to_string(out.join("figure3.svg")).unwrap();
+    assert!(
+        svg.contains(&format!("r = {r:.3}")),
+        "the panel shows r = {r:.3}"
+    );
+
+    let shard = dir.path().join("shard");
+    let kept = shard.join(".figure3-shard-0-of-2-progress");
+    std::fs::create_dir_all(&kept).unwrap();
+    let text = std::fs::read_to_string(out.join("figure3.csv")).unwrap();
+    let first_two: Vec<&str> = text.lines().take(2).collect();
+    std::fs::write(kept.join("0-0.csv"), first_two.join("\n") + "\n").unwrap();
+    let shard_s = shard.to_str().unwrap();
+    assert_error(
+        &[
+            "toy", "figure3", "--preset", "fast", "--shard", "0/2", "--out", shard_s,
+        ],
+        &["0-0.csv", "another protocol than 'updates'"],
+    );
+}
+
 #[test]
 fn bad_study_arguments_are_one_line_errors() {
     let dir = tempfile::tempdir().unwrap();
@@ -298,6 +363,21 @@ fn bad_study_arguments_are_one_line_errors() {
     assert_error(
         &["toy", "figure2", "--seeds", "0", "--out", out_s],
         &["--seeds must be at least 1"],
+    );
+    assert_error(
+        &["toy", "figure3", "--protocol", "gpu", "--out", out_s],
+        &["'gpu'", "updates, playground"],
+    );
+    assert_error(
+        &[
+            "toy",
+            "reproduce",
+            "--recall-arithmetic",
+            "f16",
+            "--out",
+            out_s,
+        ],
+        &["'f16'", "exact, f32-expanded"],
     );
     assert_error(&["toy", "merge", out_s, "--out", out_s], &[out_s]);
     assert!(!out.exists(), "nothing written on bad input");

@@ -20,6 +20,7 @@ pub mod figure3;
 mod preset;
 pub mod pretrain;
 pub mod probe;
+pub mod reference;
 pub mod reproduce;
 pub mod runs;
 
@@ -28,6 +29,7 @@ pub use preset::{Preset, PRESETS};
 use crate::Distribution;
 use indicatif::ProgressBar;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 use whichgan::Result;
 
 /// Width of the playground's networks.
@@ -119,6 +121,53 @@ pub fn derive_seed(seed: u64, role: Role) -> u64 {
     z ^ (z >> 31)
 }
 
+/// How the Figure 3 sweep counts G steps. A checkpoint or evaluation labelled `s` is taken
+/// after `s + offset()` G updates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    /// Label s is after s updates: checkpoint 0 is the random initialisation, and a fine-tune's
+    /// W1 is measured after 0, 250, …, 1000 updates.
+    #[default]
+    Updates,
+    /// The public playground's counter, which is read after an update and before it is
+    /// incremented: label s is after s + 1 updates. Checkpoint 0 has had one D and one G update
+    /// (its BatchNorm statistics have moved), W1 is measured after 1, 251, …, 1001 updates, and
+    /// the Source-I run makes one update more than the preset's budget.
+    Playground,
+}
+
+impl Protocol {
+    pub const NAMES: [&'static str; 2] = ["updates", "playground"];
+
+    /// G updates a label stands for beyond its number.
+    pub fn offset(self) -> u64 {
+        match self {
+            Protocol::Updates => 0,
+            Protocol::Playground => 1,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = whichgan::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "updates" => Ok(Protocol::Updates),
+            "playground" => Ok(Protocol::Playground),
+            _ => Err(whichgan::Error::invalid(format!(
+                "unknown protocol '{s}'; choose one of: {}",
+                Self::NAMES.join(", ")
+            ))),
+        }
+    }
+}
+
 /// What every experiment command takes.
 #[derive(Debug, Clone)]
 pub struct StudyOptions {
@@ -128,6 +177,11 @@ pub struct StudyOptions {
     /// How many seeds to run — of the target runs (Figure 2, ablation, coverage) and of the
     /// Figure 3 sweep alike; `None`: the preset's numbers for each.
     pub seeds: Option<u64>,
+    /// How the Figure 3 sweep counts G steps.
+    pub protocol: Protocol,
+    /// The arithmetic of the recall and precision Figure 3's panels and headline use (both are
+    /// in its CSV files).
+    pub recall_arithmetic: probe::Arithmetic,
     /// Show progress bars on stderr.
     pub progress: bool,
 }
@@ -176,18 +230,19 @@ pub fn study_config() -> whichgan::train::TrainConfig {
     )
 }
 
-/// Trains on the target for `steps` G steps, calling `evaluate` before the first step, every
-/// `every` steps and after the last.
+/// Trains on the target until the last of `eval_at` (G step counts, ascending), calling
+/// `evaluate` after each of them (before the first update for a 0).
 pub(crate) fn train_on_target(
     trainer: &mut crate::train::ToyTrainer,
-    steps: u64,
-    every: u64,
+    eval_at: &[u64],
     bar: &ProgressBar,
     mut evaluate: impl FnMut(&mut crate::train::ToyTrainer) -> Result<()>,
 ) -> Result<()> {
-    evaluate(trainer)?;
+    if eval_at.first() == Some(&0) {
+        evaluate(trainer)?;
+    }
     let mut hook = OnSchedule {
-        schedule: whichgan::run::Every { every, last: steps },
+        eval_at,
         bar,
         on_eval: evaluate,
     };
@@ -195,13 +250,13 @@ pub(crate) fn train_on_target(
         distribution: target(),
         device: candle_core::Device::Cpu,
     };
-    trainer.run(&mut data, steps, &mut hook)
+    trainer.run(&mut data, eval_at.last().copied().unwrap_or(0), &mut hook)
 }
 
-/// A hook that advances a progress bar and calls `on_eval` when `schedule` is due (never when
-/// its `every` is 0).
+/// A hook that advances a progress bar and calls `on_eval` after the G steps listed in
+/// `eval_at` (ascending).
 pub(crate) struct OnSchedule<'a, F> {
-    pub schedule: whichgan::run::Every,
+    pub eval_at: &'a [u64],
     pub bar: &'a ProgressBar,
     pub on_eval: F,
 }
@@ -217,8 +272,7 @@ where
         _report: &whichgan::train::StepReport,
     ) -> Result<()> {
         self.bar.inc(1);
-        let step = trainer.g_steps();
-        if self.schedule.every > 0 && self.schedule.due(step) {
+        if self.eval_at.binary_search(&trainer.g_steps()).is_ok() {
             (self.on_eval)(trainer)?;
         }
         Ok(())

@@ -9,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use whichgan::metrics::coverage::{mode_coverage, CoverageThresholds};
 use whichgan::metrics::knn::prdc;
+use whichgan::metrics::knn_expanded::precision_recall_f32_expanded;
 use whichgan::metrics::w1::wasserstein1;
 use whichgan::train::DiscriminatorModel;
 use whichgan::{Error, Points, Result};
@@ -53,6 +54,57 @@ pub fn coverage(
     })
 }
 
+/// The arithmetic of a k-NN recall or precision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arithmetic {
+    /// Exact ball membership ([`whichgan::metrics::knn`]).
+    #[default]
+    Exact,
+    /// The public playground's float32 |u|² − 2u·v + |v|²
+    /// ([`whichgan::metrics::knn_expanded`]).
+    F32Expanded,
+}
+
+impl Arithmetic {
+    pub const NAMES: [&'static str; 2] = ["exact", "f32-expanded"];
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
+impl CheckpointProbe {
+    pub fn recall_in(&self, arithmetic: Arithmetic) -> f64 {
+        match arithmetic {
+            Arithmetic::Exact => self.recall,
+            Arithmetic::F32Expanded => self.recall_f32_expanded,
+        }
+    }
+
+    pub fn precision_in(&self, arithmetic: Arithmetic) -> f64 {
+        match arithmetic {
+            Arithmetic::Exact => self.precision,
+            Arithmetic::F32Expanded => self.precision_f32_expanded,
+        }
+    }
+}
+
+impl std::str::FromStr for Arithmetic {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "exact" => Ok(Arithmetic::Exact),
+            "f32-expanded" => Ok(Arithmetic::F32Expanded),
+            _ => Err(Error::invalid(format!(
+                "unknown arithmetic '{s}'; choose one of: {}",
+                Self::NAMES.join(", ")
+            ))),
+        }
+    }
+}
+
 /// What the study measures of a checkpoint before fine-tuning it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointProbe {
@@ -60,6 +112,9 @@ pub struct CheckpointProbe {
     pub recall: f64,
     /// Share of G samples inside the k-NN ball of some target sample.
     pub precision: f64,
+    /// `recall` and `precision` in the playground's float32 arithmetic.
+    pub recall_f32_expanded: f64,
+    pub precision_f32_expanded: f64,
     /// Mean cos(c(x) − x, +∇ₓL_G(x)) over G samples x, c(x) the nearest target centre and
     /// L_G = −log D: the public notebook's quantity (the ascent direction of the G loss).
     pub grad_sim_notebook: f64,
@@ -84,7 +139,10 @@ pub fn checkpoint_probe(
     let (centres, _) = mixture(target)?;
     let fake = sample_generator(g, rng, n)?;
     let real = target.sample_points(rng, n);
-    let knn = prdc(&real, &finite_points(&fake)?, K)?;
+    let fake_points = finite_points(&fake)?;
+    let knn = prdc(&real, &fake_points, K)?;
+    let (precision_f32_expanded, recall_f32_expanded) =
+        precision_recall_f32_expanded(&real, &fake_points, K)?;
     let (logits, logit_grad) =
         d.forward_with_input_grad(&points_tensor(&fake, &Device::Cpu)?, None)?;
     let (sum, count) = fake
@@ -106,6 +164,8 @@ pub fn checkpoint_probe(
     Ok(CheckpointProbe {
         recall: knn.recall,
         precision: knn.precision,
+        recall_f32_expanded,
+        precision_f32_expanded,
         grad_sim_notebook: -descent,
         grad_sim_descent: descent,
         grad_sim_samples: count,

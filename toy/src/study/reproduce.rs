@@ -13,7 +13,6 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 use whichgan::io::create_writable_dir;
-use whichgan::io::Table;
 use whichgan::{Error, Result};
 
 /// Wall time of one part of the run.
@@ -54,7 +53,7 @@ pub fn reproduce(
             if shard_plan != plan {
                 return Err(Error::in_file(
                     dir,
-                    "holds the shards of another Figure 3 sweep (preset or seeds differ)",
+                    "holds the shards of another Figure 3 sweep (preset, seeds or protocol differ)",
                 ));
             }
             Some(rows)
@@ -82,11 +81,11 @@ pub fn reproduce(
         clock = Instant::now();
     };
     let bar = opts.bar("pretraining sources", 0);
-    let sources = pretrain_all(&pairs, &sweep_pairs, preset, &bar)?;
+    let sources = pretrain_all(&pairs, &sweep_pairs, opts.protocol, preset, &bar)?;
     lap("pretraining (sources × seeds)");
     let rows = match sharded {
         Some(rows) => rows,
-        None => figure3::fine_tunes(opts, &sources, &plan.tasks_of(None))?,
+        None => figure3::fine_tunes(&plan, opts, &sources, &plan.tasks_of(None))?,
     };
     lap("Figure 3 checkpoint fine-tunes");
     let bar = opts.bar("target runs", 0);
@@ -100,7 +99,7 @@ pub fn reproduce(
     let figure2 = figure2::write(out, &study)?;
     let ablation = ablation::write(out, &study)?;
     let coverage = coverage::write(out, &study, preset.coverage_samples)?;
-    let figure3 = figure3::write_results(out, &plan, &rows)?;
+    let figure3 = figure3::write_results(out, &plan, &rows, opts.recall_arithmetic)?;
     lap("CSV files and figures");
     let summary = ReproduceSummary {
         preset: preset.name,
@@ -112,9 +111,10 @@ pub fn reproduce(
         ablation,
         coverage,
     };
+    let against_reference = super::reference::section(out)?.unwrap_or_default();
     whichgan::io::write_atomic(
         &out.join("README.md"),
-        readme(&summary, opts, out).as_bytes(),
+        readme(&summary, opts, &against_reference).as_bytes(),
     )?;
     let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
     whichgan::io::write_atomic(&out.join("summary.json"), json.as_bytes())?;
@@ -163,57 +163,6 @@ fn ablation_reading(
     out.join(" ")
 }
 
-/// A section on Figure 3 over several seeds, when `figure3-seeds/` beside the report holds a
-/// multi-seed sweep (`whichgan toy figure3 --seeds N --out <out>/figure3-seeds`).
-fn more_seeds(out: &Path) -> Option<String> {
-    let dir = out.join("figure3-seeds");
-    let table = Table::read(&dir.join("figure3-correlations.csv")).ok()?;
-    let seeds = table.numeric_column("seed").ok()?;
-    let r = table.numeric_column("pearson_r").ok()?;
-    let p = table.numeric_column("pearson_p").ok()?;
-    let metric = table.text_column("metric").ok()?;
-    let convention = table.text_column("convention").ok()?;
-    let mut distinct = seeds.clone();
-    distinct.dedup();
-    let mut md = format!(
-        "\n## Figure 3 over {} seeds\n\n\
-         From `figure3-seeds/`, written by `whichgan toy figure3 --seeds {} --out \
-         <this folder>/figure3-seeds` (with the same preset and `--seed`, its first seed repeats \
-         the sweep above).\n\n\
-         | measure vs min W1 | r per seed | median r | largest p |\n|---|---|---|---|\n",
-        distinct.len(),
-        distinct.len()
-    );
-    let mut keys: Vec<(&str, &str)> = Vec::new();
-    for i in 0..table.len() {
-        if !keys.contains(&(metric[i], convention[i])) {
-            keys.push((metric[i], convention[i]));
-        }
-    }
-    for (m, c) in keys {
-        let rows: Vec<usize> = (0..table.len())
-            .filter(|&i| metric[i] == m && convention[i] == c)
-            .collect();
-        let rs: Vec<f64> = rows.iter().map(|&i| r[i]).collect();
-        let name = if c.is_empty() {
-            m.to_string()
-        } else {
-            format!("{m} ({c} sign)")
-        };
-        let _ = writeln!(
-            md,
-            "| {name} | {} | {:.3} | {:.1e} |",
-            rs.iter()
-                .map(|v| format!("{v:.3}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            super::median(&rs),
-            rows.iter().map(|&i| p[i]).fold(0.0, f64::max)
-        );
-    }
-    Some(md)
-}
-
 fn holds(ok: bool) -> &'static str {
     if ok {
         "holds"
@@ -223,7 +172,7 @@ fn holds(ok: bool) -> &'static str {
 }
 
 /// The report: headline numbers beside the study's, timings, figures.
-fn readme(s: &ReproduceSummary, opts: &StudyOptions, out: &Path) -> String {
+fn readme(s: &ReproduceSummary, opts: &StudyOptions, against_reference: &str) -> String {
     let p = opts.preset;
     let mut md = String::new();
     let total: f64 = s.timings.iter().map(|t| t.seconds).sum();
@@ -297,10 +246,11 @@ fn readme(s: &ReproduceSummary, opts: &StudyOptions, out: &Path) -> String {
             })
             .unwrap_or_default()
     };
-    let recall = corr("recall", "");
+    let arithmetic = s.figure3.recall_arithmetic.name();
+    let recall = corr("recall", arithmetic);
     let notebook = corr("grad_sim", "notebook");
     let descent = corr("grad_sim", "descent");
-    let precision = corr("precision", "");
+    let precision = corr("precision", arithmetic);
     let _ = writeln!(md, "## Headline numbers\n");
     let _ = writeln!(md, "| claim | study (public notebook) | here | verdict |");
     let _ = writeln!(md, "|---|---|---|---|");
@@ -309,7 +259,7 @@ fn readme(s: &ReproduceSummary, opts: &StudyOptions, out: &Path) -> String {
         "| Figure 3: Pearson r(recall, min W1) ≤ −0.7, p < 1e-10 | r = −0.843, p = 2.0e-28 | r = {:.3}, p = {:.1e}{} | {} |",
         recall.pearson_r,
         recall.pearson_p,
-        spread("recall", ""),
+        spread("recall", arithmetic),
         holds(recall.pearson_r <= -0.7 && recall.pearson_p < 1e-10)
     );
     let _ = writeln!(
@@ -331,7 +281,7 @@ fn readme(s: &ReproduceSummary, opts: &StudyOptions, out: &Path) -> String {
         "| Figure 3: r(precision, min W1) (recall predicts better) | (not reported) | r = {:.3}, p = {:.1e}{} | {} |",
         precision.pearson_r,
         precision.pearson_p,
-        spread("precision", ""),
+        spread("precision", arithmetic),
         holds(recall.pearson_r < 0.0 && recall.pearson_r < precision.pearson_r)
     );
     let m = &s.figure2.medians;
@@ -372,9 +322,7 @@ fn readme(s: &ReproduceSummary, opts: &StudyOptions, out: &Path) -> String {
         );
     }
 
-    if let Some(section) = more_seeds(out) {
-        md.push_str(&section);
-    }
+    md.push_str(against_reference);
 
     let t = &s.figure3.trend;
     let _ = writeln!(

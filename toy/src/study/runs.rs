@@ -166,8 +166,7 @@ pub fn target_run(
     let mut curve = Vec::new();
     train_on_target(
         &mut trainer,
-        preset.target_steps,
-        preset.target_eval_every,
+        &Preset::eval_steps(preset.target_steps, preset.target_eval_every),
         bar,
         |t: &mut ToyTrainer| {
             // The same evaluation samples for every start of a seed.
@@ -255,7 +254,7 @@ impl TargetStudy {
         let seeds = opts.target_seeds();
         let pairs = sources_needed(starts, &seeds);
         let bar = opts.bar("pretraining sources", 0);
-        let sources = super::pretrain::pretrain_all(&pairs, &[], opts.preset, &bar)?;
+        let sources = super::pretrain::pretrain_all(&pairs, &[], opts.protocol, opts.preset, &bar)?;
         let bar = opts.bar("target runs", 0);
         let runs = target_runs(starts, &seeds, &sources, opts.preset, &bar)?;
         Ok(TargetStudy {

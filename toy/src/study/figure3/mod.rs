@@ -22,8 +22,8 @@ use super::pretrain::{pretrain_all, Pretrained};
 use super::probe::{self, CheckpointProbe};
 use super::runs::find_source;
 use super::{
-    derive_seed, in_parallel, study_config, target, train_on_target, Preset, Role, Source,
-    StudyOptions, WIDTH,
+    derive_seed, in_parallel, study_config, target, train_on_target, Preset, Protocol, Role,
+    Source, StudyOptions, WIDTH,
 };
 use crate::train::{networks, new_trainer, start_from, ToyTrainer};
 use indicatif::ProgressBar;
@@ -38,10 +38,11 @@ use whichgan::{Error, Result};
 #[derive(Debug, Clone, PartialEq)]
 pub struct SweepRow {
     pub seed: u64,
-    /// G step of the Source-I run the checkpoint was taken at.
+    /// Label of the checkpoint in the Source-I run (its G updates as the plan's protocol
+    /// counts them).
     pub checkpoint: u64,
     pub probe: CheckpointProbe,
-    /// W1 of the fine-tune at each of the preset's evaluation steps.
+    /// W1 of the fine-tune at each of the plan's evaluation labels.
     pub w1: Vec<f64>,
 }
 
@@ -51,13 +52,16 @@ impl SweepRow {
     }
 }
 
-/// What the sweep covers: the preset, the seeds, the evaluation steps.
+/// What the sweep covers: the preset, the seeds, the checkpoint and evaluation labels and how
+/// they count G updates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SweepPlan {
     pub preset: String,
     pub seeds: Vec<u64>,
     pub checkpoints: Vec<u64>,
     pub eval_steps: Vec<u64>,
+    #[serde(default)]
+    pub protocol: Protocol,
 }
 
 impl SweepPlan {
@@ -68,6 +72,7 @@ impl SweepPlan {
             seeds: opts.seed_list(opts.seeds.unwrap_or(p.sweep_seeds)),
             checkpoints: p.checkpoint_steps(),
             eval_steps: Preset::eval_steps(p.sweep_steps, p.sweep_eval_every),
+            protocol: opts.protocol,
         }
     }
 
@@ -93,8 +98,11 @@ impl SweepPlan {
         let mut h: Vec<String> = [
             "seed",
             "checkpoint",
+            "checkpoint_updates",
             "recall",
             "precision",
+            "recall_f32_expanded",
+            "precision_f32_expanded",
             "grad_sim_notebook",
             "grad_sim_descent",
             "grad_sim_samples",
@@ -145,11 +153,17 @@ pub fn sweep(
         seeds.dedup();
         let pairs: Vec<(Source, u64)> = seeds.iter().map(|&s| (Source::One, s)).collect();
         let bar = opts.bar("pretraining Source-I", 0);
-        let sources = pretrain_all(&pairs, &pairs, opts.preset, &bar)?;
-        ran = fine_tunes_kept(opts, &sources, &remaining, &|task, row| match kept(task) {
-            Some(path) => write_rows(&path, plan, std::slice::from_ref(row)),
-            None => Ok(()),
-        })?;
+        let sources = pretrain_all(&pairs, &pairs, plan.protocol, opts.preset, &bar)?;
+        ran = fine_tunes_kept(
+            plan,
+            opts,
+            &sources,
+            &remaining,
+            &|task, row| match kept(task) {
+                Some(path) => write_rows(&path, plan, std::slice::from_ref(row)),
+                None => Ok(()),
+            },
+        )?;
     }
     let mut ran = ran.into_iter();
     Ok(found
@@ -158,14 +172,15 @@ pub fn sweep(
         .collect())
 }
 
-/// The fine-tunes of `tasks` ((seed, checkpoint step) pairs), in parallel, from the checkpoint
-/// series in `sources`.
+/// The fine-tunes of `tasks` ((seed, checkpoint label) pairs), in parallel, from the
+/// checkpoint series in `sources`.
 pub fn fine_tunes(
+    plan: &SweepPlan,
     opts: &StudyOptions,
     sources: &[Pretrained],
     tasks: &[(u64, u64)],
 ) -> Result<Vec<SweepRow>> {
-    fine_tunes_kept(opts, sources, tasks, &|_, _| Ok(()))
+    fine_tunes_kept(plan, opts, sources, tasks, &|_, _| Ok(()))
 }
 
 /// What is done with each fine-tune's row as soon as it ends: (task, row).
@@ -173,15 +188,16 @@ type KeepRow<'a> = &'a (dyn Fn(&(u64, u64), &SweepRow) -> Result<()> + Sync);
 
 /// [`fine_tunes`], handing each row to `keep` as soon as its fine-tune ends.
 fn fine_tunes_kept(
+    plan: &SweepPlan,
     opts: &StudyOptions,
     sources: &[Pretrained],
     tasks: &[(u64, u64)],
     keep: KeepRow,
 ) -> Result<Vec<SweepRow>> {
     let bar = opts.bar("checkpoint fine-tunes", 0);
-    bar.set_length(tasks.len() as u64 * opts.preset.sweep_steps);
+    bar.set_length(tasks.len() as u64 * (opts.preset.sweep_steps + plan.protocol.offset()));
     let rows = in_parallel(tasks, |task| {
-        let row = fine_tune(sources, task.0, task.1, opts.preset, &bar)?;
+        let row = fine_tune(plan, sources, task.0, task.1, opts.preset, &bar)?;
         keep(task, &row)?;
         Ok(row)
     })?;
@@ -189,9 +205,10 @@ fn fine_tunes_kept(
     Ok(rows)
 }
 
-/// Measures the Source-I checkpoint of `seed` at G step `step`, then fine-tunes it on the
-/// target with fresh optimisers.
+/// Measures the Source-I checkpoint of `seed` labelled `step`, then fine-tunes it on the
+/// target with fresh optimisers, measuring W1 at the plan's evaluation labels.
 fn fine_tune(
+    plan: &SweepPlan,
     sources: &[Pretrained],
     seed: u64,
     step: u64,
@@ -214,19 +231,15 @@ fn fine_tune(
     let mut trainer = new_trainer(study_config(), WIDTH, run_seed)?;
     start_from(&mut trainer, Some(ckpt), Some(ckpt))?;
     let mut w1 = Vec::new();
-    train_on_target(
-        &mut trainer,
-        preset.sweep_steps,
-        preset.sweep_eval_every,
-        bar,
-        |t: &mut ToyTrainer| {
-            // Streams 0 and 1 of the run seed are training and initialisation.
-            let mut rng = ChaCha8Rng::seed_from_u64(run_seed);
-            rng.set_stream(2 + t.g_steps());
-            w1.push(probe::w1(t.g_mut(), &target, &mut rng)?);
-            Ok(())
-        },
-    )?;
+    let offset = plan.protocol.offset();
+    let eval_at: Vec<u64> = plan.eval_steps.iter().map(|s| s + offset).collect();
+    train_on_target(&mut trainer, &eval_at, bar, |t: &mut ToyTrainer| {
+        // Streams 0 and 1 of the run seed are training and initialisation.
+        let mut rng = ChaCha8Rng::seed_from_u64(run_seed);
+        rng.set_stream(2 + t.g_steps());
+        w1.push(probe::w1(t.g_mut(), &target, &mut rng)?);
+        Ok(())
+    })?;
     Ok(SweepRow {
         seed,
         checkpoint: step,
@@ -245,8 +258,11 @@ fn write_rows(path: &Path, plan: &SweepPlan, rows: &[SweepRow]) -> Result<()> {
             let mut cells = vec![
                 r.seed.to_string(),
                 r.checkpoint.to_string(),
+                (r.checkpoint + plan.protocol.offset()).to_string(),
                 p.recall.to_string(),
                 p.precision.to_string(),
+                p.recall_f32_expanded.to_string(),
+                p.precision_f32_expanded.to_string(),
                 p.grad_sim_notebook.to_string(),
                 p.grad_sim_descent.to_string(),
                 p.grad_sim_samples.to_string(),
@@ -284,7 +300,19 @@ fn read_rows(path: &Path, plan: &SweepPlan) -> Result<Vec<SweepRow>> {
             .collect()
     };
     let (seed, checkpoint) = (integers("seed")?, integers("checkpoint")?);
+    let (updates, offset) = (integers("checkpoint_updates")?, plan.protocol.offset());
+    if let Some(i) = (0..table.len()).find(|&i| updates[i] != checkpoint[i] + offset) {
+        return Err(Error::in_file(
+            path,
+            format!(
+                "row {} was counted by another protocol than '{}' (checkpoint_updates)",
+                i + 1,
+                plan.protocol.name()
+            ),
+        ));
+    }
     let (recall, precision) = (col("recall")?, col("precision")?);
+    let (recall_f32, precision_f32) = (col("recall_f32_expanded")?, col("precision_f32_expanded")?);
     let (notebook, descent, samples) = (
         col("grad_sim_notebook")?,
         col("grad_sim_descent")?,
@@ -302,6 +330,8 @@ fn read_rows(path: &Path, plan: &SweepPlan) -> Result<Vec<SweepRow>> {
             probe: CheckpointProbe {
                 recall: recall[i],
                 precision: precision[i],
+                recall_f32_expanded: recall_f32[i],
+                precision_f32_expanded: precision_f32[i],
                 grad_sim_notebook: notebook[i],
                 grad_sim_descent: descent[i],
                 grad_sim_samples: samples[i] as usize,

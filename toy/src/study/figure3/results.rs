@@ -3,12 +3,12 @@
 //! and the figure.
 
 use super::{write_rows, SweepPlan, SweepRow};
-use crate::study::median;
-use crate::study::probe::CheckpointProbe;
+use crate::study::probe::{Arithmetic, CheckpointProbe};
+use crate::study::{median, Protocol};
 use serde::Serialize;
 use std::path::Path;
 use whichgan::io::write_csv;
-use whichgan::metrics::stats::correlate;
+use whichgan::metrics::stats::{correlate, Correlation, CorrelationError};
 use whichgan::plot::{self, ColoredPanel};
 use whichgan::{Error, Result};
 
@@ -17,7 +17,8 @@ use whichgan::{Error, Result};
 pub struct Figure3Correlation {
     pub seed: u64,
     pub metric: &'static str,
-    /// For ∇D similarity: `notebook` (+∇ₓL_G) or `descent` (∇ₓ log D).
+    /// For ∇D similarity: `notebook` (+∇ₓL_G) or `descent` (∇ₓ log D); for recall and
+    /// precision: the arithmetic, `exact` or `f32-expanded`.
     pub convention: &'static str,
     pub n: usize,
     pub pearson_r: f64,
@@ -41,6 +42,9 @@ pub struct Spread {
 #[derive(Debug, Clone, Serialize)]
 pub struct Figure3Summary {
     pub checkpoints: usize,
+    pub protocol: Protocol,
+    /// The arithmetic of the recall in the figure and the trend.
+    pub recall_arithmetic: Arithmetic,
     pub seeds: Vec<u64>,
     pub correlations: Vec<Figure3Correlation>,
     pub spread: Vec<Spread>,
@@ -54,22 +58,33 @@ pub struct Figure3Summary {
 pub struct Trend {
     pub first: CheckpointProbe,
     pub last: CheckpointProbe,
-    /// Pearson r of recall and ∇D similarity (notebook sign) over the checkpoints.
+    /// Pearson r of recall (in the summary's arithmetic) and ∇D similarity (notebook sign) over
+    /// the checkpoints.
     pub r_recall_grad_sim_notebook: f64,
 }
 
 type Measure = (&'static str, &'static str, fn(&SweepRow) -> f64);
 
 /// The measurements correlated with the minimum W1.
-const MEASURES: [Measure; 4] = [
-    ("recall", "", |r| r.probe.recall),
+const MEASURES: [Measure; 6] = [
+    ("recall", "exact", |r| r.probe.recall),
+    ("recall", "f32-expanded", |r| r.probe.recall_f32_expanded),
     ("grad_sim", "notebook", |r| r.probe.grad_sim_notebook),
     ("grad_sim", "descent", |r| r.probe.grad_sim_descent),
-    ("precision", "", |r| r.probe.precision),
+    ("precision", "exact", |r| r.probe.precision),
+    ("precision", "f32-expanded", |r| {
+        r.probe.precision_f32_expanded
+    }),
 ];
 
-/// Writes `figure3.csv`, `figure3-correlations.csv` and `figure3.png`/`.svg` (first seed).
-pub fn write_results(out: &Path, plan: &SweepPlan, rows: &[SweepRow]) -> Result<Figure3Summary> {
+/// Writes `figure3.csv`, `figure3-correlations.csv` and `figure3.png`/`.svg` (first seed, its
+/// recall in `arithmetic`).
+pub fn write_results(
+    out: &Path,
+    plan: &SweepPlan,
+    rows: &[SweepRow],
+    arithmetic: Arithmetic,
+) -> Result<Figure3Summary> {
     write_rows(&out.join("figure3.csv"), plan, rows)?;
     let mut correlations = Vec::new();
     for &seed in &plan.seeds {
@@ -77,18 +92,28 @@ pub fn write_results(out: &Path, plan: &SweepPlan, rows: &[SweepRow]) -> Result<
         let min_w1: Vec<f64> = seed_rows.iter().map(|r| r.min_w1()).collect();
         for (metric, convention, get) in MEASURES {
             let x: Vec<f64> = seed_rows.iter().map(|r| get(r)).collect();
-            let c = correlate(&x, &min_w1)
-                .map_err(|e| Error::invalid(format!("{metric} vs min W1 (seed {seed}): {e}")))?;
+            // A measure that is the same at every checkpoint (a recall of 0 throughout a short
+            // sweep) has no correlation: NaN, not an error.
+            let c = match correlate(&x, &min_w1) {
+                Ok(c) => Some(c),
+                Err(CorrelationError::Constant { which: "x" }) => None,
+                Err(e) => {
+                    return Err(Error::invalid(format!(
+                        "{metric} ({convention}) vs min W1 (seed {seed}): {e}"
+                    )))
+                }
+            };
+            let of = |get: fn(&Correlation) -> f64| c.as_ref().map_or(f64::NAN, get);
             correlations.push(Figure3Correlation {
                 seed,
                 metric,
                 convention,
-                n: c.n,
-                pearson_r: c.pearson_r,
-                pearson_p: c.pearson_p,
-                pearson_ci95: c.pearson_ci95,
-                spearman_rho: c.spearman_rho,
-                spearman_p: c.spearman_p,
+                n: x.len(),
+                pearson_r: of(|c| c.pearson_r),
+                pearson_p: of(|c| c.pearson_p),
+                pearson_ci95: (of(|c| c.pearson_ci95.0), of(|c| c.pearson_ci95.1)),
+                spearman_rho: of(|c| c.spearman_rho),
+                spearman_p: of(|c| c.spearman_p),
             });
         }
     }
@@ -132,7 +157,11 @@ pub fn write_results(out: &Path, plan: &SweepPlan, rows: &[SweepRow]) -> Result<
                 .iter()
                 .filter(|c| c.metric == metric && c.convention == convention)
                 .collect();
-            let r: Vec<f64> = of.iter().map(|c| c.pearson_r).collect();
+            let r: Vec<f64> = of
+                .iter()
+                .map(|c| c.pearson_r)
+                .filter(|r| r.is_finite())
+                .collect();
             Spread {
                 metric,
                 convention,
@@ -143,9 +172,12 @@ pub fn write_results(out: &Path, plan: &SweepPlan, rows: &[SweepRow]) -> Result<
             }
         })
         .collect();
-    draw(&out.join("figure3"), plan, rows, &correlations)?;
+    draw(&out.join("figure3"), plan, rows, &correlations, arithmetic)?;
     let first_seed: Vec<&SweepRow> = rows.iter().filter(|r| r.seed == plan.seeds[0]).collect();
-    let recall: Vec<f64> = first_seed.iter().map(|r| r.probe.recall).collect();
+    let recall: Vec<f64> = first_seed
+        .iter()
+        .map(|r| r.probe.recall_in(arithmetic))
+        .collect();
     let sim: Vec<f64> = first_seed
         .iter()
         .map(|r| r.probe.grad_sim_notebook)
@@ -158,6 +190,8 @@ pub fn write_results(out: &Path, plan: &SweepPlan, rows: &[SweepRow]) -> Result<
     };
     Ok(Figure3Summary {
         checkpoints: plan.checkpoints.len(),
+        protocol: plan.protocol,
+        recall_arithmetic: arithmetic,
         seeds: plan.seeds.clone(),
         correlations,
         spread,
@@ -171,11 +205,12 @@ fn draw(
     plan: &SweepPlan,
     rows: &[SweepRow],
     correlations: &[Figure3Correlation],
+    arithmetic: Arithmetic,
 ) -> Result<()> {
     let seed = plan.seeds[0];
     let rows: Vec<&SweepRow> = rows.iter().filter(|r| r.seed == seed).collect();
     let sim: Vec<f64> = rows.iter().map(|r| r.probe.grad_sim_notebook).collect();
-    let recall: Vec<f64> = rows.iter().map(|r| r.probe.recall).collect();
+    let recall: Vec<f64> = rows.iter().map(|r| r.probe.recall_in(arithmetic)).collect();
     let w1: Vec<f64> = rows.iter().map(|r| r.min_w1()).collect();
     let r_of = |metric: &str, convention: &str| {
         correlations
@@ -184,11 +219,15 @@ fn draw(
             .map_or(f64::NAN, |c| c.pearson_r)
     };
     let sim_label = "∇D similarity (notebook sign, +∇ₓL_G)";
+    let recall_label = match arithmetic {
+        Arithmetic::Exact => "recall",
+        Arithmetic::F32Expanded => "recall (float32, |u|²−2u·v+|v|²)",
+    };
     let panels = [
         ColoredPanel {
             title: format!("recall vs ∇D similarity (seed {seed})"),
             x_label: sim_label,
-            y_label: "recall",
+            y_label: recall_label,
             x: &sim,
             y: &recall,
         },
@@ -200,8 +239,8 @@ fn draw(
             y: &w1,
         },
         ColoredPanel {
-            title: format!("r = {:.3}", r_of("recall", "")),
-            x_label: "recall",
+            title: format!("r = {:.3}", r_of("recall", arithmetic.name())),
+            x_label: recall_label,
             y_label: "min W1 of the fine-tune",
             x: &recall,
             y: &w1,

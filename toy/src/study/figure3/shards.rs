@@ -75,7 +75,7 @@ pub fn merge(folders: &[PathBuf]) -> Result<(SweepPlan, Vec<SweepRow>)> {
             return Err(Error::in_file(
                 path,
                 format!(
-                    "belongs to another sweep than {} (preset, seeds or shard count differ)",
+                    "belongs to another sweep than {} (preset, seeds, protocol or shard count differ)",
                     first_path.display()
                 ),
             ));
@@ -137,6 +137,7 @@ mod tests {
             seeds: vec![0, 1],
             checkpoints: vec![0, 50, 100],
             eval_steps: vec![0, 100],
+            protocol: Default::default(),
         };
         let mut joined: Vec<(u64, u64)> = (0..4)
             .flat_map(|i| plan.tasks_of(Some(Shard { index: i, count: 4 })))
