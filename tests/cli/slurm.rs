@@ -280,10 +280,14 @@ fn dry_runs_print_the_scripts_and_write_nothing() {
         .find(|l| l.contains(" toy figure3 "))
         .unwrap();
     assert!(
-        shard_line.ends_with(&format!("--out {o} --json --shard \"$i/3\"")),
+        shard_line.ends_with(&format!(
+            "--out {o} --json --protocol updates --recall-arithmetic exact --shard \"$i/3\""
+        )),
         "{shard_line}"
     );
-    assert!(scripts.contains(&format!(" toy merge {o} --out {o} --json")));
+    assert!(scripts.contains(&format!(
+        " toy merge {o} --out {o} --json --recall-arithmetic exact"
+    )));
     // The reproduction's array runs the sweep; its collect job the rest from the shards.
     let printed = whichgan(&[
         "toy",
