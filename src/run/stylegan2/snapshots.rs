@@ -123,12 +123,20 @@ impl RunHook<'_> {
         })
     }
 
-    fn snapshot(&mut self, trainer: &StyleGan2Trainer, entry: &mut TickEntry) -> Result<()> {
+    /// Writes the snapshot under a temporary name, its grid and its scores; returns (the
+    /// temporary, the snapshot's name), for [`RunHook::after_g_step`] to rename once the log
+    /// holds the tick.
+    fn snapshot(
+        &mut self,
+        trainer: &StyleGan2Trainer,
+        entry: &mut TickEntry,
+    ) -> Result<(PathBuf, PathBuf)> {
         let mut ckpt = trainer.checkpoint(MODEL)?;
         state::store(&mut ckpt, &self.state);
         let name = snapshot_name(trainer.images_seen());
         let path = self.opts.out.join(&name);
-        ckpt.save(&path)?;
+        let pending = crate::io::temporary_beside(&path);
+        ckpt.save(&pending)?;
         let grid = grid_images(trainer.g_ema(), &self.grid)?;
         let png = path.with_file_name(
             name.replace("network-snapshot-", "fakes")
@@ -138,12 +146,12 @@ impl RunHook<'_> {
         entry.snapshot = Some(name);
         if let Some(metrics) = &self.metrics {
             self.bar.set_message("metrics");
-            let scores = metrics.score(&path, self.state.spec.preset.conv_clamp)?;
+            let scores = metrics.score(&pending, self.state.spec.preset.conv_clamp)?;
             entry.scores = Some(scores);
             self.last_scores = Some(scores);
         }
-        self.last_snapshot = path;
-        Ok(())
+        self.last_snapshot = path.clone();
+        Ok((pending, path))
     }
 }
 
@@ -171,13 +179,19 @@ impl EvalHook<Generator, Discriminator> for RunHook<'_> {
         while self.state.next_tick <= images {
             self.state.next_tick += self.tick;
         }
+        let mut snapshot = None;
         if done || images >= self.state.next_snap {
             while self.state.next_snap <= images {
                 self.state.next_snap += self.snap;
             }
-            self.snapshot(trainer, &mut entry)?;
+            snapshot = Some(self.snapshot(trainer, &mut entry)?);
         }
         self.log.append(&entry)?;
+        // The snapshot takes its name only once the log holds its tick: a run killed in between
+        // is resumed from the snapshot before, which cuts the log back to that one's tick.
+        if let Some((pending, path)) = snapshot {
+            std::fs::rename(&pending, &path).map_err(|e| Error::io(&path, e))?;
+        }
         self.bar.set_message(format!(
             "kimg {:.1}  D {:.3}  G {:.3}{}",
             entry.kimg,
