@@ -85,7 +85,8 @@ fn check_set(points: &Points, k: usize, name: &str) -> Result<()> {
     Ok(())
 }
 
-fn check_inputs(real: &Points, fake: &Points, k: usize) -> Result<()> {
+/// Both sets hold more than `k ≥ 1` points of one dimension.
+pub(super) fn check_inputs(real: &Points, fake: &Points, k: usize) -> Result<()> {
     check_set(real, k, "the real set")?;
     check_set(fake, k, "the fake set")?;
     if real.dim() != fake.dim() {

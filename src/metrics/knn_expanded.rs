@@ -10,26 +10,12 @@
 //! point's radius² is the (k+1)-th smallest entry of its row against its own set, its own
 //! (rounded, not necessarily zero) distance included; "inside" is strictly below the radius².
 
-use crate::{Error, Points, Result};
+use crate::{Points, Result};
 
 /// Precision and recall of `fake` against `real` with `k` neighbours, in the playground's
 /// float32 arithmetic.
 pub fn precision_recall_f32_expanded(real: &Points, fake: &Points, k: usize) -> Result<(f64, f64)> {
-    if real.dim() != fake.dim() {
-        return Err(Error::invalid(format!(
-            "the real points have dimension {}, the fake points {}",
-            real.dim(),
-            fake.dim()
-        )));
-    }
-    for (set, name) in [(real, "real"), (fake, "fake")] {
-        if k == 0 || set.len() <= k {
-            return Err(Error::invalid(format!(
-                "the {name} set has {} points; k = {k} needs at least k + 1 and k ≥ 1",
-                set.len()
-            )));
-        }
-    }
+    super::knn::check_inputs(real, fake, k)?;
     let (real, fake) = (Rows::new(real), Rows::new(fake));
     let (real_radii, fake_radii) = (real.radii(k), fake.radii(k));
     let mut fake_in_real_ball = vec![false; fake.len()];

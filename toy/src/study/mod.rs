@@ -221,6 +221,16 @@ pub fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// The least and the greatest of the finite `values` (∞ and −∞ for none).
+pub fn finite_range(values: &[f64]) -> (f64, f64) {
+    values
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        })
+}
+
 /// The playground's default training: vanilla loss, no penalty, 4 D steps per G step.
 pub fn study_config() -> whichgan::train::TrainConfig {
     crate::train::playground_config(

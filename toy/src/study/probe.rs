@@ -81,13 +81,6 @@ impl CheckpointProbe {
             Arithmetic::F32Expanded => self.recall_f32_expanded,
         }
     }
-
-    pub fn precision_in(&self, arithmetic: Arithmetic) -> f64 {
-        match arithmetic {
-            Arithmetic::Exact => self.precision,
-            Arithmetic::F32Expanded => self.precision_f32_expanded,
-        }
-    }
 }
 
 impl std::str::FromStr for Arithmetic {

@@ -4,7 +4,7 @@
 //! both recall arithmetics, and the Source-I pretraining W1 of each beside the notebook's.
 //! [`section`] writes the README section and its figure when those folders are there.
 
-use super::median;
+use super::{finite_range, median};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use whichgan::io::Table;
@@ -12,9 +12,8 @@ use whichgan::metrics::stats::pearson;
 use whichgan::plot::{self, Curve, PALETTE};
 use whichgan::{Error, Result};
 
-/// The public notebook's printed correlations with the fine-tunes' minimum W1.
+/// The public notebook's printed r(recall, min W1) (its text below says −0.843 too).
 pub const NOTEBOOK_R_RECALL: f64 = -0.843;
-pub const NOTEBOOK_R_GRAD_SIM: f64 = -0.728;
 
 /// The public notebook's W1 of G to Source-I (2048 samples) during its pretraining, at its
 /// labels 0, 250, …, 5000 (after 1, 251, …, 5001 G updates).
@@ -90,9 +89,7 @@ impl Group {
     }
 
     fn range(&self, measure: usize) -> (f64, f64) {
-        let rs = self.rs(measure);
-        let lo = rs.iter().copied().fold(f64::INFINITY, f64::min);
-        (lo, rs.iter().copied().fold(f64::NEG_INFINITY, f64::max))
+        finite_range(&self.rs(measure))
     }
 }
 

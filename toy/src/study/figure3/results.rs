@@ -4,7 +4,7 @@
 
 use super::{write_rows, SweepPlan, SweepRow};
 use crate::study::probe::{Arithmetic, CheckpointProbe};
-use crate::study::{median, Protocol};
+use crate::study::{finite_range, median, Protocol};
 use serde::Serialize;
 use std::path::Path;
 use whichgan::io::write_csv;
@@ -162,12 +162,13 @@ pub fn write_results(
                 .map(|c| c.pearson_r)
                 .filter(|r| r.is_finite())
                 .collect();
+            let (min_r, max_r) = finite_range(&r);
             Spread {
                 metric,
                 convention,
-                min_r: r.iter().copied().fold(f64::INFINITY, f64::min),
+                min_r,
                 median_r: median(&r),
-                max_r: r.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                max_r,
                 max_p: of.iter().map(|c| c.pearson_p).fold(0.0, f64::max),
             }
         })
